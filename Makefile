@@ -1,0 +1,32 @@
+# Two entry points for a fresh clone (only Python >= 3.11 and make needed):
+#   make lab   - JupyterLab on notebooks/
+#   make test  - lint and the whole test suite, notebooks included
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/airlab lab
+
+test: $(STAMP)
+	$(BIN)/ruff check airlab tests benchmarks
+	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=120 notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check airlab tests benchmarks
+	$(BIN)/ruff format --check airlab tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_capture_import.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

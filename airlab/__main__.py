@@ -1,0 +1,5 @@
+import sys
+
+from airlab.cli import main
+
+sys.exit(main())
