@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/airlab lab
+	$(BIN)/airlab lab $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["AirlabError", "CaptureFormatError", "UsageError"]
+__all__ = ["AirlabError", "CaptureFormatError", "CloudRejected", "UsageError"]
 
 
 class AirlabError(Exception):
@@ -49,3 +49,25 @@ class CaptureFormatError(AirlabError, ValueError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+class CloudRejected(AirlabError):
+    """The cloud (Alibaba Cloud IoT or the local emulator) refused a request.
+
+    ``code`` is the platform's code (the JSON ``code`` of an HTTPS reply such as 401 or
+    460, or a CONNACK return code); ``explanation`` carries the emulator's human-readable
+    reason when one is known (expected vs received sign content, ...).
+
+    Example:
+        >>> str(CloudRejected(401, "request auth error"))
+        'cloud rejected the request: code 401: request auth error'
+    """
+
+    def __init__(self, code: int | str, message: str, explanation: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.explanation = explanation
+        text = f"cloud rejected the request: code {code}: {message}"
+        if explanation:
+            text += f" ({explanation})"
+        super().__init__(text)

@@ -1,0 +1,882 @@
+"""Host-side incremental parser for the Luat AT dialect (pure: bytes and stamps in, events out).
+
+Feed it the bytes of both directions, in the order they crossed the line, with the
+time stamps of the chunk that carried them; it returns the events completed by each
+chunk.  It never reads a clock, never blocks and never raises on wire input.
+
+Sent side (host -> module): command lines (CR, LF or CRLF; empty lines ignored) become
+:class:`~airlab.at.events.CommandSent`; after a data-phase command (``AT+HTTPDATA``,
+``AT+MPUBEX``, ``AT+CIPSEND``, ``AT+FSWRITE``, ``AT+HTTPEXPOST``, see
+:data:`~airlab.at.urcs.DATA_PHASE_COMMANDS`) the raw bytes that follow become one
+:class:`~airlab.at.events.DataSent` (by announced length, else up to 0x1A; 0x1B aborts).
+Data written before the prompt was seen is classified the same way; a final result
+received before any data was sent cancels the data phase (the command failed).
+
+Received side (module -> host): lines framed by CR/LF become
+:class:`~airlab.at.events.Echo`, :class:`~airlab.at.events.InfoLine`,
+:class:`~airlab.at.events.FinalResult`, :class:`~airlab.at.events.Urc`,
+:class:`~airlab.at.events.Prompt`, :class:`~airlab.at.events.UnknownLine` or
+:class:`~airlab.at.events.Garbage`; length-framed bodies (``+HTTPREAD: n`` …,
+``+MSUB: "t",n byte,…``, ``+IPD,n:…``) become :class:`~airlab.at.events.Payload` or a
+:class:`~airlab.at.events.Urc` carrying ``payload``.
+
+Conventions:
+
+* ``wall``/``mono`` of an event are those of the chunk that carried its first byte
+  (for a body: the first byte of its header line).
+* ``raw`` is the exact bytes of the event's content: a line without its terminator
+  (for ``Prompt(">")`` the bytes up to and including ``>``, indentation included);
+  for :class:`Payload` and :class:`DataSent` the body bytes only (without the 0x1A /
+  0x1B that ended it); for a ``+MSUB``/``+IPD`` URC the whole line, header and payload.
+* The result is chunk-invariant: splitting the two byte streams at any points (keeping
+  the order in which the directions alternated) yields the same events, stamps aside.
+* A partial line is capped at :data:`MAX_LINE` bytes: longer lines come out as
+  :class:`Garbage` pieces.  Announced bodies larger than
+  :data:`~airlab.at.urcs.MAX_BODY` are not framed (the header is an ordinary line).
+
+Example:
+    >>> p = AtParser()
+    >>> _ = p.feed_sent(b"AT+CGATT?\\r\\n", 1.0, 1.0)
+    >>> wire = b"AT+CGATT?\\r\\n\\r\\n+CGATT: 1\\r\\n\\r\\nOK\\r\\n"
+    >>> [e.kind for e in p.feed_received(wire, 1.1, 1.1)]
+    ['echo', 'info', 'final']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from airlab.at.events import (
+    CommandSent,
+    DataSent,
+    Direction,
+    Echo,
+    Event,
+    FinalResult,
+    Garbage,
+    InfoLine,
+    Payload,
+    Prompt,
+    UnknownLine,
+    Urc,
+)
+from airlab.at.urcs import (
+    ANSWER_ALIASES,
+    DATA_PHASE_COMMANDS,
+    ERROR_PREFIXES,
+    FINAL_RESULTS,
+    FIXED_URCS,
+    MAX_BODY,
+    MULTILINK_WORDS,
+    NAMED_URCS,
+    PAYLOAD_HEADERS,
+    PREFIX_URCS,
+    DataPhaseSpec,
+    PayloadHeaderSpec,
+)
+
+__all__ = ["MAX_LINE", "AtParser", "parse_stream", "split_args"]
+
+#: Longest partial line kept in memory; longer lines are emitted as Garbage pieces.
+MAX_LINE = 64 * 1024
+
+_CR = 0x0D
+_LF = 0x0A
+_SP = 0x20
+_GT = 0x3E
+_PLUS = 0x2B
+_CTRL_Z = 0x1A
+_ESC = 0x1B
+
+_TERM = re.compile(rb"[\r\n]")
+_NOT_SPACE = re.compile(rb"[^ ]")
+_CONTENT = re.compile(rb"[^\r\n]")
+_DATA_END = re.compile(rb"[\x1a\x1b]")
+_CTRL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LEADING_JUNK = re.compile(rb"^[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]+")
+_CMD_NAME = re.compile(r"AT\s*([+^*$#%&][A-Z0-9_]+)", re.IGNORECASE)
+_MULTILINK = re.compile(r"(\d+)\s*,\s*([A-Z][A-Z ]*[A-Z])\s*$")
+_QUOTED_ARGS = re.compile(r'\s*("[^"]*"|[^,]*)\s*(?:,|$)')
+_DIGITS = re.compile(r"\s*(\d+)\s*")
+
+# Headers whose body follows on the same line: +MSUB: "<topic>",<n> byte,<payload>
+# (topic quoted or, on older firmware, bare; space after the colon optional) and
+# +IPD,<n>[,<proto>]:<data>.  Bounded so that a long partial line stays cheap.
+_MSUB_HEADER = re.compile(rb'\+MSUB: ?(?:"([^"\r\n]{0,1024})"|([^\r\n]{0,1024}?)),(\d{1,9}) byte,')
+_IPD_HEADER = re.compile(rb"\+IPD,(\d{1,9})(?:,[A-Za-z]{1,8})?:")
+_INLINE_MAX = 1200  # no inline header is longer than this
+
+
+def split_args(text: str) -> tuple[str, ...]:
+    """Split URC/answer arguments on commas outside quotes, trim spaces and quotes.
+
+    >>> split_args(' "FOTA","UPDATING",20')
+    ('FOTA', 'UPDATING', '20')
+    >>> split_args("24/08/22,07:27:15+32, ")
+    ('24/08/22', '07:27:15+32', '')
+    """
+    if not text.strip():
+        return ()
+    if '"' not in text:
+        return tuple(a.strip() for a in text.split(","))
+    out: list[str] = []
+    pos = 0
+    n = len(text)
+    while pos <= n:
+        m = _QUOTED_ARGS.match(text, pos)
+        if m is None or m.end() == pos:  # pragma: no cover - pattern always advances or ends
+            out.append(text[pos:].strip().strip('"'))
+            break
+        arg = m.group(1).strip()
+        if len(arg) >= 2 and arg[0] == '"' and arg[-1] == '"':
+            arg = arg[1:-1]
+        out.append(arg)
+        pos = m.end()
+        if pos >= n and not text[m.start() : m.end()].endswith(","):
+            break
+        if pos >= n:
+            out.append("")
+            break
+    return tuple(out)
+
+
+def _command_name(line: str) -> str | None:
+    """``"+CEREG"`` for ``AT+CEREG?`` (upper case), ``None`` for ``AT``/``ATI``."""
+    m = _CMD_NAME.match(line.strip())
+    return m.group(1).upper() if m else None
+
+
+def _command_args(line: str) -> tuple[str, ...] | None:
+    """Arguments of a set command ``AT+X=a,b``; ``None`` for test/read/execute forms."""
+    eq = line.find("=")
+    if eq < 0:
+        return ()
+    rest = line[eq + 1 :]
+    if rest.strip().startswith("?"):
+        return None
+    return split_args(rest)
+
+
+class _Body:
+    """A length-framed body being collected (received side)."""
+
+    __slots__ = (
+        "buf",
+        "header",
+        "header_raw",
+        "mono",
+        "remaining",
+        "skip_lf",
+        "source",
+        "topic",
+        "urc",
+        "urc_args",
+        "wall",
+    )
+
+    def __init__(
+        self,
+        source: str,
+        header: str,
+        header_raw: bytes,
+        length: int,
+        wall: float,
+        mono: float,
+        *,
+        topic: str | None = None,
+        urc: bool = False,
+        urc_args: tuple[str, ...] = (),
+        skip_lf: bool = False,
+    ) -> None:
+        self.source = source
+        self.header = header
+        self.header_raw = header_raw
+        self.remaining = length
+        self.buf = bytearray()
+        self.wall = wall
+        self.mono = mono
+        self.topic = topic
+        self.urc = urc
+        self.urc_args = urc_args
+        self.skip_lf = skip_lf
+
+    def event(self, complete: bool) -> Event:
+        data = bytes(self.buf)
+        if self.urc:
+            raw = self.header_raw + data
+            return Urc(
+                wall=self.wall,
+                mono=self.mono,
+                raw=raw,
+                name=self.source,
+                line=raw.decode("utf-8", "replace"),
+                args=self.urc_args,
+                topic=self.topic,
+                payload=data,
+            )
+        return Payload(
+            wall=self.wall,
+            mono=self.mono,
+            raw=data,
+            source=self.source,
+            header=self.header,
+            data=data,
+            topic=self.topic,
+            complete=complete,
+        )
+
+
+class _DataPhase:
+    """A host data phase announced by a command (sent side)."""
+
+    __slots__ = ("buf", "command", "mono", "remaining", "started", "wall")
+
+    def __init__(self, command: str, length: int | None) -> None:
+        self.command = command
+        self.remaining = length  # None: until 0x1A / 0x1B
+        self.buf = bytearray()
+        self.started = False
+        self.wall = 0.0
+        self.mono = 0.0
+
+
+class AtParser:
+    """Incremental, chunk-invariant parser of both directions of an AT serial session.
+
+    Example:
+        >>> p = AtParser()
+        >>> p.feed_received(b"\\r\\nCONNECT OK\\r\\n", 5.0, 1.0)[0].name
+        'CONNECT OK'
+    """
+
+    #: When true, internal errors propagate (tests); otherwise the offending chunk
+    #: becomes a Garbage event and the parser resets its line state.
+    strict: bool = False
+
+    def __init__(self) -> None:
+        # sent side
+        self._sbuf = bytearray()
+        self._s_wall = 0.0
+        self._s_mono = 0.0
+        self._s_skip_lf = False
+        self._dp: _DataPhase | None = None
+        self._sent_seen = False
+        # received side
+        self._rbuf = bytearray()
+        self._r_wall = 0.0
+        self._r_mono = 0.0
+        self._overflow = False
+        self._body: _Body | None = None
+        self._swallow_space = False
+        # command tracking (shared)
+        self._pending: str | None = None
+        self._pending_upper = ""
+        self._pending_name: str | None = None
+        self._pending_aliases: frozenset[str] = frozenset()
+        self._echoed = False
+        self._gt_ok = False  # a '>' at a line start is a prompt
+
+    # ------------------------------------------------------------------ public API
+
+    def feed(
+        self, direction: Direction | str, data: bytes, wall: float, mono: float
+    ) -> list[Event]:
+        """Feed one chunk in the given direction (``Direction.SENT`` / ``RECEIVED``)."""
+        if direction == Direction.SENT:
+            return self.feed_sent(data, wall, mono)
+        return self.feed_received(data, wall, mono)
+
+    def feed_sent(self, data: bytes, wall: float, mono: float) -> list[Event]:
+        """Bytes the host wrote to the module; returns the events they complete."""
+        out: list[Event] = []
+        if not data:
+            return out
+        data = bytes(data)
+        self._sent_seen = True
+        if self.strict:
+            self._sent(data, wall, mono, out)
+            return out
+        try:
+            self._sent(data, wall, mono, out)
+        except Exception:  # pragma: no cover - safety net for live sessions
+            self._sbuf = bytearray()
+            self._dp = None
+            out.append(Garbage(wall=wall, mono=mono, raw=data))
+        return out
+
+    def feed_received(self, data: bytes, wall: float, mono: float) -> list[Event]:
+        """Bytes read from the module; returns the events they complete."""
+        out: list[Event] = []
+        if not data:
+            return out
+        data = bytes(data)
+        if self.strict:
+            self._received(data, wall, mono, out)
+            return out
+        try:
+            self._received(data, wall, mono, out)
+        except Exception:  # pragma: no cover - safety net for live sessions
+            self._rbuf = bytearray()
+            self._body = None
+            self._overflow = False
+            out.append(Garbage(wall=wall, mono=mono, raw=data))
+        return out
+
+    def close(self, wall: float, mono: float) -> list[Event]:
+        """End of stream: flush the partial command line, data, line or body."""
+        out: list[Event] = []
+        # sent side
+        dp = self._dp
+        if dp is not None and dp.started:
+            out.append(
+                DataSent(wall=dp.wall, mono=dp.mono, raw=bytes(dp.buf), for_command=dp.command)
+            )
+        self._dp = None
+        if self._sbuf:
+            line = bytes(self._sbuf)
+            self._sbuf = bytearray()
+            text = line.decode("utf-8", "replace").strip()
+            if text:
+                out.append(CommandSent(wall=self._s_wall, mono=self._s_mono, raw=line, line=text))
+        self._s_skip_lf = False
+        # received side
+        body = self._body
+        if body is not None:
+            self._body = None
+            out.append(body.event(complete=False))
+        if self._rbuf:
+            line = bytes(self._rbuf)
+            self._rbuf = bytearray()
+            if self._overflow:
+                out.append(Garbage(wall=self._r_wall, mono=self._r_mono, raw=line))
+            else:
+                self._line(line, self._r_wall, self._r_mono, False, out)
+        self._overflow = False
+        self._swallow_space = False
+        return out
+
+    # ------------------------------------------------------------------ sent side
+
+    def _sent(self, data: bytes, wall: float, mono: float, out: list[Event]) -> None:
+        pos = 0
+        n = len(data)
+        while pos < n:
+            if self._s_skip_lf:
+                self._s_skip_lf = False
+                if data[pos] == _LF:
+                    pos += 1
+                    continue
+            dp = self._dp
+            if dp is not None:
+                pos = self._sent_data(dp, data, pos, wall, mono, out)
+                continue
+            m = _TERM.search(data, pos)
+            if m is None:
+                if not self._sbuf:
+                    self._s_wall, self._s_mono = wall, mono
+                self._sbuf += data[pos:]
+                if len(self._sbuf) > MAX_LINE:  # a runaway line: emit it in pieces
+                    while len(self._sbuf) > MAX_LINE:
+                        piece = bytes(self._sbuf[:MAX_LINE])
+                        del self._sbuf[:MAX_LINE]
+                        out.append(self._command_event(piece, self._s_wall, self._s_mono))
+                    self._s_wall, self._s_mono = wall, mono
+                return
+            end = m.start()
+            if self._sbuf:
+                line = bytes(self._sbuf) + data[pos:end]
+                lw, lm = self._s_wall, self._s_mono
+                self._sbuf = bytearray()
+            else:
+                line = data[pos:end]
+                lw, lm = wall, mono
+            self._s_skip_lf = data[end] == _CR
+            pos = end + 1
+            if line:
+                while len(line) > MAX_LINE:
+                    out.append(self._command_event(line[:MAX_LINE], lw, lm))
+                    line = line[MAX_LINE:]
+                ev = self._command_event(line, lw, lm)
+                out.append(ev)
+                self._on_command(ev.line)
+
+    @staticmethod
+    def _command_event(line: bytes, wall: float, mono: float) -> CommandSent:
+        return CommandSent(wall=wall, mono=mono, raw=line, line=line.decode("utf-8", "replace"))
+
+    def _sent_data(
+        self, dp: _DataPhase, data: bytes, pos: int, wall: float, mono: float, out: list[Event]
+    ) -> int:
+        if not dp.started:
+            dp.started = True
+            dp.wall, dp.mono = wall, mono
+        n = len(data)
+        if dp.remaining is not None:
+            take = min(dp.remaining, n - pos)
+            dp.buf += data[pos : pos + take]
+            dp.remaining -= take
+            pos += take
+            if dp.remaining == 0:
+                self._finish_data(dp, out)
+            return pos
+        m = _DATA_END.search(data, pos)
+        if m is None:
+            dp.buf += data[pos:]
+            if len(dp.buf) >= MAX_BODY:
+                self._finish_data(dp, out)
+            return n
+        dp.buf += data[pos : m.start()]
+        self._finish_data(dp, out)
+        return m.end()
+
+    def _finish_data(self, dp: _DataPhase, out: list[Event]) -> None:
+        out.append(DataSent(wall=dp.wall, mono=dp.mono, raw=bytes(dp.buf), for_command=dp.command))
+        self._dp = None
+
+    def _on_command(self, line: str) -> None:
+        """A command line was sent: it becomes the pending command; maybe a data phase."""
+        self._set_pending(line, echoed=False)
+        self._dp = None
+        name = self._pending_name
+        if name is None:
+            return
+        spec = DATA_PHASE_COMMANDS.get(name)
+        if spec is None:
+            return
+        length = self._data_length(line, spec)
+        if length is False:
+            return
+        self._dp = _DataPhase(line.strip(), length if isinstance(length, int) else None)
+
+    @staticmethod
+    def _data_length(line: str, spec: DataPhaseSpec) -> int | bool | None:
+        """Announced length (int), ``None`` (until 0x1A) or ``False`` (no data phase)."""
+        args = _command_args(line)
+        if args is None:
+            return False
+        idx = spec.length_index.get(len(args))
+        if idx is None:
+            return None if spec.until_ctrl_z and not args else False
+        m = _DIGITS.fullmatch(args[idx])
+        if m is None:
+            return False
+        length = int(m.group(1))
+        if length <= 0 or length > MAX_BODY:
+            return False
+        return length
+
+    # ------------------------------------------------------------------ pending command
+
+    def _set_pending(self, line: str | None, *, echoed: bool) -> None:
+        self._pending = line
+        if line is None:
+            self._pending_upper = ""
+            self._pending_name = None
+            self._pending_aliases = frozenset()
+            self._echoed = False
+            self._gt_ok = False
+            return
+        self._pending_upper = line.strip().upper()
+        name = _command_name(line)
+        self._pending_name = name
+        self._pending_aliases = ANSWER_ALIASES.get(name, frozenset()) if name else frozenset()
+        self._echoed = echoed
+        spec = DATA_PHASE_COMMANDS.get(name) if name else None
+        self._gt_ok = spec is not None and spec.prompt == ">"
+
+    def _end_command(self) -> None:
+        self._set_pending(None, echoed=False)
+        dp = self._dp
+        if dp is not None and not dp.started:
+            self._dp = None  # the command failed before its data phase
+
+    # ------------------------------------------------------------------ received side
+
+    def _received(self, chunk: bytes, wall: float, mono: float, out: list[Event]) -> None:
+        if self._rbuf:
+            if self._body is None and _TERM.search(chunk) is None:
+                # the partial line goes on without a terminator: cheap path
+                self._rbuf += chunk
+                self._partial_checks(chunk, wall, mono, out)
+                return
+            data = bytes(self._rbuf) + chunk
+            boundary = len(self._rbuf)
+            fw, fm = self._r_wall, self._r_mono
+            self._rbuf = bytearray()
+        else:
+            data = chunk
+            boundary = 0
+            fw, fm = wall, mono
+        pos = 0
+        n = len(data)
+        while pos < n:
+            body = self._body
+            if body is not None:
+                pos = self._body_bytes(body, data, pos, out)
+                continue
+            b = data[pos]
+            if self._swallow_space:
+                self._swallow_space = False
+                if b == _SP:
+                    pos += 1
+                    continue
+            if b in (_CR, _LF):  # framing: skip the whole run of line breaks
+                m = _CONTENT.search(data, pos)
+                pos = n if m is None else m.start()
+                continue
+            # a line starts at pos
+            if pos < boundary:
+                lw, lm = fw, fm
+            else:
+                lw, lm = wall, mono
+            overflow = self._overflow
+            if not overflow:
+                if self._gt_ok and (b in (_GT, _SP)):
+                    m = _NOT_SPACE.search(data, pos)
+                    if m is None:  # only spaces so far: wait for more
+                        self._keep_partial(data[pos:], lw, lm, out)
+                        return
+                    k = m.start()
+                    if data[k] == _GT:
+                        self._prompt(data[pos : k + 1], ">", lw, lm, out)
+                        self._swallow_space = True
+                        pos = k + 1
+                        continue
+                if b == _PLUS:
+                    hdr = self._inline_header(data, pos, lw, lm, out)
+                    if hdr is not None:
+                        pos = hdr
+                        continue
+            m = _TERM.search(data, pos)
+            if m is None:
+                self._keep_partial(data[pos:], lw, lm, out)
+                return
+            end = m.start()
+            line = data[pos:end]
+            pos = end + 1
+            if overflow:
+                self._overflow = False
+                self._garbage_pieces(line, lw, lm, out, last=True)
+            elif len(line) > MAX_LINE:
+                self._garbage_pieces(line, lw, lm, out, last=True)
+            else:
+                self._line(line, lw, lm, data[end] == _CR, out)
+
+    def _keep_partial(self, rest: bytes, wall: float, mono: float, out: list[Event]) -> None:
+        self._rbuf = bytearray(rest)
+        self._r_wall, self._r_mono = wall, mono
+        self._cap_partial(wall, mono, out)
+
+    def _cap_partial(self, wall: float, mono: float, out: list[Event]) -> None:
+        if len(self._rbuf) > MAX_LINE:
+            self._overflow = True
+            while len(self._rbuf) > MAX_LINE:
+                out.append(
+                    Garbage(wall=self._r_wall, mono=self._r_mono, raw=bytes(self._rbuf[:MAX_LINE]))
+                )
+                del self._rbuf[:MAX_LINE]
+                self._r_wall, self._r_mono = wall, mono
+
+    def _partial_checks(self, chunk: bytes, wall: float, mono: float, out: list[Event]) -> None:
+        """The partial line grew (no terminator): prompt / inline header / cap checks."""
+        buf = self._rbuf
+        if not self._overflow:
+            first = buf[0]
+            if self._gt_ok and (first in (_GT, _SP)):
+                m = _NOT_SPACE.search(buf)
+                if m is not None and buf[m.start()] == _GT:
+                    data = bytes(buf)
+                    self._rbuf = bytearray()
+                    k = m.start()
+                    self._prompt(data[: k + 1], ">", self._r_wall, self._r_mono, out)
+                    self._swallow_space = True
+                    if k + 1 < len(data):
+                        self._received(data[k + 1 :], wall, mono, out)
+                    return
+            if first == _PLUS and b"," in chunk and len(buf) - len(chunk) < _INLINE_MAX:
+                data = bytes(buf)
+                rw, rm = self._r_wall, self._r_mono
+                hdr = self._inline_header(data, 0, rw, rm, out)
+                if hdr is not None:
+                    self._rbuf = bytearray()
+                    if hdr < len(data):
+                        self._received(data[hdr:], wall, mono, out)
+                    return
+        self._cap_partial(wall, mono, out)
+
+    def _garbage_pieces(
+        self, line: bytes, wall: float, mono: float, out: list[Event], *, last: bool
+    ) -> None:
+        while len(line) > MAX_LINE:
+            out.append(Garbage(wall=wall, mono=mono, raw=line[:MAX_LINE]))
+            line = line[MAX_LINE:]
+        if line and last:
+            out.append(Garbage(wall=wall, mono=mono, raw=line))
+
+    def _body_bytes(self, body: _Body, data: bytes, pos: int, out: list[Event]) -> int:
+        if body.skip_lf:
+            body.skip_lf = False
+            if data[pos] == _LF:
+                return pos + 1
+        take = min(body.remaining, len(data) - pos)
+        body.buf += data[pos : pos + take]
+        body.remaining -= take
+        if body.remaining == 0:
+            self._body = None
+            out.append(body.event(complete=True))
+        return pos + take
+
+    def _inline_header(
+        self, data: bytes, pos: int, wall: float, mono: float, out: list[Event]
+    ) -> int | None:
+        """``+MSUB: "t",n byte,`` / ``+IPD,n:`` at ``pos``: start the body, return its start."""
+        if data.startswith(b"+MSUB", pos):
+            m = _MSUB_HEADER.match(data, pos)
+            if m is None:
+                return None
+            length = int(m.group(3))
+            if length > MAX_BODY:
+                return None
+            quoted, bare = m.group(1), m.group(2)
+            topic = (quoted if quoted is not None else bare or b"").decode("utf-8", "replace")
+            topic = topic.strip()
+            header_raw = data[pos : m.end()]
+            header = header_raw[:-1].decode("utf-8", "replace")
+            as_payload = self._pending_name == "+MQTTMSGGET"
+            body = _Body(
+                "+MSUB",
+                header,
+                header_raw,
+                length,
+                wall,
+                mono,
+                topic=topic,
+                urc=not as_payload,
+                urc_args=(topic, f"{length} byte"),
+            )
+        elif data.startswith(b"+IPD", pos):
+            m = _IPD_HEADER.match(data, pos)
+            if m is None:
+                return None
+            length = int(m.group(1))
+            if length > MAX_BODY:
+                return None
+            header_raw = data[pos : m.end()]
+            header = header_raw[:-1].decode("ascii", "replace")
+            body = _Body(
+                "+IPD",
+                header,
+                header_raw,
+                length,
+                wall,
+                mono,
+                urc=True,
+                urc_args=tuple(header[5:].split(",")),
+            )
+        else:
+            return None
+        if length == 0:
+            out.append(body.event(complete=True))
+        else:
+            self._body = body
+        return m.end()
+
+    def _prompt(self, raw: bytes, prompt: str, wall: float, mono: float, out: list[Event]) -> None:
+        out.append(Prompt(wall=wall, mono=mono, raw=raw, prompt=prompt))
+        if prompt == ">":
+            self._gt_ok = False
+
+    # ------------------------------------------------------------------ line classification
+
+    def _line(self, lb: bytes, wall: float, mono: float, ended_cr: bool, out: list[Event]) -> None:
+        if lb.isascii():
+            if _CTRL.search(lb) is not None:
+                self._junk_line(lb, wall, mono, ended_cr, out)
+                return
+            s = lb.decode("ascii")
+        else:
+            try:
+                s = lb.decode("utf-8")
+            except UnicodeDecodeError:
+                self._junk_line(lb, wall, mono, ended_cr, out)
+                return
+            if _CTRL.search(lb) is not None:
+                self._junk_line(lb, wall, mono, ended_cr, out)
+                return
+        t = s.strip()
+        if not t:
+            return
+        self._text_line(lb, s, t, wall, mono, ended_cr, out)
+
+    def _junk_line(
+        self, lb: bytes, wall: float, mono: float, ended_cr: bool, out: list[Event]
+    ) -> None:
+        m = _LEADING_JUNK.match(lb)
+        if m is not None and m.end() < len(lb):
+            rest = lb[m.end() :]
+            try:
+                s = rest.decode("utf-8")
+            except UnicodeDecodeError:
+                s = None
+            if s is not None and _CTRL.search(rest) is None and s.strip():
+                out.append(Garbage(wall=wall, mono=mono, raw=lb[: m.end()]))
+                self._text_line(rest, s, s.strip(), wall, mono, ended_cr, out)
+                return
+        out.append(Garbage(wall=wall, mono=mono, raw=lb))
+
+    def _text_line(
+        self, lb: bytes, s: str, t: str, wall: float, mono: float, ended_cr: bool, out: list[Event]
+    ) -> None:
+        # 1. final results
+        word = FINAL_RESULTS.get(t)
+        if word is not None:
+            out.append(FinalResult(wall=wall, mono=mono, raw=lb, result=word))
+            self._end_command()
+            return
+        c0 = t[0]
+        if c0 == "+" and t.startswith(ERROR_PREFIXES):
+            out.append(self._error_result(lb, t, wall, mono))
+            self._end_command()
+            return
+        if c0 == "D":
+            if t.startswith("DATA ACCEPT"):
+                nums = re.findall(r"\d+", t)
+                code = int(nums[-1]) if nums else None
+                out.append(
+                    FinalResult(wall=wall, mono=mono, raw=lb, result="DATA ACCEPT", code=code)
+                )
+                self._end_command()
+                return
+            if t == "DOWNLOAD":
+                self._prompt(lb, "DOWNLOAD", wall, mono, out)
+                return
+        # 2. echo
+        if (c0 == "A" or c0 == "a") and t[:2].upper() == "AT" and self._is_echo(t):
+            out.append(Echo(wall=wall, mono=mono, raw=lb, line=t))
+            return
+        # 3. '+NAME: …' / '^NAME: …' lines
+        colon = t.find(":")
+        name = t[:colon].rstrip() if colon >= 0 else t
+        if c0 == "+" or c0 == "^":
+            spec = PAYLOAD_HEADERS.get(name)
+            if (
+                spec is not None
+                and colon >= 0
+                and self._payload_header(lb, t, name, colon, spec, wall, mono, ended_cr, out)
+            ):
+                return
+            if self._pending is not None and (
+                name.upper() == self._pending_name or name.upper() in self._pending_aliases
+            ):
+                out.append(InfoLine(wall=wall, mono=mono, raw=lb, line=s))
+                return
+        # 4. URCs
+        if colon >= 0 and name in NAMED_URCS:
+            out.append(
+                Urc(
+                    wall=wall, mono=mono, raw=lb, name=name, line=s, args=split_args(t[colon + 1 :])
+                )
+            )
+            return
+        if t in FIXED_URCS:
+            out.append(Urc(wall=wall, mono=mono, raw=lb, name=t, line=s))
+            return
+        for prefix, urc_name in PREFIX_URCS:
+            if t.startswith(prefix):
+                rest = t[len(prefix) :]
+                args = split_args(rest) if urc_name == "+IPD" else ()
+                out.append(Urc(wall=wall, mono=mono, raw=lb, name=urc_name, line=s, args=args))
+                return
+        if c0.isdigit():
+            m = _MULTILINK.fullmatch(t)
+            if m is not None:
+                word = m.group(2)
+                final = MULTILINK_WORDS.get(word)
+                if final is True:
+                    out.append(FinalResult(wall=wall, mono=mono, raw=lb, result=word))
+                    self._end_command()
+                    return
+                if final is False:
+                    out.append(
+                        Urc(wall=wall, mono=mono, raw=lb, name=word, line=s, args=(m.group(1),))
+                    )
+                    return
+        # 5. anything else
+        if t.strip("?") == "":
+            out.append(Garbage(wall=wall, mono=mono, raw=lb))  # '?' noise (undecodable bytes)
+        elif self._pending is not None:
+            out.append(InfoLine(wall=wall, mono=mono, raw=lb, line=s))
+        else:
+            out.append(UnknownLine(wall=wall, mono=mono, raw=lb, line=s))
+
+    def _is_echo(self, t: str) -> bool:
+        """Decide whether a line starting with ``AT`` is an echo (and track the command)."""
+        if self._pending is not None:
+            if not self._echoed:
+                # the pending command's echo (tolerant: T04 echoes AT+RESE as AT+RESET)
+                self._echoed = True
+                return True
+            if self._sent_seen:
+                return False  # an answer line that happens to start with AT
+        # received-only stream, or nothing pending: the echo tells us the command
+        self._set_pending(t, echoed=True)
+        return True
+
+    @staticmethod
+    def _error_result(lb: bytes, t: str, wall: float, mono: float) -> FinalResult:
+        result = "+CME ERROR" if t.startswith("+CME") else "+CMS ERROR"
+        rest = t[len(result) :].lstrip(" :").strip()
+        m = _DIGITS.fullmatch(rest)
+        if m is not None:
+            return FinalResult(wall=wall, mono=mono, raw=lb, result=result, code=int(m.group(1)))
+        return FinalResult(wall=wall, mono=mono, raw=lb, result=result, detail=rest or None)
+
+    def _payload_header(
+        self,
+        lb: bytes,
+        t: str,
+        name: str,
+        colon: int,
+        spec: PayloadHeaderSpec,
+        wall: float,
+        mono: float,
+        ended_cr: bool,
+        out: list[Event],
+    ) -> bool:
+        if spec.only_answering and self._pending_name != name.upper():
+            return False
+        args = split_args(t[colon + 1 :])
+        if len(args) != spec.nargs:
+            return False
+        if spec.first_arg is not None and args[0] != spec.first_arg:
+            return False
+        m = _DIGITS.fullmatch(args[spec.length_index])
+        if m is None:
+            return False
+        length = int(m.group(1))
+        if length > MAX_BODY:
+            return False
+        body = _Body(name, t, lb, length, wall, mono, skip_lf=ended_cr)
+        if length == 0:
+            out.append(body.event(complete=True))
+        else:
+            self._body = body
+        return True
+
+
+def parse_stream(chunks: Iterable[tuple[Direction | str, bytes, float, float]]) -> list[Event]:
+    """Parse a whole recorded stream: feed every ``(direction, data, wall, mono)``, then close.
+
+    >>> evs = parse_stream([(Direction.SENT, b"AT\\r\\n", 0.0, 0.0),
+    ...                     (Direction.RECEIVED, b"AT\\r\\n\\r\\nOK\\r\\n", 0.1, 0.1)])
+    >>> [e.kind for e in evs]
+    ['command', 'echo', 'final']
+    """
+    parser = AtParser()
+    out: list[Event] = []
+    wall = mono = 0.0
+    for direction, data, wall, mono in chunks:
+        out.extend(parser.feed(direction, data, wall, mono))
+    out.extend(parser.close(wall, mono))
+    return out

@@ -1,0 +1,125 @@
+"""``airlab capture``: convert capture files between formats.
+
+``airlab capture convert IN OUT [--from FMT] [--to FMT] [--date YYYY-MM-DD]
+[--level records|events]``
+
+Formats are guessed from the file names / contents when not given (see
+:mod:`airlab.at.formats`).  Errors (unknown format, missing file, bad date) raise
+:class:`~airlab.errors.UsageError` / :class:`~airlab.errors.CaptureFormatError`; the
+dispatcher prints them as one line and exits non-zero.
+
+Example:
+    >>> main_convert(["data/captures/seed_direct_mqtt.log", "/tmp/direct.jsonl"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from airlab.errors import CaptureFormatError, UsageError
+
+__all__ = ["convert", "main_convert", "register"]
+
+
+def convert(
+    src: str,
+    dst: str,
+    *,
+    from_fmt: str | None = None,
+    to_fmt: str | None = None,
+    date: str | None = None,
+    level: str = "records",
+) -> str:
+    """Convert ``src`` to ``dst``; returns a one-line summary.
+
+    >>> convert("in.log", "out.jsonl")  # doctest: +SKIP
+    'in.log (sscom) -> out.jsonl (jsonl): 31 records, 0 unparsed'
+    """
+    from airlab.at.formats import (
+        EXPORT_FORMATS,
+        IMPORT_FORMATS,
+        _check_format,
+        export_format_for,
+        read_capture,
+        write_capture,
+    )
+    from airlab.at.formats._common import resolve_date
+
+    from_fmt = _check_format(from_fmt, IMPORT_FORMATS, "from")
+    to_fmt = _check_format(to_fmt, EXPORT_FORMATS, "to") or export_format_for(dst)
+    day = resolve_date(date)[0] if date is not None else None
+    if not Path(src).exists():
+        raise CaptureFormatError(src, "no such file")
+    if Path(dst).resolve() == Path(src).resolve():
+        raise UsageError("out", "output file must differ from the input file")
+    transcript = read_capture(src, fmt=from_fmt, date=day)
+    out_dir = Path(dst).parent
+    if not out_dir.is_dir():
+        raise CaptureFormatError(dst, f"output directory {str(out_dir)!r} does not exist")
+    write_capture(transcript, dst, to_fmt, level=level)
+    n_bad = len(transcript.unparsed())
+    return (
+        f"{src} ({transcript.format}) -> {dst} ({to_fmt}): "
+        f"{len(transcript)} records, {n_bad} unparsed"
+    )
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    summary = convert(
+        args.input,
+        args.output,
+        from_fmt=args.from_fmt,
+        to_fmt=args.to_fmt,
+        date=args.date,
+        level=args.level,
+    )
+    print(summary)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``capture`` command group to the ``airlab`` parser."""
+    capture = subparsers.add_parser("capture", help="import and convert serial captures")
+    sub = capture.add_subparsers(dest="capture_command", metavar="SUBCOMMAND")
+    sub.required = True
+    conv = sub.add_parser(
+        "convert",
+        help="convert a capture (sscom, llcom, console, bytes, jsonl, csv, parquet)",
+        description="Convert a capture file. Formats are guessed from names/contents.",
+    )
+    conv.add_argument("input", help="capture file to read")
+    conv.add_argument("output", help="file to write")
+    conv.add_argument(
+        "--from",
+        dest="from_fmt",
+        metavar="FMT",
+        help="input format: sscom, llcom, jsonl, console, bytes, csv, parquet",
+    )
+    conv.add_argument(
+        "--to",
+        dest="to_fmt",
+        metavar="FMT",
+        help="output format: jsonl, csv, parquet, sscom, llcom",
+    )
+    conv.add_argument(
+        "--date", help="day of sscom stamps (YYYY-MM-DD); default: from file name, else 2000-01-01"
+    )
+    conv.add_argument(
+        "--level", default="records", help="records (default) or events (csv/parquet only)"
+    )
+    conv.set_defaults(func=_run_convert)
+
+
+def main_convert(argv: Sequence[str]) -> int:
+    """Run ``airlab capture convert`` with ``argv`` in-process (errors printed as one line)."""
+    from airlab.cli import main
+
+    return main(["capture", "convert", *argv])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main_convert(sys.argv[1:]))

@@ -1,0 +1,26 @@
+"""The docstring examples of every airlab.aliyun module (and errors.py) run as tests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import airlab.aliyun
+
+MODULES = ["airlab.aliyun", "airlab.errors"] + [
+    f"airlab.aliyun.{info.name}" for info in pkgutil.iter_modules(airlab.aliyun.__path__)
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+def test_public_api_is_exported() -> None:
+    for name in airlab.aliyun.__all__:
+        assert hasattr(airlab.aliyun, name), name

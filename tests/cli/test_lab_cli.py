@@ -1,0 +1,70 @@
+"""`airlab lab`: the README's main command starts a working JupyterLab on notebooks/."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from airlab.cli.lab import find_notebooks_dir, jupyter_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_finds_the_lessons_folder() -> None:
+    assert find_notebooks_dir() == ROOT / "notebooks"
+    assert any((ROOT / "notebooks").glob("00_*.ipynb"))
+
+
+def test_command_line_points_jupyterlab_at_the_lessons() -> None:
+    cmd = jupyter_command(ROOT / "notebooks", port=8899, no_browser=True, ip="127.0.0.1")
+    assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--notebook-dir={ROOT / 'notebooks'}" in cmd
+    assert "--ServerApp.port=8899" in cmd and "--no-browser" in cmd
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_airlab_lab_serves_the_welcome_notebook(tmp_path: Path) -> None:
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_TOKEN="airlab-test", JUPYTER_RUNTIME_DIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlab", "lab", "--no-browser", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/api/contents?token=airlab-test"
+    try:
+        deadline = time.monotonic() + 60
+        listing = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    listing = json.load(reply)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)  # polling a server that is starting: no event to wait on
+        assert listing is not None, proc.stderr.read().decode() if proc.poll() is not None else ""
+        names = {item["name"] for item in listing["content"]}
+        assert any(name.startswith("00_") for name in names)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
