@@ -19,7 +19,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks
-	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=120 notebooks
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-cell-timeout=120
 
 lint: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks
