@@ -15,20 +15,44 @@ from airlab.at.transcript import RecordKind, Transcript
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "data" / "captures" / "luat_docs"
 
-LLCOM_WITH_HEX = """\
-2024-08-22 10:20:36.670 +08:00 [INF] <-AT\\r\\n
-2024-08-22 10:20:36.670 +08:00 [DBG] [HEX]41 54 0D 0A
-2024-08-22 10:20:36.686 +08:00 [INF] ->AT\\r\\n\\r\\nOK\\r\\n
-2024-08-22 10:20:36.686 +08:00 [DBG] [HEX]41 54 0D 0A 0D 0A 4F 4B 0D 0A
-2024-08-22 10:20:37.000 +08:00 [INF] port COM5 opened
-2024-08-22 10:20:38.100 +08:00 [INF] ->?\\r\\n
-2024-08-22 10:20:38.100 +08:00 [DBG] [HEX]FF 0D 0A
-"""
+# Built to LLCOM's source (github.com/chenxuuu/llcom, llcom/Tools/Global.cs,
+# Uart_UartDataSent / Uart_UartDataRecived: `AddUartLogInfo($"<-{Byte2Readable(..)}")` then
+# `AddUartLogDebug($"[HEX]{Byte2Hex(.., " ")}")`; Byte2Readable writes CR LF as `\r\n` plus a
+# real CR LF; llcom/Tools/Logger.cs: Serilog's default file template, CRLF line ends,
+# "[SRART]Logs by LLCOM. https://github.com/chenxuuu/llcom" / "[START]..." first entry,
+# MainWindow.xaml.cs: `AddUartLogDebug($"[openPort]{isOpeningPort},{...}")`).
+LLCOM_WITH_HEX = (
+    "2024-08-22 10:20:35.000 +08:00 [INF] [START]Logs by LLCOM. https://github.com/chenxuuu/llcom\r\n"
+    "2024-08-22 10:20:35.100 +08:00 [DBG] [openPort]False,COM5\r\n"
+    "2024-08-22 10:20:36.670 +08:00 [INF] <-AT\\r\\n\r\n"
+    "\r\n"
+    "2024-08-22 10:20:36.670 +08:00 [DBG] [HEX]41 54 0D 0A\r\n"
+    "2024-08-22 10:20:36.686 +08:00 [INF] ->AT\\r\\n\r\n\\r\\n\r\nOK\\r\\n\r\n"
+    "\r\n"
+    "2024-08-22 10:20:36.686 +08:00 [DBG] [HEX]41 54 0D 0A 0D 0A 4F 4B 0D 0A\r\n"
+    "2024-08-22 10:20:38.100 +08:00 [INF] ->\ufffd\\r\\n\r\n"
+    "\r\n"
+    "2024-08-22 10:20:38.100 +08:00 [DBG] [HEX]FF 0D 0A\r\n"
+)
 
+# no [HEX] entries: the three text styles LLCOM versions wrote (escapes + real line
+# breaks; control pictures, older Global.cs `symbols` table; raw text, EnableSymbol off)
 LLCOM_NO_HEX = """\
+garbage before any entry
 2024-08-22 10:20:36.670 [INF] <-AT+CGATT?\\r\\n
-2024-08-22 10:20:36.7 -05:30 [INF] ->AT+CGATT?\\r\\n\\r\\n+CGATT: 1\\r\\n\\r\\nOK\\r\\n\\x1A\\\\
-garbage that is no log line
+
+2024-08-22 10:20:36.7 -05:30 [INF] ->AT+CGATT?\\r\\n
+\\r\\n
++CGATT: 1\\r\\n
+\\r\\n
+OK\\r\\n
+\\x1A\\e\\0
+2024-08-22 10:20:37.000 +08:00 [INF] ->OK␍␊
+␀␡
+2024-08-22 10:20:38.000 +08:00 [INF] ->+CSQ: 20,0
+
+OK
+
 2024-13-40 10:20:36.670 +08:00 [INF] ->bad date
 """
 
@@ -39,21 +63,47 @@ def test_llcom_with_hex_lines() -> None:
     assert [(r.direction, r.data) for r in data] == [
         (Direction.SENT, b"AT\r\n"),
         (Direction.RECEIVED, b"AT\r\n\r\nOK\r\n"),
-        (Direction.RECEIVED, b"\xff\r\n"),  # the HEX line wins over the '?' text
+        (Direction.RECEIVED, b"\xff\r\n"),  # the HEX line wins over the U+FFFD text
     ]
     assert data[0].wall == pytest.approx(1724293236.670)
-    assert data[1].mono == pytest.approx(0.016)
-    assert [r.kind for r in t].count(RecordKind.MARKER) == 1
+    assert data[1].mono == pytest.approx(1.686)
+    assert data[1].line_no == 6
+    markers = [r.text for r in t if r.kind is RecordKind.MARKER]
+    assert len(markers) == 2 and "[START]Logs by LLCOM" in markers[0]
+    assert "[openPort]" in markers[1]
+    assert t.unparsed() == []
     assert [e.kind for e in t.events()][:3] == ["command", "echo", "final"]
 
 
 def test_llcom_without_hex_offsets_and_bad_lines() -> None:
     t = parse_llcom(LLCOM_NO_HEX)
-    assert t[0].data == b"AT+CGATT?\r\n"
-    assert t[0].wall == pytest.approx(1724322036.670)  # no offset: UTC
-    assert t[1].data.endswith(b"OK\r\n\x1a\\")
-    assert t[1].wall == pytest.approx(1724322036.7 + 5.5 * 3600)
-    assert [(r.line_no, r.unparsed) for r in t[2:]] == [(3, True), (4, True)]
+    assert (t[0].line_no, t[0].unparsed) == (1, True)
+    assert t[1].data == b"AT+CGATT?\r\n"
+    assert t[1].wall == pytest.approx(1724322036.670)  # no offset: UTC
+    assert t[2].data == b"AT+CGATT?\r\n\r\n+CGATT: 1\r\n\r\nOK\r\n\x1a\x1b\x00"
+    assert t[2].wall == pytest.approx(1724322036.7 + 5.5 * 3600)
+    assert t[3].data == b"OK\r\n\x00\x7f"  # control pictures
+    assert t[4].data == b"+CSQ: 20,0\r\n\r\nOK\r\n"  # raw text: a line break is CR LF
+    assert [(r.line_no, r.unparsed) for r in t[5:]] == [(16, True)]
+
+
+def test_llcom_raw_send_and_lone_controls() -> None:
+    # Global.cs Uart_UartDataRawSent: "Raw<-" + "[Raw HEX]" (the data before the send
+    # script): markers, not wire bytes.  A lone CR / LF is its escape + the character.
+    text = (
+        "2024-08-22 10:20:36.000 +08:00 [INF] Raw<-AT\r\n"
+        "2024-08-22 10:20:36.000 +08:00 [DBG] [Raw HEX]41 54\r\n"
+        "2024-08-22 10:20:36.001 +08:00 [INF] <-AT\\r\r\r\n"
+        "2024-08-22 10:20:36.200 +08:00 [INF] ->A\\n\r\nB\\tC\tD\r\n"
+    )
+    t = parse_llcom(text)
+    assert [r.kind for r in t] == [
+        RecordKind.MARKER,
+        RecordKind.MARKER,
+        RecordKind.DATA,
+        RecordKind.DATA,
+    ]
+    assert t[2].data == b"AT\r" and t[3].data == b"A\nB\tC\tD"
 
 
 @pytest.mark.parametrize(

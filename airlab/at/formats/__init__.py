@@ -6,8 +6,10 @@ logs), ``console`` (untimestamped logs pasted from docs), ``bytes`` (``b'...'`` 
 ``csv``, ``parquet``, ``sscom``, ``llcom``.
 
 Detection (:func:`detect_format`): by extension first (``.jsonl``, ``.csv``,
-``.parquet``), then by content: ``发→◇``/``收←◆`` → sscom, ``[INF] <-``/``[INF] ->`` →
-llcom, a ``b'...'`` line → bytes, a JSON header line → jsonl, anything else → console.
+``.parquet``), then by content: ``发→◇``/``收←◆`` (or UartAssist's
+``[stamp]# SEND ASCII>``-style headers) → sscom, ``[INF] <-``/``[INF] ->``/
+``[DBG] [HEX]``/``[START]Logs by LLCOM`` → llcom, a ``b'...'`` line → bytes, a JSON
+header line → jsonl, anything else → console.
 
 Example:
     >>> t = read_capture("data/captures/seed_direct_mqtt.log")  # doctest: +SKIP
@@ -41,7 +43,13 @@ IMPORT_FORMATS = ("jsonl", "sscom", "llcom", "console", "bytes", "csv", "parquet
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "sscom", "llcom")
 
 _EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_LLCOM = re.compile(r"\[INF\]\s?(<-|->)")
+_LLCOM = re.compile(
+    r"\[INF\]\s?(?:Raw)?(?:<-|->)|\[DBG\]\s?\[(?:Raw )?HEX\]|\[(?:START|SRART)\]Logs by LLCOM"
+)
+# UartAssist-style headers the sscom reader also takes: [2019-07-13 11:21:44.870]# RECV ASCII>
+_UART_ASSIST = re.compile(
+    r"^[ \t]*\[[^\]\n]{0,40}\][ \t]?#[ \t]?(?:SEND|RECV)[ \t]?(?:ASCII|HEX)>", re.M
+)
 _BYTES = re.compile(r"""^\s*[bB][rR]?['"]""", re.M)
 
 
@@ -65,7 +73,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     from airlab.at.formats._common import decode_log
 
     text = decode_log(head)
-    if "发→◇" in text or "收←◆" in text:
+    if "发→◇" in text or "收←◆" in text or _UART_ASSIST.search(text):
         return "sscom"
     if _LLCOM.search(text):
         return "llcom"

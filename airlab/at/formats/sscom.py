@@ -15,12 +15,36 @@ Byte reconstruction rule (derived from the tutorial's captures):
   ``发→◇AT+CGATT?\\n\\n[...`` → ``AT+CGATT?\\r\\n``;
 * the last record runs to the end of the file (no separator follows it), so a file
   ending in ``CONNACK OK\\n`` gives ``...CONNACK OK\\r\\n``.
+* ``□`` is sscom's end-of-send mark: with CR LF appended the CR LF shows as the line
+  break before it; without, it follows the text on the same line (``发→◇AT□`` → ``AT``).
+
+HEX display mode ("HEX显示"): sscom writes each chunk as hex pairs, a space after
+each, e.g. ``[10:48:58.563]发→◇41 54 2B 53 54 41 52 54 0A □ `` (sent; the ``□`` on
+the same line) and ``[17:10:11.957]收←◆03 03 1E ... AD D9 `` (received), long
+chunks possibly wrapped.  A hex body is the exact bytes: no CR LF is reconstructed
+and the ``□`` adds nothing -- Modbus frames logged as ``01 03 00 00 00 01 84 0A □``
+were answered, so no CR LF went out after them.  Which records are hex is decided
+per file, then per record (:func:`_decide_hex`): so a text record ``AB CD`` stays
+text unless the whole file is hex.
+
+Variants also read (all seen in public logs / tools' source):
+
+* stamps with a date (``[2024-07-22 10:20:36.670]``, ``[2024/07/22 10:20:36:670]``),
+  or without milliseconds (``[10:20:36]``); a dated stamp's own date wins over the
+  date rule below, and undated stamps in such a file take the date of the dated
+  stamp before them;
+* a space between the stamp and the marker (``[13:41:12.027] 收←◆``);
+* bare markers at the start of a line (sscom with its time stamps switched off):
+  ``收←◆5``; such records have no time (NaN);
+* UartAssist-style headers ``[2019-07-13 11:21:44.870]# SEND ASCII>`` /
+  ``# RECV ASCII>`` / ``# SEND HEX>`` / ``# RECV HEX>``: the data starts on the next
+  line (the newline after ``>`` is not data); HEX records are decoded as hex.
 
 The file is decoded as UTF-8 (GB18030 when that fails: sscom on Chinese Windows).
 sscom is a display format: lone CR or LF bytes, and bytes that are not text, cannot
 be told apart from CR LF after a round trip; use JSONL for exact bytes.
 
-Stamps carry no date.  Date rule (:func:`~airlab.at.formats._common.resolve_date`):
+Plain stamps carry no date.  Date rule (:func:`~airlab.at.formats._common.resolve_date`):
 ``date=`` if given, else a ``YYYY-MM-DD``/``YYYYMMDD`` date in the file name, else
 2000-01-01.  The clock is read as UTC.  A stamp more than 12 h earlier than the previous
 one is taken as a midnight rollover (next day).  A header whose stamp cannot be read
@@ -68,14 +92,33 @@ SENT_MARK = "发→◇"
 RECEIVED_MARK = "收←◆"
 CRLF_MARK = "□"
 
-_HEADER = re.compile(r"^([ \t]*)\[([^\]\n]{0,40})\](发→◇|收←◆)", re.M)
+#: A record header: an optional indent, a ``[stamp]`` (optionally followed by one space)
+#: and a marker; or a bare marker at the start of a line (sscom with its time stamps
+#: switched off).  UartAssist-style ``# SEND ASCII>`` markers need the stamp (a bare
+#: ``# ...`` line is a comment).
+_HEADER = re.compile(
+    r"^(?P<indent>[ \t]*)(?:\[(?P<stamp>[^\]\n]{0,40})\][ \t]?"
+    r"(?P<mark>发→◇|收←◆|#[ \t]?(?:SEND|RECV)[ \t]?(?:ASCII|HEX)>)|(?P<bare>发→◇|收←◆))",
+    re.M,
+)
 _HEADER_PREFIX = re.compile(rb"[ \t]*\[[^\]\n]{0,40}")
-_STAMP = re.compile(r"(\d\d):(\d\d):(\d\d)\.(\d{3})")
+_STAMP = re.compile(
+    r"(?:(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})[ T]+)?"
+    r"(?P<h>\d{1,2}):(?P<mi>\d\d):(?P<s>\d\d)(?:\.(?P<frac>\d{1,6})|[:,](?P<ms>\d{3}))?"
+)
+_HEX_BODY = re.compile(r"[0-9A-Fa-f]{2}(?:(?: ?\n| )[0-9A-Fa-f]{2})*")
 _ROLLOVER = 12 * 3600.0
 
 _SENT_B = SENT_MARK.encode()
 _RECV_B = RECEIVED_MARK.encode()
-_SQUARE_TAIL = ("\n" + CRLF_MARK).encode()  # b"\n\xe2\x96\xa1"
+_SQUARE = CRLF_MARK.encode()  # b"\xe2\x96\xa1"
+# markers the fast path does not place (UartAssist-style headers)
+_OTHER_MARKS = (b"# SEND ", b"# RECV ", b"#SEND", b"#RECV")
+
+
+def _is_hex_digit(v: Any) -> Any:
+    low = v | 0x20
+    return ((v >= 0x30) & (v <= 0x39)) | ((low >= 0x61) & (low <= 0x66))
 
 
 # --------------------------------------------------------------------------- scanning
@@ -84,38 +127,65 @@ _SQUARE_TAIL = ("\n" + CRLF_MARK).encode()  # b"\n\xe2\x96\xa1"
 class _Scan:
     """Column-wise result of scanning a log (shared by the Transcript and DataFrame paths)."""
 
-    __slots__ = ("header", "kinds", "lines", "secs", "sent", "texts")
+    __slots__ = ("days", "header", "kinds", "lines", "raw", "secs", "sent", "texts")
 
     def __init__(self) -> None:
         self.header: list[str] = []
         self.sent: Any = []  # bool per row
         self.secs: Any = []  # seconds since midnight (NaN when not read)
+        self.days: Any = None  # epoch seconds of the stamp's own date (NaN: none), or None
         self.texts: Any = []  # list[str] or a pyarrow string array (wire text, CR LF)
+        self.raw: dict[int, bytes] = {}  # exact bytes of hex-mode rows (texts[i] unused)
         self.lines: Any = []  # 1-based line of the record header
         self.kinds: list[RecordKind] | None = []  # None = all data (fast path)
 
 
-def _stamp_seconds(stamp: str) -> float:
-    m = _STAMP.fullmatch(stamp)
+def _stamp_parts(stamp: str) -> tuple[float, float]:
+    """(seconds since midnight, epoch seconds of the stamp's date or NaN); NaN, NaN if bad."""
+    m = _STAMP.fullmatch(stamp.strip())
     if not m:
-        return math.nan
-    h, mi, s, ms = (int(g) for g in m.groups())
+        return math.nan, math.nan
+    h, mi, s = int(m["h"]), int(m["mi"]), int(m["s"])
     if h > 23 or mi > 59 or s > 59:
-        return math.nan
-    return h * 3600 + mi * 60 + s + ms / 1000.0
+        return math.nan, math.nan
+    frac = m["frac"]
+    sub = int(frac) / 10 ** len(frac) if frac else (int(m["ms"]) / 1000.0 if m["ms"] else 0.0)
+    day = math.nan
+    if m["y"]:
+        try:
+            day = epoch_of_date(dt.date(int(m["y"]), int(m["mo"]), int(m["d"])))
+        except ValueError:
+            return math.nan, math.nan
+    return h * 3600 + mi * 60 + s + sub, day
+
+
+def _hex_tokens(body: str) -> list[str] | None:
+    """The hex pairs of a record body in sscom's HEX display mode, else ``None``.
+
+    The body is stripped of surrounding whitespace and of a ``□`` end-of-send mark
+    (sscom writes ``41 54 0D 0A □``: pairs, a space after each, then the mark).
+    """
+    s = body.strip(" \t\n")
+    if s.endswith(CRLF_MARK):
+        s = s[:-1].rstrip(" \t\n")
+    if not s or not _HEX_BODY.fullmatch(s):
+        return None
+    return s.split()
 
 
 def _scan_text(text: str) -> _Scan:
-    """Per-record scanner over decoded text: handles every layout (indents, bad stamps)."""
+    """Per-record scanner over decoded text: handles every layout (indents, bad stamps,
+    dated stamps, bare markers, HEX display)."""
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    parts = _HEADER.split(text)
+    matches = list(_HEADER.finditer(text))
     scan = _Scan()
     kinds: list[RecordKind] = []
     scan.kinds = kinds
+    days: list[float] = []
     line = 1
-    pre_lines = parts[0].split("\n")
-    if len(parts) > 1:
+    pre_lines = text[: matches[0].start() if matches else len(text)].split("\n")
+    if matches:
         pre_lines.pop()  # the empty tail before the first header
     for pre_line in pre_lines:
         if is_header_line(pre_line):
@@ -123,34 +193,101 @@ def _scan_text(text: str) -> _Scan:
         elif pre_line.strip():
             scan.sent.append(False)
             scan.secs.append(math.nan)
+            days.append(math.nan)
             scan.texts.append(pre_line)
             scan.lines.append(line)
             kinds.append(RecordKind.UNPARSED)
         line += 1
-    n = (len(parts) - 1) // 4
-    for k in range(n):
-        indent, stamp, mark, body = parts[1 + 4 * k : 5 + 4 * k]
+    n = len(matches)
+    # (row, hex pairs or None, marker says HEX) of each data row, for the HEX decision
+    hex_rows: list[tuple[int, list[str] | None, bool]] = []
+    for k, m in enumerate(matches):
+        indent, stamp = m["indent"], m["stamp"]
+        mark = m["mark"] or m["bare"]
         last = k == n - 1
-        sent = mark == SENT_MARK
+        body = text[m.end() : matches[k + 1].start() if not last else len(text)]
         raw_body = body if last else body[:-1]
         body = raw_body.replace("\n" + indent, "\n") if indent else raw_body
+        sent = mark == SENT_MARK or "SEND" in mark
+        if mark[0] == "#" and body.startswith("\n"):
+            body = body[1:]  # UartAssist: the data starts on the line after the header
+        hex_body = _hex_tokens(body)
         if sent:
-            if body.endswith("\n" + CRLF_MARK):
+            # '□' is sscom's end-of-send mark: '...\n□' (the newline is the CR LF the
+            # tool appended), 'AT□' (nothing appended).
+            if body.endswith(CRLF_MARK):
                 body = body[:-1]
-            elif last and body.endswith("\n" + CRLF_MARK + "\n"):
+            elif last and body.endswith(CRLF_MARK + "\n"):
                 body = body[:-2]
-        secs = _stamp_seconds(stamp)
+        if stamp is None:
+            secs, day = math.nan, math.nan
+        else:
+            secs, day = _stamp_parts(stamp)
+        row = len(scan.texts)
         scan.sent.append(sent)
         scan.secs.append(secs)
+        days.append(day)
         scan.lines.append(line)
-        if math.isnan(secs):
-            scan.texts.append(f"{indent}[{stamp}]{mark}{raw_body}")
+        if stamp is not None and math.isnan(secs):
+            scan.texts.append(text[m.start() : m.end()] + raw_body)
             kinds.append(RecordKind.UNPARSED)
         else:
             scan.texts.append(body.replace("\n", "\r\n"))
             kinds.append(RecordKind.DATA)
+            hex_rows.append((row, hex_body, "HEX" in mark))
         line += raw_body.count("\n") + (0 if last else 1)
+    _decide_hex(scan, hex_rows)
+    if any(not math.isnan(d) for d in days):
+        scan.days = _fill_days(scan.secs, days)
     return scan
+
+
+def _fill_days(secs: list[float], days: list[float]) -> list[float]:
+    """Give undated stamps in a file with dated ones the date of the nearest dated stamp
+    before them (after them for the leading ones), +1 day at each midnight rollover."""
+    out = list(days)
+    carry = next(d for d in days if not math.isnan(d))
+    prev = math.nan
+    for i, (s, d) in enumerate(zip(secs, days, strict=True)):
+        if math.isnan(s):
+            continue
+        if not math.isnan(d):
+            carry = d
+        else:
+            if not math.isnan(prev) and s < prev - _ROLLOVER:
+                carry += 86400.0
+            out[i] = carry
+        prev = s
+    return out
+
+
+def _decide_hex(scan: _Scan, rows: list[tuple[int, list[str] | None, bool]]) -> None:
+    """Decode the records sscom displayed in HEX mode (``scan.raw``).
+
+    Rule (a text record such as ``AB CD`` must stay text):
+
+    * a record under an explicit HEX marker (``# RECV HEX>``) is hex when its body is;
+    * **file level**: when every data record with a non-blank body is in the hex-pair
+      form (2-digit tokens separated by single spaces / line breaks, an optional trailing
+      space and ``□``) and at least one has 2 pairs or more, all of them are hex;
+    * **mixed files** (the display mode switched mid-session): a record is hex when it
+      has 3 pairs or more and one of them is ``0D`` or ``0A``.
+
+    A hex body is the exact bytes: no CR LF is added, and a ``□`` adds nothing.
+    """
+    textual = [r for r in rows if not r[2]]
+    bodies = [(i, toks) for i, toks, _ in textual if toks is not None or scan.texts[i].strip()]
+    file_hex = bool(bodies) and all(toks is not None for _, toks in bodies)
+    file_hex = file_hex and any(len(toks) >= 2 for _, toks in bodies if toks is not None)
+    for i, toks, explicit in rows:
+        if toks is None:
+            continue
+        if (
+            explicit
+            or file_hex
+            or (len(toks) >= 3 and any(t.upper() in ("0D", "0A") for t in toks))
+        ):
+            scan.raw[i] = bytes.fromhex("".join(toks))
 
 
 def _scan_bytes_fast(holder: list[bytes]) -> _Scan | None:
@@ -187,6 +324,14 @@ def _scan_bytes_fast(holder: list[bytes]) -> _Scan | None:
     marks = np.ascontiguousarray(block[:, 14:]).view("S9")[:, 0]
     is_sent = marks == _SENT_B
     keep = is_sent | (marks == _RECV_B)
+    # every marker must sit right after a ']' the scan saw: a bare marker (no stamp),
+    # '] 收←◆' or a marker inside text is left to the per-record path.
+    n_marks = int(np.count_nonzero(keep)) + sum(
+        1 for p in odd if raw[int(p) + 1 : int(p) + 10] in (_SENT_B, _RECV_B)
+    )
+    if raw.count(_SENT_B) + raw.count(_RECV_B) != n_marks or any(m in raw for m in _OTHER_MARKS):
+        give_up()
+        return None
     c, block, is_sent = cand[keep], block[keep], is_sent[keep]
     del cand, keep, win, marks
     start = c - 13
@@ -233,11 +378,23 @@ def _scan_bytes_fast(holder: list[bytes]) -> _Scan | None:
     body_end[:-1] = start[1:] - 1
     body_end[-1] = size
     # sent records closed by a '□' line: drop the '□', keep the newline before it.
-    sq = is_sent & (body_end - body_start >= 4)
-    for j, byte in enumerate(_SQUARE_TAIL):
-        sq &= arr[np.clip(body_end - 4 + j, 0, size - 1)] == byte
+    # a body that opens like a hex pair ('41 54 ...'): sscom's HEX display mode (or a
+    # text record that looks like it); the per-record path decides.
+    b0, b1, b2 = (arr[np.clip(body_start + j, 0, size - 1)] for j in range(3))
+    looks_hex = _is_hex_digit(b0) & _is_hex_digit(b1)
+    looks_hex &= (b2 == 0x20) | (b2 == 0x0A) | (body_end - body_start <= 2)
+    looks_hex &= body_end - body_start >= 2
+    if looks_hex.any():
+        give_up()
+        return None
+    del b0, b1, b2, looks_hex
+    # sent records closed by sscom's end-of-send mark '□' ('...\n□' or 'AT□'): drop
+    # the '□', keep the newline before it (the CR LF the tool appended).
+    sq = is_sent & (body_end - body_start >= 3)
+    for j, byte in enumerate(_SQUARE):
+        sq &= arr[np.clip(body_end - 3 + j, 0, size - 1)] == byte
     body_end -= 3 * sq
-    if is_sent[-1] and raw.endswith(_SQUARE_TAIL + b"\n"):
+    if is_sent[-1] and raw.endswith(_SQUARE + b"\n"):
         body_end[-1] = size - 4
     del c, start, sq, arr
     texts, lines = _slice_texts(raw, body_start, body_end)
@@ -304,16 +461,23 @@ def _slice_texts(raw: bytes, body_start: np.ndarray, body_end: np.ndarray) -> tu
     return pa.chunked_array(chunks, pa.large_string()), lines
 
 
-def _clock(secs: np.ndarray, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
+def _clock(secs: np.ndarray, day: dt.date, days: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """``wall`` and ``mono`` of each row: date + stamp, +1 day at each midnight rollover.
 
-    ``mono`` counts from the first readable stamp (rounded to the microsecond).
+    ``days`` (epoch seconds of each row's own stamp date, NaN for none) wins over
+    ``day`` where given.  ``mono`` counts from the first readable stamp (rounded to the
+    microsecond).
     """
     import numpy as np
 
     wall = np.full(secs.shape, np.nan)
     mono = np.full(secs.shape, np.nan)
     ok = ~np.isnan(secs)
+    dated = None
+    if days is not None:
+        days = np.asarray(days, dtype=float)
+        dated = ok & ~np.isnan(days)
+        ok &= ~dated
     v = secs[ok]
     if v.size:
         back = np.zeros(v.size, np.int64)
@@ -321,10 +485,25 @@ def _clock(secs: np.ndarray, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
         v = v + np.cumsum(back) * 86400.0
         wall[ok] = epoch_of_date(day) + v
         mono[ok] = np.round(v - v[0], 6)
+    if dated is not None and dated.any():
+        wall[dated] = days[dated] + secs[dated]
+        have = ~np.isnan(wall)
+        w = wall[have]
+        mono[have] = np.round(w - w[0], 6)
     return wall, mono
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def _first_stamp_day(scan: _Scan) -> dt.date | None:
+    """The date of the first stamp that carries one (``[2024-07-22 10:20:36.670]``)."""
+    if scan.days is None:
+        return None
+    for d in scan.days:
+        if not math.isnan(d):
+            return dt.date(1970, 1, 1) + dt.timedelta(days=int(d // 86400))
+    return None
 
 
 def parse_sscom(
@@ -336,7 +515,10 @@ def parse_sscom(
     day, date_source = resolve_date(date, source)
     scan = _scan_text(text)
     secs = np.asarray(scan.secs, dtype=float)
-    wall, mono = _clock(secs, day)
+    wall, mono = _clock(secs, day, scan.days)
+    stamp_day = _first_stamp_day(scan)
+    if stamp_day is not None:
+        day, date_source = stamp_day, "stamp"
     t = Transcript(source=source, format="sscom", date=day.isoformat())
     t.meta["date_source"] = date_source
     if scan.header:
@@ -348,7 +530,7 @@ def parse_sscom(
         recs.append(
             Record(
                 direction,
-                text_i.encode("utf-8"),
+                scan.raw[i] if i in scan.raw else text_i.encode("utf-8"),
                 float(wall[i]),
                 float(mono[i]),
                 int(scan.lines[i]),
@@ -364,7 +546,7 @@ def read_sscom(path: str | os.PathLike[str], date: str | dt.date | None = None) 
     >>> t = read_sscom("data/captures/seed_direct_mqtt.log")  # doctest: +SKIP
     """
     text = read_log_text(path)
-    if SENT_MARK not in text and RECEIVED_MARK not in text:
+    if _HEADER.search(text) is None:
         raise CaptureFormatError(str(path), "no sscom record ([hh:mm:ss.mmm]发→◇ / 收←◆) found")
     return parse_sscom(text, date=date, source=str(path))
 
@@ -398,7 +580,7 @@ def read_sscom_dataframe(
         scan = None
     if scan is None:
         text = decode_log(holder.pop())
-        if SENT_MARK not in text and RECEIVED_MARK not in text:
+        if _HEADER.search(text) is None:
             raise CaptureFormatError(str(path), "no sscom record found")
         return _frame_of(_scan_text(text), day)
     wall, mono = _clock(scan.secs, day)
@@ -428,18 +610,23 @@ def _frame_of(scan: _Scan, day: dt.date) -> pd.DataFrame:
     from airlab.at.formats import tables
 
     secs = np.asarray(scan.secs, dtype=float)
-    wall, mono = _clock(secs, day)
+    wall, mono = _clock(secs, day, scan.days)
     assert scan.kinds is not None
     data = [k is RecordKind.DATA for k in scan.kinds]
+    texts = scan.texts
+    nbytes = [len(t) if t.isascii() else len(t.encode()) for t in texts]
+    if scan.raw:
+        texts = list(texts)
+        for i, b in scan.raw.items():
+            texts[i] = b.decode("utf-8", "replace")
+            nbytes[i] = len(b)
     return tables.assemble_records_frame(
         wall=wall,
         mono=mono,
         sent=np.asarray(scan.sent, bool),
         kind_codes=np.asarray([tables.KIND_CODES[k] for k in scan.kinds], np.int8),
-        text=scan.texts,
-        nbytes=np.asarray(
-            [len(t) if t.isascii() else len(t.encode()) for t in scan.texts], np.int64
-        ),
+        text=texts,
+        nbytes=np.asarray(nbytes, np.int64),
         line_no=np.asarray(scan.lines, np.int64),
         data_rows=np.asarray(data, bool),
     )
