@@ -1,0 +1,483 @@
+"""The emulator's HTTP(S) endpoints on a real HTTP server (stdlib, one thread per
+connection, HTTP/1.1 keep-alive).
+
+Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
+
+* ``POST /auth/devicename`` — HTTPS auth (一机一密, HTTP认证): form → iotId/iotToken;
+* ``POST /auth/register/device`` — HTTPS dynamic registration (一型一密): form → DeviceSecret;
+* ``POST /admin/publish`` — JSON ``{"topic", "payload" | "payload_b64", "qos"}`` with
+  ``Authorization: Bearer <admin_token>``; calls ``publisher(topic, payload, qos)``
+  (the console's "publish to a device").
+
+The form body is read as bytes and parsed here: any ``Content-Type`` spelling is
+accepted (the module writes ``Content-type``, with or without ``;charset=utf-8``).
+Client mistakes never produce a 5xx and never stop the server: an unreadable body
+(not UTF-8, bad percent-escapes) gets JSON ``code`` 460; a body over 128 KB gets HTTP
+413; an unknown path 404; another method on an auth route 405. Platform answers are
+HTTP 200 with the result in the JSON ``code`` (see :mod:`airlab.cloud.auth`). Every
+request is logged as a :class:`~airlab.cloud.model.ConnectionEvent` (``protocol="http"``;
+``event`` ``auth``/``register`` for the auth routes, ``admin`` for the admin route,
+``request`` for anything else).
+
+Example:
+    >>> from airlab.cloud.registry import Registry
+    >>> from airlab.cloud.auth import Rules
+    >>> from airlab.cloud.fixtures import load_tutorial
+    >>> import urllib.request
+    >>> reg = Registry(); _ = load_tutorial(reg)
+    >>> with HttpEndpoints(Rules(reg), https_port=None) as api:
+    ...     body = (b"productKey=k1hipglLdjU&sign=0f655b12adf519b9a7a2b0a990f398b6"
+    ...             b"&clientId=868488076506128&deviceName=868488076506128")
+    ...     with urllib.request.urlopen(api.http_url + "/auth/devicename", body) as resp:
+    ...         resp.status, len(resp.read())
+    (200, 124)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from airlab.cloud.auth import JSON_CONTENT_TYPE, HttpReply, Rules
+from airlab.cloud.model import ConnectionEvent, Explanation
+
+__all__ = ["MAX_BODY", "HttpEndpoints", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 128 * 1024
+"""Largest request body accepted (the platform's HTTP limit)."""
+_DISCARD_LIMIT = 16 * 1024 * 1024
+_AUTH_ROUTES = {"/auth/devicename": "auth", "/auth/register/device": "register"}
+_ADMIN_ROUTE = "/admin/publish"
+_TLS_HANDSHAKE_TIMEOUT = 10.0
+_IDLE_TIMEOUT = 30.0
+
+Publisher = Callable[[str, bytes, int], Any]
+"""``publisher(topic, payload, qos)``: deliver a cloud-to-device message."""
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        endpoints: HttpEndpoints,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self.endpoints = endpoints
+        self.ssl_context = ssl_context
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread: do the TLS handshake here, so a slow or
+        # broken client never blocks accept().
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(_TLS_HANDSHAKE_TIMEOUT)
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("HTTP connection %s ended with an error", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "airlab-cloud"
+    sys_version = ""
+    timeout = _IDLE_TIMEOUT
+    disable_nagle_algorithm = True
+    server: _Server
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    @property
+    def remote(self) -> str:
+        host, port = self.client_address[:2]
+        return f"{host}:{port}"
+
+    @property
+    def endpoints(self) -> HttpEndpoints:
+        return self.server.endpoints
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = JSON_CONTENT_TYPE,
+        *,
+        close: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        if close:
+            self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.send_header("Connection", "close" if self.close_connection else "keep-alive")
+        # Head and body leave in one write (one TCP segment for small replies).
+        self._headers_buffer.append(b"\r\n")
+        if self.command != "HEAD":
+            self._headers_buffer.append(body)
+        self.flush_headers()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+        """Errors found by the stdlib parser (bad request line, header too long ...):
+        always a real status line and a JSON body, then close."""
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        text = message or self.responses.get(code, ("error",))[0]
+        self._log("request", code, text, Explanation("http_request", text, {}))
+        with contextlib.suppress(OSError):
+            self._send(code, _dumps({"code": code, "message": text}), close=True)
+
+    def _log(self, event: str, code: int, reason: str, explanation: Explanation | None = None):
+        self.endpoints.rules.log_connection(
+            ConnectionEvent(
+                time=time.time(),
+                protocol="http",
+                event=event,
+                accepted=False,
+                remote=self.remote,
+                code=code,
+                reason=reason,
+                explanation=explanation,
+            )
+        )
+
+    def _error(self, status: int, event: str, message: str, *, close: bool = False, **extra: str):
+        self._log(event, status, message, Explanation("http_request", message, {}))
+        body = _dumps({"code": status, "message": message})
+        self._send(status, body, close=close, extra=extra or None)
+
+    def _read_body(self, event: str) -> bytes | None:
+        """Read the request body, or answer the error and return None."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._error(411, event, "send the body with a Content-Length", close=True)
+            return None
+        text = self.headers.get("Content-Length")
+        try:
+            length = int(text) if text is not None else 0
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._error(400, event, f"bad Content-Length {text!r}", close=True)
+            return None
+        if length > MAX_BODY:
+            if length <= _DISCARD_LIMIT:
+                self._discard(length)
+            self._error(
+                413,
+                event,
+                f"request body of {length} bytes is larger than {MAX_BODY} bytes",
+                close=True,
+            )
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            self.close_connection = True
+            return None
+        return body
+
+    def _discard(self, length: int) -> None:
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0]
+
+    # -- methods --------------------------------------------------------------------------
+
+    def do_POST(self) -> None:
+        path = self._path()
+        if path in _AUTH_ROUTES:
+            self._auth(path, _AUTH_ROUTES[path])
+        elif path == _ADMIN_ROUTE:
+            self._admin()
+        else:
+            body = self._read_body("request")
+            if body is not None:
+                self._error(404, "request", f"no route POST {path}")
+
+    def _other(self) -> None:
+        path = self._path()
+        event = _AUTH_ROUTES.get(path, "admin" if path == _ADMIN_ROUTE else "request")
+        if self.headers.get("Content-Length") and self._read_body(event) is None:
+            return
+        if event != "request":
+            self._error(
+                405, event, f"{self.command} is not allowed on {path}; use POST", Allow="POST"
+            )
+        else:
+            self._error(404, "request", f"no route {self.command} {path}")
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def _auth(self, path: str, event: str) -> None:
+        body = self._read_body(event)
+        if body is None:
+            return
+        rules = self.endpoints.rules
+        try:
+            text = body.decode("utf-8")
+            form = dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict"))
+        except UnicodeDecodeError:
+            reply = rules.http_param_error(event, "the body is not UTF-8", remote=self.remote)
+        except ValueError as exc:
+            reply = rules.http_param_error(event, str(exc), remote=self.remote)
+        else:
+            try:
+                if event == "auth":
+                    reply = rules.auth_devicename(form, remote=self.remote)
+                else:
+                    reply = rules.register_device(form, remote=self.remote)
+            except Exception:
+                log.exception("rules failed on %s", path)
+                reply = HttpReply(200, _dumps({"code": 500, "message": "unknow error"}))
+        self._send(reply.status, reply.body, reply.content_type)
+
+    def _admin(self) -> None:
+        body = self._read_body("admin")
+        if body is None:
+            return
+        token = self.endpoints.admin_token
+        given = self.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if (
+            token is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(value.strip().encode(), token.encode())
+        ):
+            self._error(
+                401,
+                "admin",
+                "the admin API needs 'Authorization: Bearer <admin token>'"
+                + (" (no admin token is configured)" if token is None else ""),
+                **{"WWW-Authenticate": "Bearer"},
+            )
+            return
+        publisher = self.endpoints.publisher
+        if publisher is None:
+            self._error(503, "admin", "no publisher: the MQTT broker is not running")
+            return
+        try:
+            request = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._error(400, "admin", "the body must be a JSON object")
+            return
+        problem, topic, payload, qos = _publish_args(request)
+        if problem:
+            self._error(400, "admin", problem)
+            return
+        try:
+            result = publisher(topic, payload, qos)
+        except (ValueError, KeyError, LookupError) as exc:
+            self._error(400, "admin", f"publish refused: {exc}")
+            return
+        except Exception as exc:
+            log.exception("publisher failed")
+            self._error(500, "admin", f"publish failed: {exc}")
+            return
+        answer: dict[str, object] = {
+            "code": 200,
+            "message": "success",
+            "topic": topic,
+            "qos": qos,
+            "bytes": len(payload),
+        }
+        if isinstance(result, bool | int | float | str) or result is None:
+            answer["result"] = result
+        self.endpoints.rules.log_connection(
+            ConnectionEvent(
+                time=time.time(),
+                protocol="http",
+                event="admin",
+                accepted=True,
+                remote=self.remote,
+                code=200,
+                reason=f"published {len(payload)} bytes to {topic} (QoS {qos})",
+            )
+        )
+        self._send(200, _dumps(answer))
+
+
+def _publish_args(request: object) -> tuple[str | None, str, bytes, int]:
+    if not isinstance(request, dict):
+        return "the body must be a JSON object", "", b"", 0
+    topic = request.get("topic")
+    if not isinstance(topic, str) or not topic:
+        return "'topic' (text) is required", "", b"", 0
+    qos = request.get("qos", 0)
+    if isinstance(qos, bool) or qos not in (0, 1):
+        return "'qos' must be 0 or 1", "", b"", 0
+    if "payload_b64" in request:
+        try:
+            payload = base64.b64decode(str(request["payload_b64"]), validate=True)
+        except (binascii.Error, ValueError):
+            return "'payload_b64' is not valid base64", "", b"", 0
+    else:
+        text = request.get("payload", "")
+        if not isinstance(text, str):
+            return "'payload' must be text (or use 'payload_b64')", "", b"", 0
+        payload = text.encode("utf-8")
+    return None, topic, payload, int(qos)
+
+
+class HttpEndpoints:
+    """The HTTP and HTTPS listeners of the emulator, each in a background thread.
+
+    ``http_port``/``https_port``: 0 picks a free port, None leaves that listener off.
+    ``ssl_context`` defaults to :func:`airlab.cloud.tls.make_server_context` (a
+    certificate for localhost and the Aliyun host names). ``admin_token`` protects
+    ``/admin/publish`` (None: the route always answers 401); ``publisher`` carries the
+    publish out (None: 503).
+    """
+
+    def __init__(
+        self,
+        rules: Rules,
+        *,
+        host: str = "127.0.0.1",
+        http_port: int | None = 0,
+        https_port: int | None = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        admin_token: str | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.rules = rules
+        self.host = host
+        self.admin_token = admin_token
+        self.publisher = publisher
+        self._wanted = (http_port, https_port)
+        self._ssl_context = ssl_context
+        self._servers: list[tuple[_Server, threading.Thread]] = []
+        self._http: _Server | None = None
+        self._https: _Server | None = None
+
+    def __enter__(self) -> HttpEndpoints:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> HttpEndpoints:
+        """Bind and serve (returns at once). Ports are known when this returns."""
+        if self._servers:
+            return self
+        http_port, https_port = self._wanted
+        try:
+            if http_port is not None:
+                self._http = self._serve(http_port, None, "http")
+            if https_port is not None:
+                context = self._ssl_context
+                if context is None:
+                    from airlab.cloud.tls import make_server_context
+
+                    context = make_server_context()
+                self._https = self._serve(https_port, context, "https")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self, port: int, context: ssl.SSLContext | None, name: str) -> _Server:
+        server = _Server((self.host, port), self, context)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"airlab-{name}-{server.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        self._servers.append((server, thread))
+        return server
+
+    def stop(self) -> None:
+        """Stop both listeners (idempotent). Open keep-alive connections are dropped."""
+        servers, self._servers = self._servers, []
+        for server, thread in servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._http = self._https = None
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return bool(self._servers)
+
+    def _port(self, server: _Server | None, name: str) -> int:
+        if server is None:
+            raise RuntimeError(f"the {name} listener is not running")
+        return int(server.server_address[1])
+
+    @property
+    def http_port(self) -> int:
+        """Port of the plain HTTP listener."""
+        return self._port(self._http, "HTTP")
+
+    @property
+    def https_port(self) -> int:
+        """Port of the HTTPS listener."""
+        return self._port(self._https, "HTTPS")
+
+    def _url(self, scheme: str, port: int) -> str:
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{port}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the plain listener."""
+        return self._url("http", self.http_port)
+
+    @property
+    def https_url(self) -> str:
+        """``https://host:port`` of the TLS listener."""
+        return self._url("https", self.https_port)

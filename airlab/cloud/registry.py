@@ -1,0 +1,859 @@
+"""The emulator's registry (设备注册表): products, topic classes, devices, tokens, and the
+connection and message logs, in SQLite.
+
+* A file by default (``":memory:"`` for tests); WAL mode, so another process (``airlab
+  cloud add-device --db same.db`` while ``serve`` runs) can write, and rows are never
+  cached here: the running service sees a new device on its next lookup.
+* Thread-safe: one connection guarded by a lock (the broker thread, the HTTP threads and
+  the notebook all share it).
+* Logging never throttles the broker: :meth:`Registry.log_connection` and
+  :meth:`Registry.log_message` only enqueue; a writer thread commits in batches
+  (``executemany``; every 200 records or ~50 ms). :meth:`Registry.flush` waits until
+  everything queued is written; reads of the logs flush first; :meth:`Registry.close`
+  flushes.
+
+Example:
+    >>> reg = Registry()
+    >>> reg.add_product("k1hipglLdjU", "8LQwOYSZMwp3DFBd").dynamic_registration
+    False
+    >>> dev = reg.add_device("k1hipglLdjU", "868488076506128",
+    ...                      "fef32adf6dad46c2c7cbf335d3a7b021")
+    >>> reg.get_device("k1hipglLdjU", "868488076506128").device_secret
+    'fef32adf6dad46c2c7cbf335d3a7b021'
+    >>> [c.template for c in reg.topic_classes("k1hipglLdjU")][2]
+    '/${productKey}/${deviceName}/user/get'
+    >>> len(reg.issue_token(dev.ref).iot_id)
+    26
+    >>> reg.close()
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import secrets
+import sqlite3
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airlab.aliyun import (
+    DEFAULT_REGION,
+    DEFAULT_TOPIC_CLASSES,
+    TopicClass,
+    TopicPermission,
+    validate_device_name,
+    validate_product_key,
+    validate_region,
+    validate_secret,
+    validate_topic_class,
+)
+from airlab.cloud.model import ConnectionEvent, DeviceRef, Explanation, MessageRecord
+from airlab.errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "TOKEN_LIFETIME",
+    "Device",
+    "DeviceLike",
+    "DeviceToken",
+    "Product",
+    "Registry",
+    "Token",
+]
+
+TOKEN_LIFETIME = 7 * 24 * 3600.0
+"""Seconds an iotToken from ``/auth/devicename`` stays valid (7 days)."""
+
+_ALNUM = string.ascii_letters + string.digits
+_BATCH = 200
+_LINGER = 0.05
+_FLUSH: tuple[str, tuple[Any, ...]] = ("flush", ())
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    product_key TEXT PRIMARY KEY,
+    product_secret TEXT NOT NULL,
+    region TEXT NOT NULL,
+    dynamic_registration INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS topic_classes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_key TEXT NOT NULL REFERENCES products(product_key) ON DELETE CASCADE,
+    template TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    UNIQUE (product_key, template)
+);
+CREATE TABLE IF NOT EXISTS devices (
+    product_key TEXT NOT NULL REFERENCES products(product_key) ON DELETE CASCADE,
+    device_name TEXT NOT NULL,
+    device_secret TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    activated INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    iot_id TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (product_key, device_name)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    iot_token TEXT PRIMARY KEY,
+    iot_id TEXT NOT NULL,
+    product_key TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    issued REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_id ON tokens (iot_id);
+CREATE TABLE IF NOT EXISTS device_tokens (
+    product_key TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    device_token TEXT NOT NULL,
+    issued REAL NOT NULL,
+    PRIMARY KEY (product_key, device_name, client_id)
+);
+CREATE TABLE IF NOT EXISTS connection_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    protocol TEXT NOT NULL,
+    event TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    product_key TEXT,
+    device_name TEXT,
+    client_id TEXT,
+    remote TEXT,
+    code INTEGER,
+    reason TEXT,
+    explanation TEXT
+);
+CREATE TABLE IF NOT EXISTS message_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    direction TEXT NOT NULL,
+    product_key TEXT,
+    device_name TEXT,
+    client_id TEXT,
+    topic TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    accepted INTEGER NOT NULL,
+    reason TEXT,
+    explanation TEXT
+);
+CREATE INDEX IF NOT EXISTS connection_log_device ON connection_log (product_key, device_name);
+CREATE INDEX IF NOT EXISTS message_log_device ON message_log (product_key, device_name);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A product (产品): its key, secret (ProductSecret), region and the dynamic
+    registration switch (动态注册)."""
+
+    product_key: str
+    product_secret: str
+    region: str
+    dynamic_registration: bool
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device (设备) with its DeviceSecret, state and the platform's iotId."""
+
+    product_key: str
+    device_name: str
+    device_secret: str
+    enabled: bool
+    activated: bool
+    created: float
+    iot_id: str
+
+    @property
+    def ref(self) -> DeviceRef:
+        """The (productKey, deviceName) pair."""
+        return DeviceRef(self.product_key, self.device_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """An iotId/iotToken pair issued by ``/auth/devicename`` (valid 7 days)."""
+
+    iot_id: str
+    iot_token: str
+    device: DeviceRef
+    issued: float
+    expires: float
+
+    def expired(self, now: float) -> bool:
+        """True once ``now`` (epoch seconds) has reached the expiry."""
+        return now >= self.expires
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceToken:
+    """A clientId + DeviceToken issued by MQTT dynamic registration ``regnwl``."""
+
+    device: DeviceRef
+    client_id: str
+    device_token: str
+    issued: float
+
+
+DeviceLike = DeviceRef | Device | tuple[str, str]
+"""A device given as a :class:`DeviceRef`, a :class:`Device` or ``(pk, dn)``."""
+
+
+def _ref(device: DeviceLike | str, device_name: str | None = None) -> DeviceRef:
+    if isinstance(device, str):
+        if device_name is None:
+            raise UsageError("device_name", "give the device name with the product key")
+        return DeviceRef(device, device_name)
+    if isinstance(device, DeviceRef):
+        return device
+    if isinstance(device, Device):
+        return device.ref
+    if isinstance(device, tuple) and len(device) == 2:
+        return DeviceRef(str(device[0]), str(device[1]))
+    raise UsageError("device", f"expected a DeviceRef, a Device or (pk, dn), got {device!r}")
+
+
+def _random_text(length: int, alphabet: str = _ALNUM) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _explanation_json(explanation: Explanation | None) -> str | None:
+    if explanation is None:
+        return None
+    return json.dumps(explanation.as_dict(), ensure_ascii=False)
+
+
+def _explanation_from(text: str | None) -> Explanation | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return Explanation(data["rule"], data["message"], dict(data.get("details") or {}))
+
+
+class Registry:
+    """SQLite-backed registry shared by every part of the emulator.
+
+    ``path`` is a file path (created if missing) or ``":memory:"``. ``clock`` gives the
+    epoch seconds used for ``created``/``issued`` stamps.
+
+    Example:
+        >>> with Registry() as reg:
+        ...     _ = reg.add_product("pk1", dynamic_registration=True)
+        ...     len(reg.get_product("pk1").product_secret)
+        16
+    """
+
+    def __init__(
+        self, path: str | Path = ":memory:", *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._enqueued = 0
+        self._written = 0
+        self._closed = False
+        self.last_write_error: BaseException | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name="airlab-registry", daemon=True
+        )
+        self._writer.start()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.path!r})"
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).fetchall()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).rowcount
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("registry", "the registry is closed")
+
+    # -- products ---------------------------------------------------------------------
+
+    def add_product(
+        self,
+        product_key: str,
+        product_secret: str | None = None,
+        *,
+        region: str = DEFAULT_REGION,
+        dynamic_registration: bool = False,
+        topic_classes: Iterable[TopicClass | tuple[str, str]] | None = None,
+    ) -> Product:
+        """Create a product; ``product_secret`` defaults to 16 random letters/digits and
+        ``topic_classes`` to the three default custom classes (``user/update`` pub,
+        ``user/update/error`` pub, ``user/get`` sub).
+
+        Example:
+            >>> reg = Registry()
+            >>> reg.add_product("pk1", "s" * 16, region="cn-beijing").region
+            'cn-beijing'
+        """
+        validate_product_key(product_key)
+        _check_topic_safe(product_key, "product_key")
+        secret = product_secret if product_secret is not None else _random_text(16)
+        validate_secret(secret, "product_secret")
+        validate_region(region)
+        classes = [
+            _as_class(c)
+            for c in (DEFAULT_TOPIC_CLASSES if topic_classes is None else topic_classes)
+        ]
+        now = self._clock()
+        with self._lock:
+            self._check_open()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    "INSERT INTO products VALUES (?, ?, ?, ?, ?)",
+                    (product_key, secret, region, int(dynamic_registration), now),
+                )
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO topic_classes (product_key, template, permission) "
+                    "VALUES (?, ?, ?)",
+                    [(product_key, c.template, c.permission.value) for c in classes],
+                )
+                self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._conn.execute("ROLLBACK")
+                raise UsageError("product_key", f"product {product_key!r} already exists") from None
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return Product(product_key, secret, region, bool(dynamic_registration), now)
+
+    def get_product(self, product_key: str) -> Product | None:
+        """The product, or None.
+
+        Example:
+            >>> Registry().get_product("nope") is None
+            True
+        """
+        rows = self._query("SELECT * FROM products WHERE product_key = ?", (product_key,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Product(
+            r["product_key"],
+            r["product_secret"],
+            r["region"],
+            bool(r["dynamic_registration"]),
+            r["created"],
+        )
+
+    def products(self) -> list[Product]:
+        """Every product, by key."""
+        keys = [r[0] for r in self._query("SELECT product_key FROM products ORDER BY 1")]
+        return [p for p in (self.get_product(k) for k in keys) if p is not None]
+
+    def set_dynamic_registration(self, product_key: str, enabled: bool) -> None:
+        """Turn the product's dynamic registration switch (动态注册) on or off."""
+        if not self._execute(
+            "UPDATE products SET dynamic_registration = ? WHERE product_key = ?",
+            (int(enabled), product_key),
+        ):
+            raise UsageError("product_key", f"no product {product_key!r}")
+
+    def add_topic_class(
+        self, product_key: str, template: str, permission: str | TopicPermission
+    ) -> TopicClass:
+        """Add a custom topic class (checked by
+        :func:`airlab.aliyun.validate_topic_class`).
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> reg.add_topic_class("pk1", "/${productKey}/${deviceName}/user/cmd", "sub")
+            TopicClass(template='/${productKey}/${deviceName}/user/cmd', \
+permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
+        """
+        topic_class = validate_topic_class(template, permission)
+        if self.get_product(product_key) is None:
+            raise UsageError("product_key", f"no product {product_key!r}")
+        try:
+            self._execute(
+                "INSERT INTO topic_classes (product_key, template, permission) VALUES (?, ?, ?)",
+                (product_key, topic_class.template, topic_class.permission.value),
+            )
+        except sqlite3.IntegrityError:
+            raise UsageError(
+                "template", f"product {product_key!r} already has the class {template!r}"
+            ) from None
+        return topic_class
+
+    def topic_classes(self, product_key: str) -> list[TopicClass]:
+        """The product's custom topic classes, in creation order."""
+        rows = self._query(
+            "SELECT template, permission FROM topic_classes WHERE product_key = ? ORDER BY id",
+            (product_key,),
+        )
+        return [TopicClass(r["template"], TopicPermission(r["permission"])) for r in rows]
+
+    # -- devices ----------------------------------------------------------------------
+
+    def add_device(
+        self, product_key: str, device_name: str, device_secret: str | None = None
+    ) -> Device:
+        """Create a device (enabled, not activated); ``device_secret`` defaults to 32
+        random hex digits. A duplicate raises :class:`~airlab.errors.UsageError`.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> len(reg.add_device("pk1", "dev1").device_secret)
+            32
+            >>> reg.add_device("pk1", "dev1")
+            Traceback (most recent call last):
+            ...
+            airlab.errors.UsageError: device_name: device pk1/dev1 already exists
+        """
+        validate_device_name(device_name)
+        _check_topic_safe(device_name, "device_name")
+        secret = device_secret if device_secret is not None else secrets.token_hex(16)
+        validate_secret(secret, "device_secret")
+        now = self._clock()
+        with self._lock:
+            self._check_open()
+            if self.get_product(product_key) is None:
+                raise UsageError("product_key", f"no product {product_key!r}; add it first")
+            for _ in range(5):
+                suffix = product_key[:5] + "0"  # like the tutorial: 20 random + pk[:5] + "0"
+                iot_id = _random_text(26 - len(suffix)) + suffix
+                try:
+                    self._conn.execute(
+                        "INSERT INTO devices VALUES (?, ?, ?, 1, 0, ?, ?)",
+                        (product_key, device_name, secret, now, iot_id),
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    if self.get_device(product_key, device_name) is not None:
+                        raise UsageError(
+                            "device_name", f"device {product_key}/{device_name} already exists"
+                        ) from None
+            else:  # pragma: no cover - 62**20 ids
+                raise RuntimeError("could not allocate an iotId")
+        return Device(product_key, device_name, secret, True, False, now, iot_id)
+
+    def get_device(self, device: DeviceLike | str, device_name: str | None = None) -> Device | None:
+        """The device, or None: ``get_device(pk, dn)`` or ``get_device(DeviceRef(...))``."""
+        ref = _ref(device, device_name)
+        rows = self._query(
+            "SELECT * FROM devices WHERE product_key = ? AND device_name = ?",
+            (ref.product_key, ref.device_name),
+        )
+        return _device(rows[0]) if rows else None
+
+    def device_by_iot_id(self, iot_id: str) -> Device | None:
+        """The device with this iotId, or None."""
+        rows = self._query("SELECT * FROM devices WHERE iot_id = ?", (iot_id,))
+        return _device(rows[0]) if rows else None
+
+    def devices(self, product_key: str | None = None) -> list[Device]:
+        """Every device (of one product), sorted by (pk, dn)."""
+        if product_key is None:
+            rows = self._query("SELECT * FROM devices ORDER BY product_key, device_name")
+        else:
+            rows = self._query(
+                "SELECT * FROM devices WHERE product_key = ? ORDER BY device_name", (product_key,)
+            )
+        return [_device(r) for r in rows]
+
+    def _update_device(self, ref: DeviceRef, column: str, value: int) -> None:
+        if not self._execute(
+            f"UPDATE devices SET {column} = ? WHERE product_key = ? AND device_name = ?",
+            (value, ref.product_key, ref.device_name),
+        ):
+            raise UsageError("device", f"no device {ref}")
+
+    def set_device_enabled(self, device: DeviceLike, enabled: bool) -> None:
+        """Enable or disable (禁用) a device; a disabled device cannot connect."""
+        self._update_device(_ref(device), "enabled", int(enabled))
+
+    def mark_activated(self, device: DeviceLike) -> None:
+        """Record that the device has come online (激活)."""
+        self._update_device(_ref(device), "activated", 1)
+
+    def reset_registration(self, device: DeviceLike) -> None:
+        """The platform's ResetThing: clear "activated" so dynamic registration works again.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1"); d = reg.add_device("pk1", "dev1")
+            >>> reg.mark_activated(d); reg.reset_registration(d)
+            >>> reg.get_device(d.ref).activated
+            False
+        """
+        self._update_device(_ref(device), "activated", 0)
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def issue_token(
+        self, device: DeviceLike, *, now: float | None = None, lifetime: float = TOKEN_LIFETIME
+    ) -> Token:
+        """Issue an iotToken (32 lowercase hex) for the device's iotId, valid 7 days."""
+        ref = _ref(device)
+        found = self.get_device(ref)
+        if found is None:
+            raise UsageError("device", f"no device {ref}")
+        issued = self._clock() if now is None else now
+        token = Token(found.iot_id, secrets.token_hex(16), ref, issued, issued + lifetime)
+        self._execute(
+            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                token.iot_token,
+                token.iot_id,
+                ref.product_key,
+                ref.device_name,
+                issued,
+                token.expires,
+            ),
+        )
+        return token
+
+    def find_token(self, iot_id: str, iot_token: str) -> Token | None:
+        """The token with this iotId and iotToken (expired or not), or None."""
+        rows = self._query(
+            "SELECT * FROM tokens WHERE iot_id = ? AND iot_token = ?", (iot_id, iot_token)
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Token(
+            r["iot_id"],
+            r["iot_token"],
+            DeviceRef(r["product_key"], r["device_name"]),
+            r["issued"],
+            r["expires"],
+        )
+
+    def issue_device_token(self, device: DeviceLike, client_id: str) -> DeviceToken:
+        """Issue (or replace) the regnwl DeviceToken for ``(device, client_id)``.
+
+        The token format is opaque on the platform; we mimic the one public sample,
+        ``^1^<ms>^<15 hex>``.
+        """
+        ref = _ref(device)
+        issued = self._clock()
+        token = f"^1^{int(issued * 1000)}^{secrets.token_hex(8)[:15]}"
+        self._execute(
+            "INSERT OR REPLACE INTO device_tokens VALUES (?, ?, ?, ?, ?)",
+            (ref.product_key, ref.device_name, client_id, token, issued),
+        )
+        return DeviceToken(ref, client_id, token, issued)
+
+    def find_device_token(self, device: DeviceLike, client_id: str) -> DeviceToken | None:
+        """The DeviceToken issued for ``(device, client_id)``, or None."""
+        ref = _ref(device)
+        rows = self._query(
+            "SELECT * FROM device_tokens WHERE product_key = ? AND device_name = ? "
+            "AND client_id = ?",
+            (ref.product_key, ref.device_name, client_id),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return DeviceToken(ref, r["client_id"], r["device_token"], r["issued"])
+
+    # -- logs ---------------------------------------------------------------------------
+
+    def log_connection(self, event: ConnectionEvent) -> None:
+        """Queue one connection-log line (returns at once; see :meth:`flush`)."""
+        dev = event.device
+        self._enqueue(
+            "INSERT INTO connection_log (time, protocol, event, accepted, product_key, "
+            "device_name, client_id, remote, code, reason, explanation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.time,
+                event.protocol,
+                event.event,
+                int(event.accepted),
+                dev.product_key if dev else None,
+                dev.device_name if dev else None,
+                event.client_id,
+                event.remote,
+                event.code,
+                event.reason,
+                _explanation_json(event.explanation),
+            ),
+        )
+
+    def log_message(self, record: MessageRecord) -> None:
+        """Queue one message-log line (returns at once; see :meth:`flush`)."""
+        dev = record.device
+        self._enqueue(
+            "INSERT INTO message_log (time, direction, product_key, device_name, client_id, "
+            "topic, qos, payload, accepted, reason, explanation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.time,
+                record.direction,
+                dev.product_key if dev else None,
+                dev.device_name if dev else None,
+                record.client_id,
+                record.topic,
+                record.qos,
+                bytes(record.payload),
+                int(record.accepted),
+                record.reason,
+                None,
+            ),
+        )
+
+    def _enqueue(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._cond:
+            if self._closed:  # late lines from a stopping broker are dropped
+                return
+            self._enqueued += 1
+        self._queue.put((sql, params))
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                break
+            if item is _FLUSH:
+                continue
+            batch = [item]
+            deadline = time.monotonic() + _LINGER
+            while len(batch) < _BATCH:
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining > 0:
+                        nxt = self._queue.get(timeout=remaining)
+                    else:
+                        nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if nxt is _FLUSH:  # someone waits: commit now instead of lingering
+                    break
+                batch.append(nxt)
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params in batch:
+            grouped.setdefault(sql, []).append(params)
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, rows in grouped.items():
+                        self._conn.executemany(sql, rows)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+        except Exception as exc:  # pragma: no cover - disk full, locked for 10 s ...
+            self.last_write_error = exc
+        finally:
+            with self._cond:
+                self._written += len(batch)
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every record queued so far is committed; False on timeout.
+
+        Example:
+            >>> reg = Registry()
+            >>> reg.log_connection(ConnectionEvent(1.0, "mqtt", "connect", True))
+            >>> reg.flush(), len(reg.connection_log())
+            (True, 1)
+        """
+        with self._cond:
+            target = self._enqueued
+            if self._written >= target:
+                return True
+        self._queue.put(_FLUSH)
+        with self._cond:
+            return self._cond.wait_for(lambda: self._written >= target, timeout)
+
+    def connection_log(
+        self, device: DeviceLike | None = None, limit: int | None = None
+    ) -> list[ConnectionEvent]:
+        """Connection-log lines, oldest first (the last ``limit`` ones); flushes first."""
+        rows = self._log_rows("connection_log", device, limit)
+        return [
+            ConnectionEvent(
+                time=r["time"],
+                protocol=r["protocol"],
+                event=r["event"],
+                accepted=bool(r["accepted"]),
+                device=_row_ref(r),
+                client_id=r["client_id"],
+                remote=r["remote"],
+                code=r["code"],
+                reason=r["reason"],
+                explanation=_explanation_from(r["explanation"]),
+            )
+            for r in rows
+        ]
+
+    def message_log(
+        self, device: DeviceLike | None = None, limit: int | None = None
+    ) -> list[MessageRecord]:
+        """Message-log lines, oldest first (the last ``limit`` ones); flushes first."""
+        rows = self._log_rows("message_log", device, limit)
+        return [
+            MessageRecord(
+                time=r["time"],
+                direction=r["direction"],
+                topic=r["topic"],
+                qos=r["qos"],
+                payload=bytes(r["payload"]),
+                accepted=bool(r["accepted"]),
+                device=_row_ref(r),
+                client_id=r["client_id"],
+                reason=r["reason"],
+            )
+            for r in rows
+        ]
+
+    def _log_rows(
+        self, table: str, device: DeviceLike | None, limit: int | None
+    ) -> list[sqlite3.Row]:
+        self.flush()
+        where, params = "", []
+        if device is not None:
+            ref = _ref(device)
+            where = "WHERE product_key = ? AND device_name = ?"
+            params = [ref.product_key, ref.device_name]
+        sql = f"SELECT * FROM {table} {where} ORDER BY id"
+        if limit is not None:
+            inner = f"SELECT * FROM {table} {where} ORDER BY id DESC LIMIT ?"
+            sql = f"SELECT * FROM ({inner}) ORDER BY id"
+            params.append(int(limit))
+        return self._query(sql, params)
+
+    def connection_frame(self, device: DeviceLike | None = None) -> pd.DataFrame:
+        """The connection log as a DataFrame: ``time`` datetime64 (UTC), ``protocol`` and
+        ``event`` categorical, text columns ``str``, ``explanation`` as JSON text."""
+        import pandas as pd
+
+        rows = self._log_rows("connection_log", device, None)
+        columns = [
+            "time", "protocol", "event", "accepted", "product_key", "device_name",
+            "client_id", "remote", "code", "reason", "explanation",
+        ]  # fmt: skip
+        frame = pd.DataFrame([tuple(r[c] for c in columns) for r in rows], columns=columns)
+        frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
+        frame["accepted"] = frame["accepted"].astype(bool)
+        frame["code"] = frame["code"].astype("Int64")
+        for name in ("protocol", "event"):
+            frame[name] = frame[name].astype("category")
+        for name in ("product_key", "device_name", "client_id", "remote", "reason", "explanation"):
+            frame[name] = frame[name].astype("string")
+        frame.insert(4, "device", _device_column(frame))
+        return frame
+
+    def message_frame(self, device: DeviceLike | None = None) -> pd.DataFrame:
+        """The message log as a DataFrame: ``time`` datetime64 (UTC), ``direction``
+        categorical, ``payload`` bytes, ``text`` the payload decoded (UTF-8, replaced),
+        ``size`` its length."""
+        import pandas as pd
+
+        rows = self._log_rows("message_log", device, None)
+        columns = [
+            "time", "direction", "product_key", "device_name", "client_id", "topic", "qos",
+            "payload", "accepted", "reason",
+        ]  # fmt: skip
+        frame = pd.DataFrame([tuple(r[c] for c in columns) for r in rows], columns=columns)
+        frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
+        frame["direction"] = frame["direction"].astype("category")
+        frame["qos"] = frame["qos"].astype("int64")
+        frame["accepted"] = frame["accepted"].astype(bool)
+        frame["payload"] = frame["payload"].map(bytes).astype(object)
+        frame["size"] = frame["payload"].map(len).astype("int64")
+        frame["text"] = (
+            frame["payload"].map(lambda b: b.decode("utf-8", errors="replace")).astype("string")
+        )
+        for name in ("product_key", "device_name", "client_id", "topic", "reason"):
+            frame[name] = frame[name].astype("string")
+        frame.insert(2, "device", _device_column(frame))
+        return frame
+
+    def close(self) -> None:
+        """Flush the logs, stop the writer and close the database (idempotent)."""
+        with self._cond:
+            if self._closed:
+                return
+        self.flush()
+        with self._cond:
+            self._closed = True
+        self._queue.put(None)
+        self._writer.join(timeout=10)
+        with self._lock:
+            self._conn.close()
+
+
+def _device(row: sqlite3.Row) -> Device:
+    return Device(
+        row["product_key"],
+        row["device_name"],
+        row["device_secret"],
+        bool(row["enabled"]),
+        bool(row["activated"]),
+        row["created"],
+        row["iot_id"],
+    )
+
+
+def _row_ref(row: sqlite3.Row) -> DeviceRef | None:
+    if row["product_key"] is None or row["device_name"] is None:
+        return None
+    return DeviceRef(row["product_key"], row["device_name"])
+
+
+def _device_column(frame: pd.DataFrame) -> pd.Series:
+    joined = frame["product_key"].astype("string") + "/" + frame["device_name"].astype("string")
+    return joined.astype("string")
+
+
+def _as_class(value: TopicClass | tuple[str, str]) -> TopicClass:
+    if isinstance(value, TopicClass):
+        return validate_topic_class(value.template, value.permission)
+    template, permission = value
+    return validate_topic_class(template, permission)
+
+
+def _check_topic_safe(value: str, field: str) -> None:
+    for char in "/+#":
+        if char in value:
+            raise UsageError(field, f"must not contain {char!r} (it would break topics)")
