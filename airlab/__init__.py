@@ -28,6 +28,9 @@ from airlab.aliyun import (
 )
 from airlab.at import AtParser, Direction, Transcript, TranscriptWriter, parse_stream, read_capture
 from airlab.errors import AirlabError, CaptureFormatError, CloudRejected, UsageError
+from airlab.sim.urlhandler import register_url_handler
+
+register_url_handler()  # serial.serial_for_url("airsim://...") opens a simulated module
 
 __all__ = [
     "AirlabError",
