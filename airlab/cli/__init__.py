@@ -20,7 +20,13 @@ from airlab.errors import AirlabError, UsageError
 
 __all__ = ["main"]
 
-_GROUPS = ("airlab.cli.sign", "airlab.cli.capture", "airlab.cli.lab")
+_GROUPS = (
+    "airlab.cli.sign",
+    "airlab.cli.capture",
+    "airlab.cli.lab",
+    "airlab.cli.sim",
+    "airlab.cli.cloud",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

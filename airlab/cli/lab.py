@@ -1,7 +1,19 @@
-"""``airlab lab``: JupyterLab on the lessons in ``notebooks/``.
+"""``airlab lab``: the cloud emulator as a background service, and JupyterLab on the
+lessons in ``notebooks/``.
 
-Later layers start the cloud emulator behind the same command; for now it opens the
-lessons, which start whatever they need in-process.
+1. The emulator starts as a child process (``airlab cloud serve --fixture tutorial --db
+   <data dir>/lab.db --endpoints-file <default endpoints path>``), unless one already
+   serves with that endpoints file (it is then reused and left running) or
+   ``--no-cloud`` is given. ``airlab lab`` waits until the endpoints file is written.
+2. JupyterLab runs as a second child with ``AIRLAB_CLOUD_ENDPOINTS`` set, so
+   :func:`airlab.cloud.cloud_for_lesson` finds the emulator.
+3. When JupyterLab exits, or on Ctrl-C / SIGTERM / SIGHUP, JupyterLab is stopped, then
+   the emulator (which removes its endpoints file). If ``airlab lab`` is killed
+   outright, both children get SIGTERM (Linux) and the emulator also notices that its
+   parent is gone.
+
+The data dir is ``$XDG_DATA_HOME/airlab`` (``~/.local/share/airlab``); the emulator's
+output goes to ``cloud.log`` there.
 
 Example:
     $ airlab lab --port 8888 --no-browser
@@ -10,14 +22,30 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from airlab.errors import UsageError
+from airlab.errors import AirlabError, UsageError
 
-__all__ = ["find_notebooks_dir", "jupyter_command", "register"]
+__all__ = [
+    "CloudService",
+    "find_notebooks_dir",
+    "jupyter_command",
+    "register",
+    "start_cloud_service",
+    "user_data_dir",
+]
+
+_CLOUD_START_TIMEOUT = 30.0
+_STOP_TIMEOUT = 15.0
 
 
 def find_notebooks_dir(start: Path | None = None) -> Path:
@@ -34,6 +62,12 @@ def find_notebooks_dir(start: Path | None = None) -> Path:
         if path.is_dir():
             return path
     raise UsageError("notebooks", "no notebooks/ folder here or beside the airlab package")
+
+
+def user_data_dir() -> Path:
+    """``$XDG_DATA_HOME/airlab`` or ``~/.local/share/airlab`` (not created here)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "airlab"
 
 
 def jupyter_command(notebooks: Path, *, port: int | None, no_browser: bool, ip: str) -> list[str]:
@@ -54,20 +88,218 @@ def jupyter_command(notebooks: Path, *, port: int | None, no_browser: bool, ip: 
     return cmd
 
 
+class CloudService:
+    """The emulator ``airlab lab`` uses: a child process it owns, or a running one it
+    reuses (``process`` None)."""
+
+    def __init__(
+        self,
+        endpoints_file: Path,
+        endpoints: dict[str, Any],
+        process: subprocess.Popen[bytes] | None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.endpoints_file = endpoints_file
+        self.endpoints = endpoints
+        self.process = process
+        self.log_path = log_path
+
+    def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
+        """Stop the child (SIGINT: a clean stop that removes the endpoints file); kill it
+        if it does not end in time. A reused service is left running."""
+        proc = self.process
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        _remove_if_owned(self.endpoints_file, proc.pid)
+
+
+def _remove_if_owned(path: Path, pid: int) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and data.get("pid") == pid:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            path.with_name(path.stem + ".ca.pem").unlink()
+
+
+def _tail(path: Path | None, lines: int = 8) -> str:
+    if path is None:
+        return ""
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start_cloud_service(
+    endpoints_file: Path,
+    db: Path,
+    *,
+    fixture: str = "tutorial",
+    timeout: float = _CLOUD_START_TIMEOUT,
+    log_path: Path | None = None,
+) -> CloudService:
+    """Reuse the emulator serving with ``endpoints_file`` or start one as a child and wait
+    (up to ``timeout`` s) until it has written that file."""
+    from airlab.cloud.discovery import EndpointsError, load_endpoints
+
+    with contextlib.suppress(EndpointsError):  # missing, unreadable or stale: start one
+        return CloudService(endpoints_file, load_endpoints(endpoints_file), None)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "airlab", "cloud", "serve", "--fixture", fixture,
+        "--db", str(db), "--endpoints-file", str(endpoints_file),
+        "--watch-pid", str(os.getpid()),
+    ]  # fmt: skip
+    log_path = log_path or db.with_name("cloud.log")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **_child_options()
+        )
+    service = CloudService(endpoints_file, {}, proc, log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AirlabError(
+                f"the cloud emulator did not start (exit {proc.returncode}); its log "
+                f"{log_path}:\n{_tail(log_path)}"
+            )
+        try:
+            data = load_endpoints(endpoints_file)
+        except EndpointsError:
+            data = None
+        if data is not None and data.get("pid") == proc.pid:
+            service.endpoints = data
+            return service
+        if time.monotonic() > deadline:
+            service.stop()
+            raise AirlabError(
+                f"the cloud emulator wrote no endpoints to {endpoints_file} within {timeout:g} s"
+            )
+        time.sleep(0.05)  # polling a file another process writes: no event to wait on
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGTERM when ``airlab lab`` dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_options() -> dict[str, Any]:
+    options: dict[str, Any] = {"start_new_session": True}
+    if sys.platform.startswith("linux"):
+        options["preexec_fn"] = _die_with_parent
+    return options
+
+
+class _Stopped(Exception):
+    """SIGTERM/SIGHUP received."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _stop_process(proc: subprocess.Popen[bytes], timeout: float = _STOP_TIMEOUT) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()  # JupyterLab shuts down cleanly on SIGTERM (no y/n prompt)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from airlab.cloud.discovery import ENDPOINTS_ENV, default_endpoints_path
+
     if importlib.util.find_spec("jupyterlab") is None:
         raise UsageError("lab", "JupyterLab is not installed: pip install 'airlab[lab]'")
     notebooks = find_notebooks_dir(Path(args.notebooks) if args.notebooks else None)
     cmd = jupyter_command(notebooks, port=args.port, no_browser=args.no_browser, ip=args.ip)
-    print("airlab: starting JupyterLab on", notebooks, flush=True)
-    os.execv(cmd[0], cmd)
-    return 0  # pragma: no cover - execv does not return
+    env = dict(os.environ)
+    previous = {
+        signum: signal.signal(signum, _raise_stopped)
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None))
+        if signum is not None
+    }
+    cloud: CloudService | None = None
+    jupyter: subprocess.Popen[bytes] | None = None
+    try:
+        if not args.no_cloud:
+            endpoints_file = (
+                Path(args.endpoints_file).expanduser()
+                if args.endpoints_file
+                else default_endpoints_path()
+            )
+            db = Path(args.cloud_db).expanduser() if args.cloud_db else user_data_dir() / "lab.db"
+            cloud = start_cloud_service(endpoints_file.resolve(), db.resolve())
+            ep = cloud.endpoints
+            how = "reusing the running" if cloud.process is None else "started the"
+            print(
+                f"airlab: {how} cloud emulator: https {ep['https']}, mqtt {ep['mqtt']}, "
+                f"mqtts {ep['mqtts']} (endpoints {cloud.endpoints_file})",
+                flush=True,
+            )
+            env[ENDPOINTS_ENV] = str(cloud.endpoints_file)
+        print("airlab: starting JupyterLab on", notebooks, flush=True)
+        jupyter = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, **_child_options())
+        try:
+            code = jupyter.wait()
+        except (KeyboardInterrupt, _Stopped):
+            print("airlab: stopping JupyterLab and the cloud emulator", file=sys.stderr, flush=True)
+            code = 0
+        return code
+    except _Stopped:
+        return 0
+    finally:
+        # Further SIGTERMs must not interrupt the clean-up.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            if jupyter is not None:
+                _stop_process(jupyter)
+            if cloud is not None:
+                cloud.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("lab", help="open the lessons in JupyterLab")
+    parser = subparsers.add_parser(
+        "lab", help="open the lessons in JupyterLab, with the cloud emulator running"
+    )
     parser.add_argument("--notebooks", help="lessons folder (default: ./notebooks)")
     parser.add_argument("--port", type=int, help="HTTP port for JupyterLab")
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument(
+        "--no-cloud", action="store_true", help="do not start the cloud emulator service"
+    )
+    parser.add_argument(
+        "--cloud-db", help="registry of the cloud emulator (default: <data dir>/lab.db)"
+    )
+    parser.add_argument(
+        "--endpoints-file",
+        help="the emulator's endpoints JSON (default: $AIRLAB_CLOUD_ENDPOINTS or "
+        "~/.cache/airlab/cloud-endpoints.json)",
+    )
     parser.set_defaults(func=_run)

@@ -8,6 +8,11 @@ Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
 * ``POST /admin/publish`` — JSON ``{"topic", "payload" | "payload_b64", "qos"}`` with
   ``Authorization: Bearer <admin_token>``; calls ``publisher(topic, payload, qos)``
   (the console's "publish to a device").
+* console admin routes (same bearer token; need ``HttpEndpoints.console``, set by
+  :class:`airlab.cloud.service.CloudEmulator`): ``GET /admin/status``, ``GET
+  /admin/online``, ``POST /admin/reset`` ``{"product_key","device_name"}``, ``POST
+  /admin/flush``, ``GET /admin/log?table=connection|message&limit=N`` (see the block
+  at the end of this module).
 
 The form body is read as bytes and parsed here: any ``Content-Type`` spelling is
 accepted (the module writes ``Content-type``, with or without ``;charset=utf-8``).
@@ -234,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._auth(path, _AUTH_ROUTES[path])
         elif path == _ADMIN_ROUTE:
             self._admin()
+        elif path in _CONSOLE_ROUTES:  # console admin routes: see the block at the end
+            _console_route(self, path)
         else:
             body = self._read_body("request")
             if body is not None:
@@ -241,6 +248,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _other(self) -> None:
         path = self._path()
+        if path in _CONSOLE_ROUTES:  # console admin routes: see the block at the end
+            _console_route(self, path)
+            return
         event = _AUTH_ROUTES.get(path, "admin" if path == _ADMIN_ROUTE else "request")
         if self.headers.get("Content-Length") and self._read_body(event) is None:
             return
@@ -481,3 +491,149 @@ class HttpEndpoints:
     def https_url(self) -> str:
         """``https://host:port`` of the TLS listener."""
         return self._url("https", self.https_port)
+
+
+# ==========================================================================================
+# Console admin routes (added for airlab.cloud.service; separate from the routes above).
+#
+# ``HttpEndpoints.console`` (an attribute set after construction, default absent) is an
+# object with ``status()``, ``online_devices()`` (items with ``as_dict()``),
+# ``reset_registration(pk, dn)``, ``flush()`` and ``registry``. Every route needs
+# ``Authorization: Bearer <admin token>`` and answers JSON ``{"code": 200, ...}``;
+# errors use the HTTP status as ``code`` (401, 400, 404, 405, 503). Successful reads are
+# not logged (a notebook may poll them); refusals are logged as ``admin`` events.
+# ==========================================================================================
+
+_CONSOLE_ROUTES = {
+    "/admin/status": "GET",
+    "/admin/online": "GET",
+    "/admin/log": "GET",
+    "/admin/reset": "POST",
+    "/admin/flush": "POST",
+}
+_LOG_LIMIT = 10_000
+
+
+def _console_route(handler: _Handler, path: str) -> None:
+    if handler.headers.get("Content-Length"):
+        body = handler._read_body("admin")
+        if body is None:
+            return
+    else:
+        body = b""
+    endpoints = handler.endpoints
+    token = endpoints.admin_token
+    scheme, _, value = handler.headers.get("Authorization", "").partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(value.strip().encode(), token.encode())
+    ):
+        handler._error(
+            401,
+            "admin",
+            "the admin API needs 'Authorization: Bearer <admin token>'",
+            **{"WWW-Authenticate": "Bearer"},
+        )
+        return
+    method = _CONSOLE_ROUTES[path]
+    if handler.command != method:
+        handler._error(405, "admin", f"{handler.command} is not allowed on {path}; use {method}",
+                       Allow=method)  # fmt: skip
+        return
+    console = getattr(endpoints, "console", None)
+    if console is None:
+        handler._error(503, "admin", "no console: the emulator service is not attached")
+        return
+    try:
+        answer = _console_answer(console, path, handler.path, body)
+    except _ConsoleProblem as exc:
+        handler._error(exc.status, "admin", exc.message)
+        return
+    except Exception as exc:
+        log.exception("console route %s failed", path)
+        handler._error(500, "admin", f"{path} failed: {exc}")
+        return
+    handler._send(200, _dumps({"code": 200, "message": "success", **answer}))
+
+
+class _ConsoleProblem(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict[str, Any]:
+    from urllib.parse import parse_qs, urlsplit
+
+    from airlab.errors import UsageError
+
+    if path == "/admin/status":
+        return dict(console.status())
+    if path == "/admin/online":
+        return {"devices": [d.as_dict() for d in console.online_devices()]}
+    if path == "/admin/flush":
+        return {"flushed": bool(console.flush())}
+    if path == "/admin/reset":
+        try:
+            request = json.loads(body.decode("utf-8")) if body else None
+        except (UnicodeDecodeError, ValueError):
+            request = None
+        if not isinstance(request, dict):
+            raise _ConsoleProblem(400, "the body must be a JSON object")
+        pk, dn = request.get("product_key"), request.get("device_name")
+        if not isinstance(pk, str) or not pk or not isinstance(dn, str) or not dn:
+            raise _ConsoleProblem(400, "'product_key' and 'device_name' (text) are required")
+        try:
+            console.reset_registration(pk, dn)
+        except UsageError as exc:
+            raise _ConsoleProblem(404, exc.message) from None
+        return {"product_key": pk, "device_name": dn, "activated": False}
+    # /admin/log
+    query = parse_qs(urlsplit(raw_path).query)
+    table = (query.get("table") or ["connection"])[0]
+    limit_text = (query.get("limit") or [str(_LOG_LIMIT)])[0]
+    try:
+        limit = max(0, min(int(limit_text), _LOG_LIMIT))
+    except ValueError:
+        raise _ConsoleProblem(400, f"'limit' must be an integer, not {limit_text!r}") from None
+    registry = console.registry
+    if table == "connection":
+        rows = [_event_row(e) for e in registry.connection_log(limit=limit)]
+    elif table == "message":
+        rows = [_message_row(m) for m in registry.message_log(limit=limit)]
+    else:
+        raise _ConsoleProblem(400, f"'table' must be connection or message, not {table!r}")
+    return {"table": table, "rows": rows}
+
+
+def _event_row(e: ConnectionEvent) -> dict[str, Any]:
+    return {
+        "time": e.time,
+        "protocol": e.protocol,
+        "event": e.event,
+        "accepted": e.accepted,
+        "product_key": e.device.product_key if e.device else None,
+        "device_name": e.device.device_name if e.device else None,
+        "client_id": e.client_id,
+        "remote": e.remote,
+        "code": e.code,
+        "reason": e.reason,
+        "explanation": e.explanation.as_dict() if e.explanation else None,
+    }
+
+
+def _message_row(m: Any) -> dict[str, Any]:
+    return {
+        "time": m.time,
+        "direction": m.direction,
+        "product_key": m.device.product_key if m.device else None,
+        "device_name": m.device.device_name if m.device else None,
+        "client_id": m.client_id,
+        "topic": m.topic,
+        "qos": m.qos,
+        "payload_b64": base64.b64encode(m.payload).decode("ascii"),
+        "accepted": m.accepted,
+        "reason": m.reason,
+    }

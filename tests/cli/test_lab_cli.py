@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from airlab.cli.lab import find_notebooks_dir, jupyter_command
+from airlab.cloud.discovery import load_endpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,9 +39,16 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_airlab_lab_serves_the_welcome_notebook(tmp_path: Path) -> None:
+def test_airlab_lab_serves_the_lessons_and_runs_the_cloud(tmp_path: Path) -> None:
     port = _free_port()
-    env = dict(os.environ, JUPYTER_TOKEN="airlab-test", JUPYTER_RUNTIME_DIR=str(tmp_path))
+    ep_file = tmp_path / "cloud-endpoints.json"
+    env = dict(
+        os.environ,
+        JUPYTER_TOKEN="airlab-test",
+        JUPYTER_RUNTIME_DIR=str(tmp_path),
+        AIRLAB_CLOUD_ENDPOINTS=str(ep_file),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "airlab", "lab", "--no-browser", "--port", str(port)],
         cwd=ROOT,
@@ -49,6 +57,7 @@ def test_airlab_lab_serves_the_welcome_notebook(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/api/contents?token=airlab-test"
+    cloud_pid = None
     try:
         deadline = time.monotonic() + 60
         listing = None
@@ -62,9 +71,25 @@ def test_airlab_lab_serves_the_welcome_notebook(tmp_path: Path) -> None:
         assert listing is not None, proc.stderr.read().decode() if proc.poll() is not None else ""
         names = {item["name"] for item in listing["content"]}
         assert any(name.startswith("00_") for name in names)
+        # the cloud emulator runs beside JupyterLab and answers
+        endpoints = load_endpoints(ep_file)
+        cloud_pid = endpoints["pid"]
+        assert cloud_pid not in (proc.pid, os.getpid())
+        assert endpoints["db"] == str((tmp_path / "data" / "airlab" / "lab.db").resolve())
+        body = (
+            b"productKey=k1hipglLdjU&sign=0f655b12adf519b9a7a2b0a990f398b6"
+            b"&clientId=868488076506128&deviceName=868488076506128"
+        )
+        with urllib.request.urlopen(endpoints["http"] + "/auth/devicename", body, 10) as reply:
+            assert reply.status == 200 and len(reply.read()) == 124
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    assert cloud_pid is not None
+    assert not ep_file.exists()  # removed by the emulator's clean stop
+    with pytest.raises(ProcessLookupError):
+        os.kill(cloud_pid, 0)

@@ -1,0 +1,217 @@
+"""Benchmark: QoS 1 publish rate through the cloud emulator vs a plain mosquitto.
+
+50 paho clients (by default) each publish ``--messages`` QoS 1 messages, one at a time
+(each waits for its PUBACK before the next), on their own ``/pk/dn/user/update``:
+
+* through the emulator, run as ``airlab cloud serve`` in its own process, the clients
+  logging in with real credentials (50 devices created in its registry first, signed
+  with :func:`airlab.aliyun.direct_mqtt_credentials`); every message is checked against
+  the topic rules and written to the message log;
+* through ``mosquitto -c conf`` (``listener <free port> 127.0.0.1``, ``allow_anonymous
+  true``) with the same load.
+
+Prints both rates (messages/s) and their ratio (emulator / mosquitto; target ≥ 0.5).
+Everything runs on 127.0.0.1 and is bounded in count and time.
+
+    $ .venv/bin/python benchmarks/bench_cloud.py [--clients 50] [--messages 100] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from airlab.aliyun import direct_mqtt_credentials  # noqa: E402
+from airlab.cloud.fixtures import TUTORIAL_PRODUCT_KEY as PK  # noqa: E402
+from airlab.cloud.registry import Registry  # noqa: E402
+
+TARGET = 0.5
+START_TIMEOUT = 30.0
+RUN_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)  # a server that is starting: polled with a deadline
+    raise SystemExit(f"{what} did not listen on {port} within {START_TIMEOUT} s")
+
+
+def wait_file(path: Path, proc: subprocess.Popen[bytes]) -> dict:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"airlab cloud serve exited with {proc.returncode}")
+        if path.exists():
+            return json.loads(path.read_text())
+        time.sleep(0.05)  # another process writes it: polled with a deadline
+    raise SystemExit(f"no endpoints file within {START_TIMEOUT} s")
+
+
+Login = tuple[str, str, str, str]  # client id, username, password, topic
+
+
+def run_load(port: int, logins: list[Login], messages: int) -> float:
+    """Connect every client, then publish in parallel; returns messages per second."""
+    clients: list[mqtt.Client] = []
+    for client_id, username, password, _ in logins:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+        c.username_pw_set(username, password)
+        connected = threading.Event()
+        c.on_connect = lambda cl, ud, fl, rc, pr, ev=connected: (
+            ev.set() if not rc.is_failure else None
+        )
+        c.connect("127.0.0.1", port, keepalive=120)
+        c.loop_start()
+        if not connected.wait(10):
+            raise SystemExit(f"client {client_id} was not accepted on port {port}")
+        clients.append(c)
+    start = threading.Barrier(len(clients) + 1)
+    errors: list[str] = []
+
+    def publisher(c: mqtt.Client, topic: str) -> None:
+        start.wait()
+        payload = b'{"id":"%d","params":{"temperature":21.5}}'
+        for i in range(messages):
+            info = c.publish(topic, payload % i, qos=1)
+            info.wait_for_publish(timeout=10)
+            if not info.is_published():
+                errors.append(f"{topic}: no PUBACK for message {i}")
+                return
+
+    threads = [
+        threading.Thread(target=publisher, args=(c, login[3]), daemon=True)
+        for c, login in zip(clients, logins, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join(RUN_TIMEOUT)
+    elapsed = time.perf_counter() - began
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+    if errors or any(t.is_alive() for t in threads):
+        raise SystemExit(f"run failed: {errors[:3] or 'timeout'}")
+    return len(clients) * messages / elapsed
+
+
+def bench_emulator(folder: Path, clients: int, messages: int) -> float:
+    db = folder / "bench.db"
+    with Registry(db) as registry:
+        from airlab.cloud.fixtures import load_tutorial
+
+        load_tutorial(registry)
+        secrets = {
+            f"bench{i:03d}": registry.add_device(PK, f"bench{i:03d}").device_secret
+            for i in range(clients)
+        }
+    ep_file = folder / "ep.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlab", "cloud", "serve", "--db", str(db),
+         "--endpoints-file", str(ep_file), "--fixture", "tutorial"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        ep = wait_file(ep_file, proc)
+        port = int(ep["mqtt"].rsplit(":", 1)[1])
+        logins = []
+        for dn, secret in secrets.items():
+            cred = direct_mqtt_credentials(PK, dn, secret)
+            logins.append((cred.client_id, cred.username, cred.password, f"/{PK}/{dn}/user/update"))
+        rate = run_load(port, logins, messages)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    with Registry(db) as registry:
+        accepted = sum(1 for m in registry.message_log() if m.accepted and m.direction == "up")
+    if accepted != clients * messages:
+        raise SystemExit(
+            f"the emulator logged {accepted} accepted uplinks, not {clients * messages}"
+        )
+    return rate
+
+
+def bench_mosquitto(folder: Path, clients: int, messages: int) -> float:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+    )
+    if binary is None:
+        raise SystemExit("mosquitto is not installed (Debian package mosquitto)")
+    port = free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port, proc, "mosquitto")
+        logins = [
+            (f"bench{i:03d}", f"bench{i:03d}&{PK}", "x", f"/{PK}/bench{i:03d}/user/update")
+            for i in range(clients)
+        ]
+        return run_load(port, logins, messages)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=100, help="QoS 1 messages per client")
+    parser.add_argument("--check", action="store_true", help=f"exit 1 below ratio {TARGET}")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= 200 or not 1 <= args.messages <= 1000:
+        parser.error("--clients must be 1..200 and --messages 1..1000")
+    with tempfile.TemporaryDirectory(prefix="airlab-bench-") as tmp:
+        folder = Path(tmp)
+        total = args.clients * args.messages
+        print(f"{args.clients} clients x {args.messages} QoS 1 messages = {total} per broker")
+        mosq = bench_mosquitto(folder, args.clients, args.messages)
+        print(f"mosquitto:          {mosq:8.0f} msg/s")
+        emu = bench_emulator(folder, args.clients, args.messages)
+        print(f"airlab cloud serve: {emu:8.0f} msg/s")
+    ratio = emu / mosq
+    verdict = "target met" if ratio >= TARGET else "BELOW target"
+    print(f"ratio emulator/mosquitto: {ratio:.2f} ({verdict}: >= {TARGET})")
+    return 1 if args.check and ratio < TARGET else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
