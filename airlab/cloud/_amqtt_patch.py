@@ -401,13 +401,17 @@ class EmuBroker(Broker):
     # ---- routing -----------------------------------------------------------------------
 
     def route(self, topic: str, payload: bytes, qos: int) -> list[Conn]:
-        """Deliver to every matching subscription (QoS = min(publish, granted)); -> recipients."""
+        """Deliver to every matching subscription; -> recipients.
+
+        Delivery QoS is the publisher's QoS (at most 1), not the subscription's: the
+        platform does not honour subscription QoS (spec §5.2, [D-PROTO]).
+        """
         targets: dict[str, tuple[Session, int]] = {}
         for filt, subs in self._subscriptions.items():
             if filt != topic and not (("+" in filt or "#" in filt) and self._matches(topic, filt)):
                 continue
-            for session, sub_qos in subs:
-                q = min(qos, sub_qos)
+            for session, _granted in subs:
+                q = min(qos, 1)
                 prev = targets.get(session.client_id)  # type: ignore[arg-type]
                 if prev is None or prev[1] < q:
                     targets[session.client_id] = (session, q)  # type: ignore[index]

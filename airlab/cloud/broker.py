@@ -23,8 +23,9 @@ decide; this broker enforces their decisions on the wire:
 * PUBLISH: QoS 2 closes the connection; retain is ignored (never stored); payloads over
   256 KB are discarded; ``rules.may_publish`` refusals are not routed but still PUBACKed;
   every uplink is logged as a ``MessageRecord`` (``accepted``/``reason``); accepted ones are
-  routed (delivery QoS = ``min(publish QoS, granted QoS)``) and ``rules.replies_to`` answers
-  are published on their topics.  Will messages are parsed and ignored.
+  routed (delivery QoS = the publisher's QoS: the platform ignores subscription QoS)
+  and ``rules.replies_to`` answers are published on their topics.  Will messages are
+  parsed and ignored.
 * Every connect, refusal and disconnect is logged with ``rules.log_connection``; the
   ``reason`` of a disconnect uses the platform's log wording (``Device disconnect``,
   ``Connection reset by peer``, ``Kicked by the same device``, ``Keepalive timeout`` ...).
