@@ -86,6 +86,11 @@ def register(subparsers: Any) -> None:
         "--connect-rate-limit",
         help="CONNECT attempts allowed per device per minute (default: no limit)",
     )
+    serve.add_argument(
+        "--no-throttle",
+        action="store_true",
+        help="do not drop uplinks beyond the platform's 30/s (QoS0) and 10/s (QoS1) per device",
+    )
     serve.add_argument("--watch-pid", help=argparse.SUPPRESS)  # stop when this process ends
     serve.set_defaults(func=_serve)
 
@@ -155,6 +160,7 @@ def _print_json(data: dict[str, Any]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from airlab.cloud._amqtt_patch import UPLINK_LIMITS
     from airlab.cloud.discovery import EndpointsError, default_endpoints_path, load_endpoints
     from airlab.cloud.service import CloudEmulator
 
@@ -191,6 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         fixture=fixture,
         connect_rate_limit=rate,
+        uplink_limits=None if args.no_throttle else UPLINK_LIMITS,
         advertise=args.advertise,
         **ports,
     )

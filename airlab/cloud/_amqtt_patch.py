@@ -56,6 +56,8 @@ __all__ = ["MAX_PAYLOAD", "EmuBroker"]
 log = logging.getLogger("airlab.cloud.broker")
 
 MAX_PAYLOAD = 256 * 1024  # larger messages are discarded (platform limit)
+#: Uplink messages per second per device (QoS0, QoS1); the excess is dropped silently.
+UPLINK_LIMITS = (30, 10)
 MAX_PACKET = 1024 * 1024 + 1024  # a bigger packet closes the connection
 MAX_CONNECT = 64 * 1024
 MAX_FILTERS_PER_SUBSCRIBE = 8
@@ -264,6 +266,18 @@ class Conn:
     close_detail: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    rate_second: int = -1  # the whole second the uplink counters below belong to
+    rate_counts: list[int] = field(default_factory=lambda: [0, 0])  # QoS0, QoS1 this second
+
+    def over_rate(self, qos: int, limits: tuple[int, int] | None, now: float) -> int | None:
+        """Count one uplink; the current rate when it exceeds the platform's limit."""
+        if limits is None:
+            return None
+        second = int(now)
+        if second != self.rate_second:
+            self.rate_second, self.rate_counts = second, [0, 0]
+        self.rate_counts[qos] += 1
+        return self.rate_counts[qos] if self.rate_counts[qos] > limits[qos] else None
 
     def write(self, data: bytes) -> None:
         if not self.adapter.is_closed:
@@ -312,6 +326,7 @@ class EmuBroker(Broker):
         self.rules = rules
         self.emu_listeners = listeners
         self.connect_timeout = connect_timeout
+        self.uplink_limits: tuple[int, int] | None = UPLINK_LIMITS
         self.conns: dict[str, Conn] = {}  # session key (pk/dn) -> live connection
         self.bound: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -783,6 +798,13 @@ class EmuBroker(Broker):
                 conn.client_id,
                 f"message of {len(payload)} bytes exceeds 256 KB: discarded",
             )
+            return False
+        rate = conn.over_rate(qos, self.uplink_limits, time.monotonic())
+        if rate is not None:
+            # the platform drops throttled uplinks silently (log text as in its log service)
+            limit = self.uplink_limits[qos]  # type: ignore[index]
+            reason = f"Rate limit:{limit},current qps:{rate}"
+            self._log_msg("up", topic, qos, payload, False, conn.device, conn.client_id, reason)
             return False
         perm: Permission = self.rules.may_publish(conn.device, topic, qos)
         if not perm.allowed:

@@ -57,7 +57,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from airlab.cloud._amqtt_patch import EmuBroker
+from airlab.cloud._amqtt_patch import UPLINK_LIMITS, EmuBroker
 from airlab.cloud.model import CloudRules, DeviceRef
 
 __all__ = ["EmulatedBroker"]
@@ -90,10 +90,14 @@ class EmulatedBroker:
         mqtts_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 5.0,
+        uplink_limits: tuple[int, int] | None = UPLINK_LIMITS,
     ) -> None:
         """Prepare a broker; nothing is bound before :meth:`start`.
 
         ``mqtts_port`` is used only with ``ssl_context`` (default 0: a free port).
+        ``uplink_limits`` are the platform's per-device uplink rates (QoS0, QoS1 messages
+        per second, default 30 and 10): the excess is dropped silently, still PUBACKed,
+        and logged ``Rate limit:<max>,current qps:<n>``.  ``None`` turns throttling off.
         """
         self.rules = rules
         self.host = host
@@ -101,6 +105,7 @@ class EmulatedBroker:
         self._want_mqtts = (mqtts_port or 0) if ssl_context is not None else None
         self.ssl_context = ssl_context
         self.connect_timeout = connect_timeout
+        self.uplink_limits = uplink_limits
         self.mqtt_port: int | None = None
         self.mqtts_port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +154,7 @@ class EmulatedBroker:
         if self.ssl_context is not None:
             listeners["mqtts"] = (self.host, self._want_mqtts or 0, self.ssl_context)
         broker = EmuBroker(self.rules, listeners, self.connect_timeout, asyncio.get_running_loop())
+        broker.uplink_limits = self.uplink_limits
         await broker.start()
         return broker
 

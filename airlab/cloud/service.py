@@ -49,6 +49,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airlab.aliyun import DEFAULT_REGION, TopicClass
+from airlab.cloud._amqtt_patch import UPLINK_LIMITS
 from airlab.cloud.auth import Rules
 from airlab.cloud.broker import EmulatedBroker
 from airlab.cloud.fixtures import FIXTURES
@@ -515,6 +516,7 @@ class CloudEmulator(CloudConsole):
         mqtts_port: int = 0,
         connect_timeout: float = 5.0,
         connect_rate_limit: int | None = None,
+        uplink_limits: tuple[int, int] | None = UPLINK_LIMITS,
         advertise: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -548,6 +550,7 @@ class CloudEmulator(CloudConsole):
         self.fixture = fixture
         self.connect_timeout = connect_timeout
         self.connect_rate_limit = connect_rate_limit
+        self.uplink_limits = uplink_limits
         self.clock = clock
         self.address = (
             (advertise or primary_address())
@@ -624,6 +627,7 @@ class CloudEmulator(CloudConsole):
             mqtts_port=self.ports["mqtts_port"],
             ssl_context=context,
             connect_timeout=self.connect_timeout,
+            uplink_limits=self.uplink_limits,
         ).start()
         self.admin_token = secrets.token_urlsafe(24)
         http = HttpEndpoints(

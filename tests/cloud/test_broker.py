@@ -484,3 +484,15 @@ def test_failed_tls_bind_releases_the_plain_port(rules):
             broken.start()
     with EmulatedBroker(rules, mqtt_port=free) as again:  # the plain port was released
         assert again.mqtt_port == free
+
+
+def test_uplinks_beyond_the_platform_rate_are_dropped_silently(rules, clients):
+    with EmulatedBroker(rules, connect_timeout=0.3, uplink_limits=(2, 2)) as broker:
+        a = new(clients, broker.mqtt_port, "a")
+        a.connect()
+        a.subscribe(topic("a", "user/#"))
+        for i in range(5):  # 5 in a burst: whatever second boundary falls inside, one is over 2/s
+            a.publish(topic("a", "user/update"), f"m{i}".encode(), 1)  # each still PUBACKed
+        dropped = rules.message(accepted=False)
+        assert dropped.reason.startswith("Rate limit:2,current qps:")
+        assert EmulatedBroker(rules).uplink_limits == (30, 10)  # the platform's default
