@@ -28,6 +28,15 @@ from airlab.aliyun import (
 )
 from airlab.at import AtParser, Direction, Transcript, TranscriptWriter, parse_stream, read_capture
 from airlab.errors import AirlabError, CaptureFormatError, CloudRejected, UsageError
+from airlab.session import (
+    CommandError,
+    ConnectFailed,
+    ConnectionClosed,
+    ModemSession,
+    PortClosed,
+    ResponseTimeout,
+    UrcTimeout,
+)
 from airlab.sim.urlhandler import register_url_handler
 
 register_url_handler()  # serial.serial_for_url("airsim://...") opens a simulated module
@@ -37,10 +46,17 @@ __all__ = [
     "AtParser",
     "CaptureFormatError",
     "CloudRejected",
+    "CommandError",
+    "ConnectFailed",
+    "ConnectionClosed",
     "Direction",
+    "ModemSession",
+    "PortClosed",
+    "ResponseTimeout",
     "SignMethod",
     "Transcript",
     "TranscriptWriter",
+    "UrcTimeout",
     "UsageError",
     "__version__",
     "aliyun",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import T07_JSON, find_capture
+from at_wire import T07_JSON, find_capture
 
 from airlab.at.events import (
     CommandSent,

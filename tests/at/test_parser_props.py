@@ -7,7 +7,7 @@ import functools
 import os
 import random
 
-from conftest import console_bytes, find_capture, sscom_chunks
+from at_wire import console_bytes, find_capture, sscom_chunks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,0 +1,535 @@
+"""The tutorial's flows as functions of a :class:`~airlab.session.session.ModemSession`.
+
+* :func:`attach` - ``AT+CGATT?`` until 1, bearer ``AT+SAPBR`` (tolerant of already-open).
+* :func:`http_auth_then_mqtt` - method 1 (一机一密, HTTPS auth then MQTT with the token).
+* :func:`direct_mqtt` - method 2 (一机一密直连, signed password).
+* :func:`register_device` - method 3 (一型一密 dynamic registration over HTTPS): returns
+  the device secret, for method 1 or 2.
+* :func:`subscribe`, :func:`publish`, :func:`set_receive_mode`, :func:`disconnect`.
+
+Every function checks its arguments (signing, Aliyun keep-alive 30-1200 s, client id
+at most 64 characters) before sending anything, sends ``AT+MCONNECT`` right after
+``CONNECT OK``, and returns a small frozen result whose ``steps`` hold each command's
+timings (``result.timings()`` is a list of dicts, ready for a table).
+
+Endpoint host names are the real Aliyun names (``iot-auth.<region>.aliyuncs.com``,
+``<pk>.iot-as-mqtt.<region>.aliyuncs.com``): the simulator resolves them to the local
+emulator, a real module reaches the real cloud - the same code path.
+
+Example:
+    >>> import airlab
+    >>> from airlab.session import ModemSession
+    >>> with ModemSession("airsim://?profile=instant") as s:
+    ...     print(attach(s).ip)
+    10.222.163.213
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+
+from airlab.aliyun import (
+    DEFAULT_REGION,
+    TUTORIAL_REGISTER_SIGN_METHOD,
+    MqttCredentials,
+    SignMethod,
+    direct_mqtt_credentials,
+    http_auth_request,
+    mqtt_credentials_after_http_auth,
+    new_random,
+    parse_http_auth_reply,
+    parse_register_reply,
+    register_request,
+)
+from airlab.aliyun.forms import HttpFormRequest
+from airlab.at.commands import (
+    httpaction,
+    httppara,
+    mconfig,
+    mconnect,
+    mdisconnect,
+    mipclose,
+    mipstart,
+    mqttmsgset,
+    msub,
+    sapbr,
+)
+from airlab.errors import AirlabError, CloudRejected, UsageError
+from airlab.session.errors import (
+    HTTP_MODULE_CODES,
+    CommandError,
+    ConnectFailed,
+    ResponseTimeout,
+)
+from airlab.session.guards import check_aliyun_client_id, check_aliyun_keepalive
+from airlab.session.response import Response
+from airlab.session.session import MCONNECT_REFUSED_HINT, ModemSession
+
+__all__ = [
+    "AttachResult",
+    "MqttLogin",
+    "PublishResult",
+    "RecipeResult",
+    "Registration",
+    "Step",
+    "SubscribeResult",
+    "attach",
+    "direct_mqtt",
+    "disconnect",
+    "http_auth_then_mqtt",
+    "publish",
+    "register_device",
+    "set_receive_mode",
+    "subscribe",
+]
+
+HTTP_AUTH_HINT = (
+    "the emulator explains why: CloudEmulator.refusals() / explain_last_refusal() (expected "
+    "vs received sign content); on the real cloud check the DeviceSecret and sign method"
+)
+REGISTER_HINT = (
+    "dynamic registration needs it enabled for the product and a device not yet activated "
+    "(ResetThing: CloudEmulator.reset_registration(pk, dn)); see CloudEmulator.refusals()"
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a recipe with its timings (seconds)."""
+
+    name: str
+    command: str
+    result: str
+    latency: float
+    urc: str | None = None
+    urc_latency: float | None = None
+    sent_mono: float = 0.0
+
+    @classmethod
+    def of(cls, name: str, resp: Response) -> Step:
+        result = resp.result if resp.code is None else f"{resp.result}: {resp.code}"
+        return cls(
+            name=name,
+            command=resp.command,
+            result=result,
+            latency=resp.latency,
+            urc=None if resp.urc is None else resp.urc.line,
+            urc_latency=resp.urc_latency,
+            sent_mono=resp.sent_mono,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeResult:
+    """The steps of a recipe, in order."""
+
+    steps: tuple[Step, ...] = ()
+
+    def timings(self) -> list[dict[str, object]]:
+        """One dict per step: step, command, result, latency_s, urc, urc_latency_s."""
+        return [
+            {
+                "step": s.name,
+                "command": s.command,
+                "result": s.result,
+                "latency_s": s.latency,
+                "urc": s.urc,
+                "urc_latency_s": s.urc_latency,
+            }
+            for s in self.steps
+        ]
+
+    def step(self, name: str) -> Step:
+        """The (last) step called ``name``."""
+        for s in reversed(self.steps):
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachResult(RecipeResult):
+    ip: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttLogin(RecipeResult):
+    """An MQTT session is up: who logged in where, and how long CONNACK took."""
+
+    method: str
+    client_id: str
+    username: str
+    host: str
+    port: int
+    tls: bool
+    keepalive: int
+    sign_content: str = ""
+    iot_id: str | None = None
+    credentials: MqttCredentials | None = field(default=None, repr=False)
+
+    @property
+    def connack_latency(self) -> float | None:
+        return self.step("MCONNECT").urc_latency
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registration(RecipeResult):
+    product_key: str
+    device_name: str
+    device_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscribeResult(RecipeResult):
+    topic: str
+    qos: int
+
+    @property
+    def suback_latency(self) -> float | None:
+        return self.steps[-1].urc_latency if self.steps else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishResult(RecipeResult):
+    topic: str
+    qos: int
+    size: int
+    response: Response = field(repr=False)
+
+    @property
+    def ack_latency(self) -> float | None:
+        """Seconds from AT+MPUB to PUBACK (QoS1) / PUBCOMP (QoS2); None for QoS0."""
+        return self.response.urc_latency
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.items: list[Step] = []
+
+    def add(self, name: str, resp: Response) -> Response:
+        self.items.append(Step.of(name, resp))
+        return resp
+
+    def done(self) -> tuple[Step, ...]:
+        return tuple(self.items)
+
+
+# ---------------------------------------------------------------------------- bearer
+
+
+def attach(
+    session: ModemSession,
+    *,
+    apn: str = "",
+    contype: str = "GPRS",
+    tries: int = 30,
+    interval: float = 1.0,
+) -> AttachResult:
+    """``AT+CGATT?`` until ``+CGATT: 1`` (up to ``tries`` times, ``interval`` apart), then
+    ``AT+SAPBR=3,1,"CONTYPE",…``, ``AT+SAPBR=3,1,"APN",…`` (empty: the network's APN),
+    ``AT+SAPBR=1,1`` (an error is fine when ``AT+SAPBR=2,1`` shows the bearer is up) and
+    ``AT+SAPBR=2,1`` for the IP."""
+    lines = (sapbr(3, 1, "CONTYPE", contype), sapbr(3, 1, "APN", apn))  # UsageError first
+    steps = _Steps()
+    pause = threading.Event()
+    for attempt in range(tries):
+        r = steps.add("CGATT?", session.command("AT+CGATT?"))
+        if r.args("+CGATT") == ("1",):
+            break
+        if attempt + 1 < tries:
+            pause.wait(interval)
+    else:
+        raise ResponseTimeout(
+            "AT+CGATT?",
+            "+CGATT: 1 (attached to the packet network)",
+            tries * interval,
+            hint="check the SIM (AT+CPIN?), antenna and signal (AT+CSQ), registration (AT+CEREG?)",
+        )
+    steps.add("SAPBR CONTYPE", session.command(lines[0]))
+    steps.add("SAPBR APN", session.command(lines[1]))
+    opened = steps.add("SAPBR open", session.command(sapbr(1, 1), check=False))
+    query = steps.add("SAPBR query", session.command(sapbr(2, 1), check=False))
+    args = query.args("+SAPBR") if query.ok else None
+    up = bool(args and len(args) >= 2 and args[1] == "1")
+    if not opened.ok and not up:
+        raise CommandError(
+            opened.command, opened.result, opened.code, opened.meaning, response=opened
+        )
+    ip = args[2] if args and len(args) >= 3 else None
+    return AttachResult(steps=steps.done(), ip=ip)
+
+
+# ---------------------------------------------------------------------------- HTTPS
+
+
+def _https_post(
+    session: ModemSession, req: HttpFormRequest, steps: _Steps, timeout: float | None
+) -> tuple[int, bytes]:
+    """HTTPINIT, URL, content type, HTTPDATA, HTTPACTION=1 -> +HTTPACTION, HTTPREAD,
+    HTTPTERM (always, result ignored). Returns (HTTP status, body)."""
+    url_line = httppara("URL", req.url, quote_value=False)
+    type_line = httppara("USER_DEFINED", f"Content-type: {req.content_type}")
+    r = session.command("AT+HTTPINIT", check=False)
+    if not r.ok:  # left initialised by an earlier run: start over
+        session.command("AT+HTTPTERM", check=False)
+        r = session.command("AT+HTTPINIT")
+    steps.add("HTTPINIT", r)
+    try:
+        steps.add("HTTPPARA URL", session.command(url_line))
+        steps.add("HTTPPARA USER_DEFINED", session.command(type_line))
+        steps.add("HTTPDATA", session.http_post_body(req.body))
+        r = steps.add(
+            "HTTPACTION",
+            session.command_and_wait(httpaction(1), urc="+HTTPACTION", fail=(), timeout=timeout),
+        )
+        assert r.urc is not None
+        args = r.urc.args
+        status = int(args[1]) if len(args) >= 2 and args[1].isdigit() else 0
+        if status in HTTP_MODULE_CODES or status == 0:
+            raise ConnectFailed(
+                r.command,
+                f"the HTTPS request failed in the module: {r.urc.line} "
+                f"({HTTP_MODULE_CODES.get(status, 'unreadable status')})",
+                hint="check the bearer (AT+SAPBR=2,1), DNS and the URL; then retry",
+            )
+        body = b""
+        if len(args) >= 3 and args[2].isdigit() and int(args[2]) > 0:
+            r = steps.add("HTTPREAD", session.command("AT+HTTPREAD"))
+            body = r.payload or b""
+        return status, body
+    finally:
+        with contextlib.suppress(AirlabError):
+            steps.add("HTTPTERM", session.command("AT+HTTPTERM", check=False))
+
+
+def _rejected(exc: CloudRejected, hint: str) -> CloudRejected:
+    return CloudRejected(exc.code, exc.message, hint)
+
+
+# ---------------------------------------------------------------------------- MQTT login
+
+
+def _mqtt_login(
+    session: ModemSession,
+    creds: MqttCredentials,
+    steps: _Steps,
+    *,
+    method: str,
+    tls: bool,
+    keepalive: int,
+    clean_session: int,
+    iot_id: str | None = None,
+) -> MqttLogin:
+    connect_line = mconnect(clean_session, keepalive)
+    steps.add("MCONFIG", session.command(mconfig(creds.client_id, creds.username, creds.password)))
+    open_line = mipstart(creds.host, creds.port, tls=tls)
+    name = "SSLMIPSTART" if tls else "MIPSTART"
+    opened = ("CONNECT OK", "ALREADY CONNECT")
+    failing = ("CONNECT FAIL", "CLOSED", "ERROR")
+    r = session.command_and_wait(open_line, urc=opened, fail=failing)
+    if r.urc is not None and r.urc.name == "ALREADY CONNECT":  # a stale link: replace it
+        steps.add(name, r)
+        steps.add("MIPCLOSE", session.command(mipclose(), check=False))
+        again = (*failing, "ALREADY CONNECT")
+        r = session.command_and_wait(open_line, urc="CONNECT OK", fail=again)
+    steps.add(name, r)
+    try:  # right after CONNECT OK: the server drops an idle link after ~5 s
+        r = session.command_and_wait(connect_line, urc="CONNACK OK", fail=("ERROR", "CLOSED"))
+    except CloudRejected as exc:
+        hint = MCONNECT_REFUSED_HINT
+        if creds.sign_content:
+            method_name = creds.sign_method.value if creds.sign_method else "?"
+            hint += f"; we signed {creds.sign_content!r} with {method_name}"
+        raise _rejected(exc, hint) from exc
+    steps.add("MCONNECT", r)
+    return MqttLogin(
+        steps=steps.done(),
+        method=method,
+        client_id=creds.client_id,
+        username=creds.username,
+        host=creds.host,
+        port=creds.port,
+        tls=tls,
+        keepalive=keepalive,
+        sign_content=creds.sign_content,
+        iot_id=iot_id,
+        credentials=creds,
+    )
+
+
+def http_auth_then_mqtt(
+    session: ModemSession,
+    *,
+    product_key: str,
+    device_name: str,
+    device_secret: str,
+    region: str = DEFAULT_REGION,
+    keepalive: int = 120,
+    client_id: str | None = None,
+    sign_method: SignMethod | str = "hmacmd5",
+    timestamp: str | int | None = None,
+    tls: bool = True,
+    clean_session: int = 1,
+    http_timeout: float | None = None,
+) -> MqttLogin:
+    """Method 1 (一机一密, HTTPS auth then MQTT): POST the signed form to
+    ``https://iot-auth.<region>.aliyuncs.com/auth/devicename``, read ``iotId`` /
+    ``iotToken`` (:class:`~airlab.errors.CloudRejected` for a code other than 200),
+    then MCONFIG (client id, iotId, iotToken), SSLMIPSTART to the host of the reply or
+    ``<pk>.iot-as-mqtt.<region>.aliyuncs.com:1883``, MCONNECT right after CONNECT OK."""
+    check_aliyun_keepalive(keepalive)
+    label = device_name if client_id is None else client_id
+    check_aliyun_client_id(label)
+    req = http_auth_request(
+        product_key,
+        device_name,
+        device_secret,
+        client_id=client_id,
+        sign_method=sign_method,
+        timestamp=timestamp,
+        region=region,
+    )
+    steps = _Steps()
+    status, body = _https_post(session, req, steps, http_timeout)
+    try:
+        reply = parse_http_auth_reply(body)
+    except CloudRejected as exc:
+        raise _rejected(exc, f"{HTTP_AUTH_HINT}; we signed {req.sign_content!r}") from exc
+    if status != 200:
+        raise CloudRejected(status, "HTTP status of /auth/devicename", HTTP_AUTH_HINT)
+    creds = mqtt_credentials_after_http_auth(reply, product_key, label, region=region)
+    return _mqtt_login(
+        session,
+        creds,
+        steps,
+        method="http_auth",
+        tls=tls,
+        keepalive=keepalive,
+        clean_session=clean_session,
+        iot_id=reply.iot_id,
+    )
+
+
+def direct_mqtt(
+    session: ModemSession,
+    *,
+    product_key: str,
+    device_name: str,
+    device_secret: str,
+    sign_method: SignMethod | str = "hmacmd5",
+    timestamp: str | int | None = None,
+    tls: bool = True,
+    region: str = DEFAULT_REGION,
+    keepalive: int = 120,
+    client_id: str | None = None,
+    host: str | None = None,
+    port: int = 1883,
+    clean_session: int = 1,
+) -> MqttLogin:
+    """Method 2 (一机一密直连): ``clientId|securemode=3,signmethod=…|``,
+    ``deviceName&productKey``, HMAC password; MCONFIG, SSLMIPSTART (``tls=False``:
+    MIPSTART), MCONNECT right after CONNECT OK."""
+    check_aliyun_keepalive(keepalive)
+    creds = direct_mqtt_credentials(
+        product_key,
+        device_name,
+        device_secret,
+        client_id=client_id,
+        sign_method=sign_method,
+        timestamp=timestamp,
+        region=region,
+        host=host,
+        port=port,
+    )
+    check_aliyun_client_id(creds.client_id)
+    return _mqtt_login(
+        session,
+        creds,
+        _Steps(),
+        method="direct",
+        tls=tls,
+        keepalive=keepalive,
+        clean_session=clean_session,
+    )
+
+
+def register_device(
+    session: ModemSession,
+    *,
+    product_key: str,
+    device_name: str,
+    product_secret: str,
+    random: str | None = None,
+    sign_method: SignMethod | str = TUTORIAL_REGISTER_SIGN_METHOD,
+    region: str = DEFAULT_REGION,
+    http_timeout: float | None = None,
+) -> Registration:
+    """Method 3 (一型一密 dynamic registration over HTTPS): POST
+    ``/auth/register/device`` signed with the ProductSecret; returns the DeviceSecret
+    (then log in with :func:`direct_mqtt` or :func:`http_auth_then_mqtt`)."""
+    req = register_request(
+        product_key,
+        device_name,
+        product_secret,
+        random=random if random is not None else new_random(),
+        sign_method=sign_method,
+        region=region,
+    )
+    steps = _Steps()
+    status, body = _https_post(session, req, steps, http_timeout)
+    try:
+        device = parse_register_reply(body)
+    except CloudRejected as exc:
+        raise _rejected(exc, REGISTER_HINT) from exc
+    if status != 200:
+        raise CloudRejected(status, "HTTP status of /auth/register/device", REGISTER_HINT)
+    return Registration(
+        steps=steps.done(),
+        product_key=device.product_key,
+        device_name=device.device_name,
+        device_secret=device.device_secret,
+    )
+
+
+# ---------------------------------------------------------------------------- MQTT use
+
+
+def subscribe(session: ModemSession, topic: str, qos: int = 0) -> SubscribeResult:
+    """``AT+MSUB`` -> ``SUBACK`` (a refusal -> CloudRejected naming the topic rules)."""
+    line = msub(topic, qos)
+    r = session.command_and_wait(line, urc="SUBACK", fail=("ERROR", "CLOSED"))
+    return SubscribeResult(steps=(Step.of("MSUB", r),), topic=topic, qos=qos)
+
+
+def publish(
+    session: ModemSession,
+    topic: str,
+    payload: str | bytes,
+    qos: int = 0,
+    retain: bool = False,
+    *,
+    block: bool = True,
+) -> PublishResult:
+    """``AT+MPUB`` (quoted, escaped); QoS1 returns after its PUBACK (``ack_latency``)."""
+    r = session.publish(topic, payload, qos, retain, block=block)
+    size = len(payload.encode("utf-8") if isinstance(payload, str) else payload)
+    return PublishResult(steps=(Step.of("MPUB", r),), topic=topic, qos=qos, size=size, response=r)
+
+
+def set_receive_mode(session: ModemSession, cached: bool) -> RecipeResult:
+    """``AT+MQTTMSGSET=0`` (direct ``+MSUB`` URCs, the default) or ``=1`` (cache: the
+    URC ``+MSUB: <slot>`` announces, ``session.fetch_cached()`` reads)."""
+    if not isinstance(cached, bool):
+        raise UsageError("cached", f"must be True or False, got {cached!r}")
+    r = session.command(mqttmsgset(1 if cached else 0))
+    return RecipeResult(steps=(Step.of("MQTTMSGSET", r),))
+
+
+def disconnect(session: ModemSession) -> RecipeResult:
+    """``AT+MDISCONNECT`` then ``AT+MIPCLOSE``, results ignored (as Luat advises)."""
+    steps = _Steps()
+    steps.add("MDISCONNECT", session.command(mdisconnect(), check=False))
+    steps.add("MIPCLOSE", session.command(mipclose(), check=False))
+    return RecipeResult(steps=steps.done())

@@ -1,0 +1,895 @@
+"""``ModemSession``: the host side of an AT serial session over any pyserial port.
+
+The session never knows whether its port is a real Air780EP (``/dev/ttyUSB0``,
+``COM5``), a TCP bridge (``socket://host:port``) or the simulator (``airsim://…``).
+
+* A **reader thread** reads the port; every chunk is recorded (direction, exact bytes,
+  wall and monotonic stamps) in :attr:`ModemSession.transcript` (and appended, flushed,
+  to a JSONL file when a path was given), fed to the :class:`~airlab.at.parser.AtParser`,
+  and its events appended to :attr:`ModemSession.events`.  Writes are recorded the same
+  way, in the order they crossed the line.
+* **One command at a time**: :meth:`~ModemSession.command` writes the line, waits for
+  the final result and returns a frozen :class:`~airlab.session.response.Response`.
+* **Two-phase commands** (:meth:`~ModemSession.command_and_wait`) are awaited to their
+  URC; the scan starts at the command itself, so a URC arriving between the echo and
+  ``OK`` is not lost.
+* **Data phases**: :meth:`~ModemSession.http_post_body`, :meth:`~ModemSession.send_data`
+  (``DOWNLOAD`` / ``>`` prompt, then exactly the bytes).
+* **URCs**: :meth:`~ModemSession.on_urc` callbacks (dispatcher thread),
+  :meth:`~ModemSession.wait_for_urc`, :attr:`~ModemSession.messages` (``+MSUB``).
+* **Guards** (:mod:`airlab.session.guards`) raise :class:`~airlab.errors.UsageError`
+  before anything is written.
+
+Example:
+    >>> import airlab  # registers airsim://
+    >>> with ModemSession("airsim://?profile=instant") as s:
+    ...     r = s.command("AT+CGATT?")
+    >>> r.args("+CGATT"), r.ok
+    (('1',), True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import serial
+
+from airlab.at.commands import httpdata, mpub, mpubex, mqttmsgget
+from airlab.at.events import (
+    CommandSent,
+    Direction,
+    Echo,
+    Event,
+    FinalResult,
+    InfoLine,
+    Payload,
+    Prompt,
+    Urc,
+)
+from airlab.at.parser import AtParser
+from airlab.at.transcript import Record, Transcript, TranscriptWriter
+from airlab.errors import CloudRejected, UsageError
+from airlab.session import guards
+from airlab.session.errors import (
+    CommandError,
+    ConnectFailed,
+    ConnectionClosed,
+    LateMconnectWarning,
+    PortClosed,
+    ResponseTimeout,
+    UrcTimeout,
+    command_name,
+)
+from airlab.session.response import MessageQueue, MqttMessage, Response
+from airlab.session.urcs import UrcCallback, UrcDispatcher, UrcMatcher, UrcSubscription, urc_matcher
+
+__all__ = ["DEFAULT_FAIL", "LATE_MCONNECT_POLICIES", "ModemSession"]
+
+log = logging.getLogger("airlab.session")
+
+#: URCs (and an unsolicited ``ERROR`` after ``OK``) that end a two-phase wait in failure.
+DEFAULT_FAIL: tuple[str, ...] = ("ERROR", "CLOSED", "CONNECT FAIL")
+#: What to do when ``AT+MCONNECT`` comes too late after ``CONNECT OK`` (or after CLOSED).
+LATE_MCONNECT_POLICIES = ("reconnect", "warn", "raise")
+
+MCONNECT_REFUSED_HINT = (
+    "check the signature: see CloudEmulator.refusals() / explain_last_refusal() for the "
+    "expected vs received sign content (on the real cloud: the device secret, sign method, "
+    "client id and username)"
+)
+MSUB_REFUSED_HINT = (
+    "the device may only subscribe to topics its product allows (/<pk>/<dn>/user/get ...): "
+    "see CloudEmulator.refusals()"
+)
+_MIPSTART = ("+MIPSTART", "+SSLMIPSTART")
+
+
+class ModemSession:
+    """The host side over any pyserial port (see the module docstring).
+
+    ``port``: an open (or openable) :class:`serial.SerialBase`, or a URL / device name
+    opened with ``serial.serial_for_url(port, baudrate=baudrate, timeout=read_timeout)``.
+    A given port whose ``timeout`` is None or above 0.2 s gets ``read_timeout`` (the
+    reader must wake up to stop).  ``transcript``: a JSONL path (appended and flushed
+    chunk by chunk, kept in memory too), a :class:`~airlab.at.transcript.Transcript` to
+    append to, or None (in memory).  ``default_timeout``: seconds for a final result;
+    ``urc_timeout``: seconds for a two-phase command's URC.  ``line_ending``: appended
+    to every command (a real module accepts CR too).  ``mconnect_window``: seconds after
+    ``CONNECT OK`` within which ``AT+MCONNECT`` must follow (the server drops an idle
+    link after ~5 s); ``late_mconnect``: ``"reconnect"`` (warn, reopen the link with the
+    last MIPSTART line, then MCONNECT), ``"warn"`` (warn and send anyway) or ``"raise"``.
+    ``close_port``: close the port in :meth:`close` (default true).
+    """
+
+    def __init__(
+        self,
+        port: serial.SerialBase | str,
+        *,
+        baudrate: int = 115200,
+        transcript: str | PathLike[str] | Transcript | None = None,
+        default_timeout: float = 5.0,
+        urc_timeout: float = 30.0,
+        line_ending: str = "\r\n",
+        mconnect_window: float = 4.0,
+        late_mconnect: str = "reconnect",
+        read_timeout: float = 0.05,
+        close_port: bool = True,
+    ) -> None:
+        if late_mconnect not in LATE_MCONNECT_POLICIES:
+            raise UsageError(
+                "late_mconnect", f"must be one of {LATE_MCONNECT_POLICIES}, got {late_mconnect!r}"
+            )
+        if line_ending not in ("\r\n", "\r", "\n"):
+            raise UsageError("line_ending", "must be '\\r\\n', '\\r' or '\\n'")
+        for name, value in (
+            ("default_timeout", default_timeout),
+            ("urc_timeout", urc_timeout),
+            ("read_timeout", read_timeout),
+        ):
+            if not isinstance(value, int | float) or value <= 0:
+                raise UsageError(name, f"must be a positive number of seconds, got {value!r}")
+        if not isinstance(mconnect_window, int | float) or mconnect_window < 0:
+            raise UsageError("mconnect_window", "must be a number of seconds >= 0")
+        self.default_timeout = float(default_timeout)
+        self.urc_timeout = float(urc_timeout)
+        self.line_ending = line_ending
+        self.mconnect_window = float(mconnect_window)
+        self.late_mconnect = late_mconnect
+        self._close_port = close_port
+
+        if isinstance(port, str):
+            self.url: str | None = port
+        elif isinstance(port, serial.SerialBase):
+            self.url = getattr(port, "portstr", None)
+        else:
+            raise UsageError("port", f"expected a pyserial port or a URL, got {port!r}")
+
+        meta = {"device": str(self.url), "recorder": "airlab.session"}
+        self._writer: TranscriptWriter | None = None
+        if isinstance(transcript, Transcript):
+            self._transcript = transcript
+        elif transcript is None:
+            self._transcript = Transcript(format="jsonl", meta=meta)
+        elif isinstance(transcript, str | PathLike):
+            self._transcript = Transcript(source=str(transcript), format="jsonl", meta=meta)
+            self._writer = TranscriptWriter(Path(transcript), meta=meta)
+        else:
+            raise UsageError("transcript", "expected a path, a Transcript or None")
+
+        try:
+            if isinstance(port, str):
+                port = serial.serial_for_url(port, baudrate=baudrate, timeout=read_timeout)
+            else:
+                if not port.is_open:
+                    port.open()
+                if port.timeout is None or port.timeout > 0.2:
+                    port.timeout = read_timeout
+        except BaseException:
+            if self._writer is not None:
+                self._writer.close()
+            raise
+        self._port: serial.SerialBase = port
+
+        self._parser = AtParser()
+        self._cond = threading.Condition()
+        self._events: list[Event] = []
+        self._cmd_lock = threading.RLock()
+        self._qos1_lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        # state tracked from the event stream
+        self._cur_cmd: str | None = None
+        self._mipstart_waiting = False
+        self._last_mipstart: str | None = None
+        self._link_up_mono: float | None = None
+        self._link_closed = False
+        self._pub_pending: float | None = None
+
+        self.messages = MessageQueue()
+        self._dispatcher = UrcDispatcher()
+        self._reader = threading.Thread(
+            target=self._read_loop, name="airlab-session-reader", daemon=True
+        )
+        self._reader.start()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def port(self) -> serial.SerialBase:
+        return self._port
+
+    @property
+    def transcript(self) -> Transcript:
+        """Every chunk both ways, in order, with its stamps (grows while the session runs)."""
+        return self._transcript
+
+    @property
+    def events(self) -> list[Event]:
+        """The parsed events so far (a copy)."""
+        with self._cond:
+            return list(self._events)
+
+    @property
+    def reader_thread(self) -> threading.Thread:
+        return self._reader
+
+    @property
+    def dispatcher_thread(self) -> threading.Thread:
+        return self._dispatcher.thread
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and self._failure is None
+
+    def mark(self) -> int:
+        """The index of the next event (for ``wait_for_urc(since=...)``)."""
+        with self._cond:
+            return len(self._events)
+
+    # ------------------------------------------------------------------ I/O core
+
+    def _read_loop(self) -> None:
+        port = self._port
+        while not self._stop.is_set():
+            try:
+                data = port.read(1)
+                if data:
+                    n = port.in_waiting
+                    if n:
+                        data += port.read(n)
+            except Exception as exc:
+                if self._stop.is_set():
+                    break
+                log.warning("serial read failed: %s", exc)
+                with self._cond:
+                    self._failure = exc
+                    self._cond.notify_all()
+                break
+            if data:
+                with self._cond:
+                    self._ingest(Direction.RECEIVED, data, time.time(), time.monotonic())
+
+    def _ingest(self, direction: Direction, data: bytes, wall: float, mono: float) -> None:
+        """Record a chunk, parse it, publish its events (``self._cond`` held)."""
+        rec = Record(direction, bytes(data), wall, mono)
+        self._transcript.append(rec)
+        if self._writer is not None:
+            try:
+                self._writer.write(rec)
+            except (OSError, ValueError):
+                log.exception("cannot append to the transcript file")
+        self._absorb(self._parser.feed(direction, data, wall, mono))
+
+    def _absorb(self, events: Sequence[Event]) -> None:
+        for ev in events:
+            self._track(ev)
+            self._events.append(ev)
+            if isinstance(ev, Urc):
+                if ev.topic is not None and ev.payload is not None:
+                    self.messages.put(MqttMessage(ev.topic, ev.payload, ev.wall, ev.mono))
+                self._dispatcher.post(ev)
+        if events:
+            self._cond.notify_all()
+
+    def _track(self, ev: Event) -> None:
+        """Connection and publish state, from the event stream."""
+        if isinstance(ev, CommandSent):
+            name = command_name(ev.line)
+            self._cur_cmd = name
+            if name in _MIPSTART and "=" in ev.line and not ev.line.rstrip().endswith("?"):
+                self._last_mipstart = ev.line.strip()
+                self._mipstart_waiting = True
+                self._link_up_mono = None
+                self._link_closed = False
+            elif name == "+MIPCLOSE":
+                self._link_up_mono = None
+            qos = guards.mpub_qos(ev.line)
+            if qos:
+                self._pub_pending = ev.mono
+        elif isinstance(ev, Urc):
+            if ev.name in ("CONNECT OK", "ALREADY CONNECT") and self._mipstart_waiting:
+                self._mipstart_waiting = False
+                self._link_up_mono = ev.mono
+                self._link_closed = False
+            elif ev.name == "CONNECT FAIL":
+                self._mipstart_waiting = False
+            elif ev.name == "CONNACK OK":
+                self._link_up_mono = None
+            elif ev.name == "CLOSED":
+                self._link_closed = True
+                self._pub_pending = None
+            elif ev.name in ("PUBACK", "PUBCOMP"):
+                self._pub_pending = None
+        elif isinstance(ev, FinalResult) and not ev.ok:
+            if self._cur_cmd in ("+MPUB", "+MPUBEX"):
+                self._pub_pending = None
+            if self._cur_cmd in _MIPSTART:
+                self._mipstart_waiting = False
+
+    def _write(self, data: bytes, command: str | None) -> int:
+        """Write and record ``data``; returns the index of its first event."""
+        with self._cond:
+            self._check_alive(command)
+            start = len(self._events)
+            wall, mono = time.time(), time.monotonic()
+            try:
+                self._port.write(data)
+            except Exception as exc:
+                raise PortClosed(command, f"writing to the serial port failed: {exc}") from exc
+            self._ingest(Direction.SENT, data, wall, mono)
+            return start
+
+    def _check_alive(self, command: str | None) -> None:
+        if self._closed:
+            raise PortClosed(command, "the session is closed")
+        if self._failure is not None:
+            raise PortClosed(command, f"the serial port failed: {self._failure}")
+
+    def _wait_event(
+        self,
+        pos: int,
+        accept: Callable[[int, Event], bool],
+        deadline: float,
+        *,
+        command: str | None,
+        awaited: str,
+        timeout: float,
+        start: int,
+        error: type[ResponseTimeout] = ResponseTimeout,
+    ) -> tuple[int, Event]:
+        """The first event at index >= ``pos`` that ``accept(index, event)`` takes."""
+        with self._cond:
+            while True:
+                events = self._events
+                while pos < len(events):
+                    if accept(pos, events[pos]):
+                        return pos, events[pos]
+                    pos += 1
+                self._check_alive(command)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = tuple(e.text for e in events[start:] if not isinstance(e, CommandSent))
+                    raise error(command, awaited, timeout, seen)
+                self._cond.wait(left)
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, line: str, timeout: float | None = None, *, check: bool = True) -> Response:
+        """Send one command line, wait for its final result.
+
+        ``ERROR`` / ``+CME ERROR: n`` raise :class:`CommandError` (``check=False``
+        returns the response instead); no final result in ``timeout`` seconds raises
+        :class:`ResponseTimeout`.  Data-phase commands go through :meth:`send_data` /
+        :meth:`http_post_body`.
+        """
+        line = self._guard(line)
+        return self._exchange(line, timeout=timeout, check=check)
+
+    def command_and_wait(
+        self,
+        line: str,
+        urc: UrcMatcher,
+        *,
+        fail: Sequence[str] = DEFAULT_FAIL,
+        timeout: float | None = None,
+        check: bool = True,
+        hold_lock: bool = True,
+    ) -> Response:
+        """Send a two-phase command and wait for the URC that completes it.
+
+        ``urc``: the success URC name(s) or a predicate (``"CONNACK OK"``,
+        ``("CONNECT OK", "ALREADY CONNECT")``, ``"+HTTPACTION"``); ``fail``: names that
+        end the wait in failure: ``CLOSED`` -> :class:`ConnectionClosed`, ``CONNECT
+        FAIL`` -> :class:`ConnectFailed`, ``ERROR`` (an unsolicited error after ``OK``)
+        -> :class:`~airlab.errors.CloudRejected` for MCONNECT / MSUB, else
+        :class:`CommandError`.  ``timeout`` (default ``urc_timeout``) bounds the whole
+        exchange.  ``hold_lock=False`` lets other commands run while the URC is pending.
+        The returned response carries ``urc`` and ``urc_mono``.
+        """
+        line = self._guard(line)
+        return self._exchange(
+            line,
+            urc=urc,
+            fail=tuple(fail),
+            timeout=self.urc_timeout if timeout is None else timeout,
+            check=check,
+            hold_lock=hold_lock,
+        )
+
+    def send_data(
+        self,
+        line: str,
+        data: bytes | str,
+        *,
+        timeout: float | None = None,
+        urc: UrcMatcher | None = None,
+        fail: Sequence[str] = DEFAULT_FAIL,
+        check: bool = True,
+    ) -> Response:
+        """A data-phase command: write ``line``, wait for its prompt (``DOWNLOAD`` /
+        ``>``), write exactly ``data``, wait for the final result (and ``urc``).
+
+        The announced length must equal ``len(data)`` (UsageError otherwise, before
+        anything is sent); without a length (``AT+MPUBEX=t,0,0``) 0x1A is appended.
+        """
+        line = guards.check_line(line)
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        guards.check_data_length(line, raw)
+        if guards.data_phase_length(line) is None and not raw.endswith(b"\x1a"):
+            raw += b"\x1a"
+        return self._exchange(
+            line,
+            data=raw,
+            urc=urc,
+            fail=tuple(fail),
+            timeout=timeout,
+            check=check,
+            hold_lock=True,
+        )
+
+    def http_post_body(self, body: str | bytes, timeout_ms: int = 20000) -> Response:
+        """``AT+HTTPDATA=<len>,<time>`` with the length computed from the bytes,
+        ``DOWNLOAD``, the bytes, ``OK``."""
+        line, data = httpdata(body, timeout_ms)
+        if not data:  # AT+HTTPDATA=0,<time> clears the stored body: no data phase
+            return self._exchange(line)
+        return self.send_data(line, data, timeout=self.default_timeout + timeout_ms / 1000.0)
+
+    def _guard(self, line: str) -> str:
+        line = guards.check_line(line)
+        if guards.data_phase_length(line) is not False:
+            raise UsageError(
+                "line",
+                f"{line} starts a data phase: use session.http_post_body(body) (the length is "
+                "computed from the bytes) or session.send_data(line, data)",
+            )
+        guards.check_mpub_line(line)
+        return line
+
+    def _exchange(
+        self,
+        line: str,
+        *,
+        data: bytes | None = None,
+        urc: UrcMatcher | None = None,
+        fail: tuple[str, ...] = (),
+        timeout: float | None = None,
+        check: bool = True,
+        hold_lock: bool = True,
+        wait_pub: bool = False,
+    ) -> Response:
+        timeout = self.default_timeout if timeout is None else float(timeout)
+        if timeout <= 0:
+            raise UsageError("timeout", "must be a positive number of seconds")
+        match = urc_matcher(urc, "urc") if urc is not None else None
+        deadline = time.monotonic() + timeout
+        if not self._cmd_lock.acquire(timeout=timeout):
+            raise ResponseTimeout(line, "turn (another command is still running)", timeout)
+        locked = True
+        try:
+            self._pub_guard(line, deadline if wait_pub else None)
+            if command_name(line) == "+MCONNECT":
+                self._before_mconnect(line)
+            start = self._write((line + self.line_ending).encode("utf-8"), line)
+            wait = dict(command=line, timeout=timeout, start=start)
+            prompt_mono = None
+            if data is not None:
+                _, ev = self._wait_event(
+                    start + 1,
+                    lambda i, e: isinstance(e, Prompt | FinalResult),
+                    deadline,
+                    awaited="data prompt (DOWNLOAD / >)",
+                    **wait,
+                )
+                if isinstance(ev, Prompt):
+                    prompt_mono = ev.mono
+                    self._write(data, line)
+            idx_final, final = self._wait_event(
+                start + 1,
+                lambda i, e: isinstance(e, FinalResult),
+                deadline,
+                awaited="final result (OK / ERROR)",
+                **wait,
+            )
+            assert isinstance(final, FinalResult)
+            if not final.ok or match is None:
+                resp = self._response(line, start, idx_final, final, prompt_mono)
+                if not final.ok and check:
+                    raise CommandError(line, final.result, final.code, final.meaning, response=resp)
+                return resp
+            if not hold_lock:
+                self._cmd_lock.release()
+                locked = False
+            failing = frozenset(fail)
+
+            def accept(i: int, e: Event) -> bool:
+                if isinstance(e, Urc):
+                    if match(e):
+                        return True
+                    if e.name in failing:
+                        raise self._urc_failure(line, e, start)
+                elif (
+                    isinstance(e, FinalResult) and i > idx_final and not e.ok and "ERROR" in failing
+                ):
+                    raise self._late_error(line, e)
+                return False
+
+            idx_urc, got = self._wait_event(
+                start + 1,
+                accept,
+                deadline,
+                awaited=f"URC {_describe(urc)} after OK",
+                error=UrcTimeout,
+                **wait,
+            )
+            assert isinstance(got, Urc)
+            return self._response(line, start, max(idx_final, idx_urc), final, prompt_mono, urc=got)
+        finally:
+            if locked:
+                self._cmd_lock.release()
+
+    def _response(
+        self,
+        line: str,
+        start: int,
+        end: int,
+        final: FinalResult,
+        prompt_mono: float | None,
+        urc: Urc | None = None,
+    ) -> Response:
+        with self._cond:
+            evs = tuple(self._events[start : end + 1])
+        sent = evs[0]
+        echo = next((e for e in evs if isinstance(e, Echo)), None)
+        return Response(
+            command=line,
+            final=final,
+            sent_mono=sent.mono,
+            sent_wall=sent.wall,
+            final_mono=final.mono,
+            echo=echo.line if echo else None,
+            echo_mono=echo.mono if echo else None,
+            lines=tuple(e.line for e in evs if isinstance(e, InfoLine)),
+            payloads=tuple(e for e in evs if isinstance(e, Payload)),
+            events=evs,
+            prompt_mono=prompt_mono,
+            urc=urc,
+            urc_mono=urc.mono if urc else None,
+        )
+
+    def _urc_failure(self, line: str, urc: Urc, start: int) -> Exception:
+        if urc.name == "CLOSED":
+            return ConnectionClosed(
+                line, "the module printed CLOSED: the server closed the TCP link while waiting"
+            )
+        if urc.name == "CONNECT FAIL":
+            with self._cond:
+                state = next(
+                    (
+                        e.line
+                        for e in self._events[start:]
+                        if isinstance(e, Urc) and e.name == "STATE"
+                    ),
+                    None,
+                )
+            return ConnectFailed(line, "CONNECT FAIL" + (f" ({state})" if state else ""))
+        return ConnectFailed(line, f"the module reported {urc.line!r}")
+
+    @staticmethod
+    def _late_error(line: str, final: FinalResult) -> Exception:
+        name = command_name(line)
+        if name == "+MCONNECT":
+            return CloudRejected(
+                "CONNACK",
+                "the broker refused the MQTT CONNECT (AT+MCONNECT answered OK, then ERROR; "
+                "the module does not print the CONNACK return code)",
+                MCONNECT_REFUSED_HINT,
+            )
+        if name == "+MSUB":
+            return CloudRejected(
+                "SUBACK", "the broker refused the subscription (OK, then ERROR)", MSUB_REFUSED_HINT
+            )
+        return CommandError(
+            line,
+            final.result,
+            final.code,
+            final.meaning,
+            hint="the command was accepted (OK) but failed afterwards",
+        )
+
+    # ------------------------------------------------------------------ guards with state
+
+    def _pub_guard(self, line: str, wait_until: float | None) -> None:
+        """One QoS1/2 publish in flight: wait (publish) or refuse (a raw command)."""
+        qos = guards.mpub_qos(line)
+        if not qos:
+            return
+        with self._cond:
+            while self._pub_in_flight():
+                if wait_until is None:
+                    raise UsageError(
+                        "qos",
+                        "a QoS1 publish is still waiting for its PUBACK; the module takes one "
+                        "at a time (spec 7.5): wait for PUBACK, or use session.publish(), "
+                        "which waits for you",
+                    )
+                left = wait_until - time.monotonic()
+                if left <= 0:
+                    raise UrcTimeout(line, "PUBACK of the previous QoS1 publish", 0.0)
+                self._cond.wait(left)
+
+    def _pub_in_flight(self) -> bool:
+        since = self._pub_pending
+        return since is not None and time.monotonic() - since < self.urc_timeout
+
+    def _before_mconnect(self, line: str) -> None:
+        """The MCONNECT window guard (``mconnect_window`` / ``late_mconnect``)."""
+        with self._cond:
+            up, closed, mipstart = self._link_up_mono, self._link_closed, self._last_mipstart
+        if up is None:
+            return
+        late_by = time.monotonic() - up
+        if not closed and late_by <= self.mconnect_window:
+            return
+        if closed:
+            why = "the server already closed the link (CLOSED)"
+        else:
+            why = (
+                f"{late_by:.2f} s after CONNECT OK (window {self.mconnect_window:g} s: the "
+                "server drops a link that sends no CONNECT within ~5 s)"
+            )
+        if self.late_mconnect == "raise":
+            if closed:
+                raise ConnectionClosed(line, f"cannot MCONNECT: {why}")
+            raise UsageError(
+                "mconnect_window",
+                f"AT+MCONNECT would come {why}: send it right after CONNECT OK, or use "
+                "late_mconnect='reconnect'",
+            )
+        reconnect = self.late_mconnect == "reconnect" and mipstart is not None
+        warnings.warn(
+            f"AT+MCONNECT: {why}" + ("; reopening the link first" if reconnect else ""),
+            LateMconnectWarning,
+            stacklevel=4,
+        )
+        if reconnect and mipstart is not None:
+            self._exchange("AT+MIPCLOSE", check=False)
+            self._exchange(
+                mipstart,
+                urc=("CONNECT OK", "ALREADY CONNECT"),
+                fail=("CONNECT FAIL", "CLOSED", "ERROR"),
+                timeout=self.urc_timeout,
+            )
+
+    # ------------------------------------------------------------------ MQTT helpers
+
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int = 0,
+        retain: bool | int = False,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        hex_mode: bool = False,
+    ) -> Response:
+        """``AT+MPUB`` with the message quoted and escaped; QoS1 returns after its own
+        ``PUBACK`` (QoS2 after ``PUBCOMP``): ``response.urc_latency`` is the ack latency.
+
+        One QoS1 publish at a time: a second one (another thread) waits for the first
+        one's PUBACK, or raises UsageError with ``block=False``.  A payload that is not
+        UTF-8 text or over 4100 bytes as written raises UsageError (use
+        :meth:`publish_ex` or ``hex_mode``) before anything is sent.
+        """
+        line = mpub(topic, qos, retain, payload, hex_mode=hex_mode)
+        return self._publish(line, qos, None, block, timeout)
+
+    def publish_ex(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int = 0,
+        retain: bool | int = False,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> Response:
+        """``AT+MPUBEX=<topic>,<qos>,<retain>,<len>``, ``>`` prompt, raw bytes (binary OK)."""
+        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        line = mpubex(topic, qos, retain, len(data))
+        return self._publish(line, qos, data, block, timeout)
+
+    def _publish(
+        self, line: str, qos: int, data: bytes | None, block: bool, timeout: float | None
+    ) -> Response:
+        if qos == 0:
+            return self._exchange(line, data=data, timeout=timeout)
+        timeout = self.urc_timeout if timeout is None else float(timeout)
+        acquired = (
+            self._qos1_lock.acquire(timeout=timeout) if block else self._qos1_lock.acquire(False)
+        )
+        if not acquired:
+            if block:
+                raise UrcTimeout(line, "PUBACK of the QoS1 publish in flight", timeout)
+            raise UsageError(
+                "block",
+                "a QoS1 publish is in flight (waiting for its PUBACK); the module takes one "
+                "at a time: retry later or call with block=True",
+            )
+        try:
+            return self._exchange(
+                line,
+                data=data,
+                urc="PUBACK" if qos == 1 else "PUBCOMP",
+                fail=("CLOSED",),
+                timeout=timeout,
+                hold_lock=data is not None,  # the prompt phase needs the line to itself
+                wait_pub=block,
+            )
+        finally:
+            self._qos1_lock.release()
+
+    def fetch_cached(self, timeout: float | None = None) -> list[MqttMessage]:
+        """Cache mode (``AT+MQTTMSGSET=1``): run ``AT+MQTTMSGGET`` and return the stored
+        messages (a ``+MSUB: <slot>`` URC only announces them; nothing is fetched
+        automatically)."""
+        resp = self.command(mqttmsgget(), timeout)
+        return [
+            MqttMessage(p.topic or "", p.data, p.wall, p.mono, cached=True)
+            for p in resp.payloads
+            if p.source == "+MSUB"
+        ]
+
+    def mqtt_status(self, timeout: float | None = None) -> int:
+        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but no MCONNECT yet."""
+        resp = self.command("AT+MQTTSTATU", timeout)
+        args = resp.args("+MQTTSTATU")
+        if not args or not args[0].isdigit():
+            raise CommandError(
+                "AT+MQTTSTATU", "unexpected answer", hint=f"got lines {resp.lines!r}", response=resp
+            )
+        return int(args[0])
+
+    def probe(self, tries: int = 5, timeout: float = 0.5) -> Response:
+        """Send ``AT`` until ``OK`` (auto-baud needs a few), up to ``tries`` times."""
+        if not isinstance(tries, int) or tries < 1:
+            raise UsageError("tries", "must be a positive integer")
+        last: ResponseTimeout | None = None
+        for _ in range(tries):
+            try:
+                return self._exchange("AT", timeout=timeout)
+            except ResponseTimeout as exc:
+                last = exc
+        raise ResponseTimeout(
+            "AT",
+            f"OK after {tries} tries",
+            timeout * tries,
+            last.seen if last else (),
+            hint="check the port name, the baud rate, the wiring (TX/RX crossed) and power",
+        )
+
+    # ------------------------------------------------------------------ URCs
+
+    def on_urc(self, name_or_predicate: UrcMatcher, callback: UrcCallback) -> UrcSubscription:
+        """Call ``callback(urc)`` for every matching URC, in the dispatcher thread.
+
+        ``name_or_predicate``: ``"CLOSED"``, ``("PUBACK", "CLOSED")``, ``"*"`` or a
+        function of the :class:`~airlab.at.events.Urc`.  Exceptions are logged, not
+        raised.  Returns a handle: ``handle.cancel()``.
+        """
+        return self._dispatcher.subscribe(name_or_predicate, callback)
+
+    def wait_for_urc(
+        self,
+        name: UrcMatcher,
+        timeout: float | None = None,
+        *,
+        since: int | None = None,
+        fail: Sequence[str] = (),
+    ) -> Urc:
+        """The next matching URC (arriving after this call, or after ``since`` =
+        :meth:`mark`); ``fail`` names end the wait (``CLOSED`` -> ConnectionClosed)."""
+        match = urc_matcher(name)
+        timeout = self.urc_timeout if timeout is None else float(timeout)
+        start = self.mark() if since is None else since
+        failing = frozenset(fail)
+
+        def accept(i: int, e: Event) -> bool:
+            if isinstance(e, Urc):
+                if match(e):
+                    return True
+                if e.name in failing:
+                    raise self._urc_failure(f"waiting for {_describe(name)}", e, start)
+            return False
+
+        _, ev = self._wait_event(
+            start,
+            accept,
+            time.monotonic() + timeout,
+            command=None,
+            awaited=f"URC {_describe(name)}",
+            timeout=timeout,
+            start=start,
+            error=UrcTimeout,
+        )
+        assert isinstance(ev, Urc)
+        return ev
+
+    def wait_for_event(
+        self,
+        predicate: Callable[[Event], bool],
+        timeout: float | None = None,
+        *,
+        since: int | None = None,
+    ) -> Event:
+        """The next event (after this call, or after ``since`` = :meth:`mark`) for which
+        ``predicate(event)`` is true; :class:`ResponseTimeout` after ``timeout`` s."""
+        timeout = self.default_timeout if timeout is None else float(timeout)
+        start = self.mark() if since is None else since
+        _, ev = self._wait_event(
+            start,
+            lambda i, e: bool(predicate(e)),
+            time.monotonic() + timeout,
+            command=None,
+            awaited="event matching the predicate",
+            timeout=timeout,
+            start=start,
+        )
+        return ev
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Stop the reader, flush the parser, close the port and the transcript file."""
+        if self._closed:
+            return
+        self._stop.set()
+        if threading.current_thread() is not self._reader:
+            self._reader.join(max(1.0, 4 * float(self._port.timeout or 0.05)))
+        with self._cond:
+            self._closed = True
+            now_w, now_m = time.time(), time.monotonic()
+            last = self._transcript.records[-1] if self._transcript.records else None
+            wall, mono = (last.wall, last.mono) if last else (now_w, now_m)
+            self._absorb(self._parser.close(wall, mono))
+            self._cond.notify_all()
+        if self._close_port:
+            with contextlib.suppress(Exception):
+                self._port.close()
+        self._dispatcher.close()
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+
+    def __enter__(self) -> ModemSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"ModemSession({self.url!r}, {state}, {len(self._transcript)} records)"
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        with contextlib.suppress(Exception):
+            if not self._closed:
+                self._stop.set()
+
+
+def _describe(spec: Any) -> str:
+    if isinstance(spec, str):
+        return repr(spec)
+    if isinstance(spec, tuple):
+        return " or ".join(repr(s) for s in spec)
+    return getattr(spec, "__name__", "matching the predicate")
