@@ -26,6 +26,7 @@ _GROUPS = (
     "airlab.cli.lab",
     "airlab.cli.sim",
     "airlab.cli.cloud",
+    "airlab.cli.timing",
 )
 
 

@@ -1,0 +1,256 @@
+"""What each AT command is and what completes it, as data: command kinds and completing URCs.
+
+Two-phase commands (spec ``at_commands.md`` sections 0 and 2.5) answer ``OK`` at once
+and report their real result later with a URC: ``AT+SSLMIPSTART`` → ``CONNECT OK``,
+``AT+MCONNECT`` → ``CONNACK OK``, ``AT+MPUB`` QoS1 → ``PUBACK`` ...  The pairing
+(:mod:`airlab.analysis.pairing`) only looks things up here; to teach it a new
+two-phase command, add a row.
+
+Example:
+    >>> COMPLETIONS["+MCONNECT"].ok, COMPLETIONS["+MCONNECT"].late_error
+    (('CONNACK OK',), True)
+    >>> PUBLISH_COMPLETIONS[1].ok
+    ('PUBACK',)
+    >>> classify_commands(['AT+MPUB="t",1,0,"x"', "AT+CGATT?", "AT+SAPBR=1,1"])[1]
+    ['publish_qos1', 'query', 'bearer']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "COMPLETIONS",
+    "COMPLETION_NAMES",
+    "HTTP_MODULE_ERRORS",
+    "KINDS",
+    "KIND_OF_NAME",
+    "NO_FINAL_COMMANDS",
+    "PUBLISH_COMMANDS",
+    "PUBLISH_COMPLETIONS",
+    "Completion",
+    "classify_arrays",
+    "classify_commands",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """How a two-phase command ends after its ``OK``.
+
+    ``ok``: URC names meaning success; ``fail``: URC names meaning failure;
+    ``interim``: URCs on the way that do not end it (``PUBREC`` of QoS2);
+    ``late_error``: an ``ERROR`` / ``+CME ERROR`` arriving after the ``OK`` ends it
+    with outcome ``error`` (``AT+MCONNECT`` refused); ``closable``: a ``CLOSED`` URC
+    while waiting ends it with outcome ``closed``; ``timeout``: seconds after which the
+    wait counts as lost (outcome ``timeout``) when the capture goes on past it.
+    """
+
+    ok: tuple[str, ...]
+    fail: tuple[str, ...] = ()
+    interim: tuple[str, ...] = ()
+    late_error: bool = False
+    closable: bool = False
+    timeout: float = 30.0
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every URC name that ends the wait."""
+        return self.ok + self.fail
+
+
+_TCP_OPEN = Completion(
+    ok=("CONNECT OK", "ALREADY CONNECT"), fail=("CONNECT FAIL",), closable=True, timeout=75.0
+)
+
+#: Command name → its completion.  Publishes depend on the QoS: :data:`PUBLISH_COMPLETIONS`.
+COMPLETIONS: dict[str, Completion] = {
+    "+MIPSTART": _TCP_OPEN,
+    "+SSLMIPSTART": _TCP_OPEN,
+    "+CIPSTART": Completion(
+        ok=("CONNECT OK", "CONNECT", "ALREADY CONNECT"),
+        fail=("CONNECT FAIL",),
+        closable=True,
+        timeout=75.0,
+    ),
+    "+MCONNECT": Completion(ok=("CONNACK OK",), late_error=True, closable=True, timeout=30.0),
+    "+MSUB": Completion(ok=("SUBACK",), late_error=True, closable=True, timeout=30.0),
+    "+MUNSUB": Completion(ok=("UNSUBACK",), late_error=True, closable=True, timeout=30.0),
+    # the module's own HTTP timeout defaults to 120 s (AT+HTTPPARA="TIMEOUT")
+    "+HTTPACTION": Completion(ok=("+HTTPACTION",), timeout=125.0),
+    "+RESET": Completion(ok=("RDY",), timeout=30.0),
+}
+
+#: QoS → completion of ``AT+MPUB`` / ``AT+MPUBEX`` (QoS0 has none: ``OK`` ends it).
+PUBLISH_COMPLETIONS: dict[int, Completion] = {
+    1: Completion(ok=("PUBACK",), late_error=True, closable=True, timeout=30.0),
+    2: Completion(
+        ok=("PUBCOMP",), interim=("PUBREC",), late_error=True, closable=True, timeout=30.0
+    ),
+}
+PUBLISH_COMMANDS: frozenset[str] = frozenset({"+MPUB", "+MPUBEX"})
+
+#: Every URC name that can end a wait (``CLOSED`` is handled on its own).
+COMPLETION_NAMES: frozenset[str] = frozenset(
+    n for c in (*COMPLETIONS.values(), *PUBLISH_COMPLETIONS.values()) for n in c.names
+)
+
+#: Commands that print their answer without a final result (``AT+CIFSR`` → the IP only).
+NO_FINAL_COMMANDS: frozenset[str] = frozenset({"+CIFSR"})
+
+#: ``+HTTPACTION`` statuses 600–606 are the module's own errors, not the server's.
+HTTP_MODULE_ERRORS: dict[int, str] = {
+    600: "not HTTP PDU",
+    601: "network error",
+    602: "no memory",
+    603: "DNS error",
+    604: "stack busy",
+    605: "SSL channel setup failed",
+    606: "SSL alert or communication error",
+}
+
+#: Command kinds, in the order a connection goes through them.
+KINDS: list[str] = [
+    "basic",
+    "query",
+    "network",
+    "reset",
+    "bearer",
+    "http_setup",
+    "http_data",
+    "http_request",
+    "http_read",
+    "mqtt_config",
+    "mqtt_open",
+    "mqtt_connect",
+    "subscribe",
+    "unsubscribe",
+    "publish_qos0",
+    "publish_qos1",
+    "publish_qos2",
+    "mqtt_read",
+    "mqtt_close",
+    "tcp_open",
+    "tcp_send",
+    "tcp_close",
+    "other",
+]
+
+#: Command name (``+SAPBR``; basic commands as written, ``ATE0`` …) → kind.  Read and
+#: test forms (``AT+X?``, ``AT+X=?``) are always ``query``.
+KIND_OF_NAME: dict[str, str] = {
+    **dict.fromkeys(["AT", "ATE0", "ATE1", "ATE", "AT&W", "ATZ", "AT&F"], "basic"),
+    **dict.fromkeys(["+CMEE", "+IPR", "+CSDT", "+SIMCROSS", "+CSCLK", "+UPGRADE"], "basic"),
+    **dict.fromkeys(
+        [
+            "ATI",
+            "+CSQ",
+            "+CESQ",
+            "+CGSN",
+            "+CIMI",
+            "+ICCID",
+            "+CCID",
+            "+CGMI",
+            "+CGMM",
+            "+CGMR",
+            "+VER",
+            "+CCLK",
+            "+MQTTSTATU",
+            "+CIPSTATUS",
+        ],
+        "query",
+    ),
+    **dict.fromkeys(["+CFUN", "+CGATT", "+CGDCONT", "+CGACT", "+CEREG", "+CREG"], "network"),
+    **dict.fromkeys(["+COPS", "+CGREG"], "network"),
+    "+RESET": "reset",
+    **dict.fromkeys(["+SAPBR", "+CSTT", "+CIICR", "+CIFSR"], "bearer"),
+    **dict.fromkeys(["+HTTPINIT", "+HTTPPARA", "+HTTPSSL", "+HTTPTERM", "+SSLCFG"], "http_setup"),
+    "+HTTPDATA": "http_data",
+    "+HTTPACTION": "http_request",
+    **dict.fromkeys(["+HTTPREAD", "+HTTPHEAD"], "http_read"),
+    **dict.fromkeys(["+MCONFIG", "+MQTTMSGSET", "+MQTTMODE"], "mqtt_config"),
+    **dict.fromkeys(["+MIPSTART", "+SSLMIPSTART"], "mqtt_open"),
+    "+MCONNECT": "mqtt_connect",
+    "+MSUB": "subscribe",
+    "+MUNSUB": "unsubscribe",
+    "+MQTTMSGGET": "mqtt_read",
+    **dict.fromkeys(["+MDISCONNECT", "+MIPCLOSE"], "mqtt_close"),
+    "+CIPSTART": "tcp_open",
+    "+CIPSEND": "tcp_send",
+    **dict.fromkeys(["+CIPCLOSE", "+CIPSHUT"], "tcp_close"),
+}
+
+_NAME_RE = r"^\s*[Aa][Tt]\s*(?P<n>[+^*$#%&][A-Za-z0-9_]+)"
+_BASIC_RE = r"^\s*(?P<n>[Aa][Tt][A-Za-z&]?\d?)\s*$"
+_QUERY_RE = r"\?\s*$"
+_QOS_RE = (
+    r'^\s*[Aa][Tt]\s*\+[Mm][Pp][Uu][Bb](?:[Ee][Xx])?\s*=\s*(?:"[^"]*"|[^,]*)\s*,\s*"?(?P<n>\d)'
+)
+
+_KIND_NAMES = list(KIND_OF_NAME)
+_KIND_CODES = [KINDS.index(KIND_OF_NAME[n]) for n in _KIND_NAMES]
+
+
+def classify_arrays(lines: Any) -> tuple[Any, Any, Any]:
+    """Vectorised :func:`classify_commands`: pyarrow names, numpy kind codes (into
+    :data:`KINDS`) and float QoS (NaN when not a publish)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if not isinstance(lines, pa.Array):
+        lines = pa.array(list(lines), type=pa.large_string())
+    name = pc.utf8_upper(pc.struct_field(pc.extract_regex(lines, _NAME_RE), "n"))
+    missing = np.flatnonzero(np.asarray(name.is_null()))
+    if len(missing):
+        sub = pc.extract_regex(lines.take(pa.array(missing)), _BASIC_RE)
+        basic = pc.utf8_upper(pc.struct_field(sub, "n")).to_pylist()
+        names = name.to_pylist()
+        for j, i in enumerate(missing.tolist()):
+            names[i] = basic[j]
+        name = pa.array(names, type=name.type)
+    idx = pc.index_in(name, value_set=pa.array(_KIND_NAMES, type=name.type))
+    codes = np.asarray([*_KIND_CODES, KINDS.index("other")], np.int8)
+    kind = codes[np.array(idx.fill_null(len(_KIND_NAMES)), np.int64)]
+    query = np.array(pc.match_substring_regex(lines, _QUERY_RE).fill_null(False), bool)
+    kind[query] = KINDS.index("query")
+    is_pub = np.asarray(
+        pc.is_in(name, value_set=pa.array(sorted(PUBLISH_COMMANDS), type=name.type)).fill_null(
+            False
+        ),
+        bool,
+    )
+    qos = np.full(len(lines), np.nan)
+    pub = np.flatnonzero(is_pub)
+    if len(pub):
+        qos_s = pc.struct_field(pc.extract_regex(lines.take(pa.array(pub)), _QOS_RE), "n")
+        qos[pub] = np.asarray(pc.cast(qos_s, pa.float64()).fill_null(np.nan), float)
+    for q in (0, 1, 2):
+        kind[is_pub & (qos == q) & ~query] = KINDS.index(f"publish_qos{q}")
+    return name, kind, qos
+
+
+def classify_commands(
+    lines: Sequence[str],
+) -> tuple[list[str | None], list[str], list[int | None]]:
+    """Name, kind and QoS of each command line.
+
+    The name is ``+SAPBR`` for ``AT+SAPBR=1,1`` (upper case) and the whole command for
+    a basic one (``ATE0``); ``None`` when the line is not an AT command.  QoS is set
+    for publishes only.
+
+    >>> classify_commands(["ATE0", "AT+sslmipstart=h,1883", "hello"])
+    (['ATE0', '+SSLMIPSTART', None], ['basic', 'mqtt_open', 'other'], [None, None, None])
+    """
+    import math
+
+    name, kind, qos = classify_arrays(lines)
+    return (
+        name.to_pylist(),
+        [KINDS[k] for k in kind.tolist()],
+        [None if math.isnan(q) else int(q) for q in qos.tolist()],
+    )

@@ -1,0 +1,617 @@
+"""Pair every AT command with its echo, final result and completing URC: one row per command.
+
+Works from a live session's events (a list of :class:`~airlab.at.events.Event`), a
+:class:`~airlab.at.transcript.Transcript` (loaded, imported or being recorded) or a
+capture file.  The same rules in vectorised form (:mod:`airlab.analysis.fast`) pair
+million-line logs; both feed :func:`match_and_assemble`, so they give the same table.
+
+Rules (the command vocabulary is data: :mod:`airlab.analysis.kinds`):
+
+* a command's **echo** is the first echo after it; its **final result** the first
+  ``OK``/``ERROR``/``+CME ERROR``… before the next command (what the parser calls
+  pending).  A command whose final result has not come when the next one is sent is a
+  ``timeout`` (``AT+CIFSR``, which has no final result, ends at its answer line).
+* a two-phase command then **waits** for its completing URC from the moment it is sent
+  (a URC arriving between the echo and the ``OK`` counts).  A URC goes to the oldest
+  command waiting for it; ``CLOSED`` ends every closable wait (outcome ``closed``); an
+  ``ERROR`` arriving after the ``OK`` ends a wait that allows it (``AT+MCONNECT``
+  refused: outcome ``error``).  A wait not ended within the command's timeout, while the
+  capture goes on past it, is a ``timeout``.
+* when the capture ends while a command still waits (for its final result or its URC,
+  within its timeout), the outcome is ``incomplete``.
+
+Outcomes: ``ok``, ``error`` (``code``/``detail`` say which: ``+CME ERROR`` number and
+meaning, ``CONNECT FAIL``, an HTTP module status 600–606), ``timeout``, ``closed``,
+``incomplete``.
+
+Columns (times are seconds on the capture's monotonic clock, ``mono``; latencies are
+differences of those, the name says from which stamp to which)::
+
+    seq, time (datetime64[us, UTC] of sending), command, name, kind, qos, awaits,
+    sent_s, echo_s, final_s, urc_s, done_s,
+    sent_to_echo_s, sent_to_final_s, echo_to_final_s, sent_to_urc_s, echo_to_urc_s,
+    final_to_urc_s, sent_to_done_s, echo_to_done_s,
+    final, urc, outcome, code, detail, http_method, http_status, http_len
+
+Example:
+    >>> from airlab.at import parse_stream
+    >>> evs = parse_stream([
+    ...     ("sent", b'AT+MPUB="t",1,0,"hi"\\r\\n', 10.0, 0.0),
+    ...     ("received", b'AT+MPUB="t",1,0,"hi"\\r\\n\\r\\nOK\\r\\n', 10.004, 0.004),
+    ...     ("received", b"\\r\\nPUBACK\\r\\n", 10.301, 0.301)])
+    >>> row = pair_commands(evs).iloc[0]
+    >>> row.kind, row.urc, row.outcome, round(float(row.echo_to_urc_s), 3)
+    ('publish_qos1', 'PUBACK', 'ok', 0.297)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airlab.analysis.kinds import (
+    COMPLETION_NAMES,
+    COMPLETIONS,
+    HTTP_MODULE_ERRORS,
+    KINDS,
+    NO_FINAL_COMMANDS,
+    PUBLISH_COMMANDS,
+    PUBLISH_COMPLETIONS,
+    Completion,
+)
+from airlab.at.events import (
+    _SUCCESS_RESULTS,
+    CommandSent,
+    Echo,
+    Event,
+    FinalResult,
+    InfoLine,
+    Payload,
+    Urc,
+    cme_meaning,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from airlab.at.transcript import Transcript
+
+__all__ = [
+    "COLUMNS",
+    "OUTCOMES",
+    "Lexed",
+    "completion_of",
+    "lex_events",
+    "match_and_assemble",
+    "pair_capture",
+    "pair_commands",
+]
+
+NAN = math.nan
+
+OUTCOMES = ["ok", "error", "timeout", "closed", "incomplete"]
+
+COLUMNS = [
+    "seq",
+    "time",
+    "command",
+    "name",
+    "kind",
+    "qos",
+    "awaits",
+    "sent_s",
+    "echo_s",
+    "final_s",
+    "urc_s",
+    "done_s",
+    "sent_to_echo_s",
+    "sent_to_final_s",
+    "echo_to_final_s",
+    "sent_to_urc_s",
+    "echo_to_urc_s",
+    "final_to_urc_s",
+    "sent_to_done_s",
+    "echo_to_done_s",
+    "final",
+    "urc",
+    "outcome",
+    "code",
+    "detail",
+    "http_method",
+    "http_status",
+    "http_len",
+]
+
+_ERROR_WORDS = ("ERROR", "+CME ERROR", "+CMS ERROR")
+
+
+def completion_of(name: str | None, qos: int | None) -> Completion | None:
+    """The completion a command waits for, or ``None`` (``OK`` ends it).
+
+    >>> completion_of("+MPUB", 1).ok, completion_of("+MPUB", 0)
+    (('PUBACK',), None)
+    """
+    if name is None:
+        return None
+    if name in PUBLISH_COMMANDS:
+        return PUBLISH_COMPLETIONS.get(qos) if qos is not None else None
+    return COMPLETIONS.get(name)
+
+
+@dataclass
+class Lexed:
+    """What the pairing needs from a capture, one entry per command plus the URC tokens.
+
+    Built from events (:func:`lex_events`) or vectorised from records
+    (:func:`airlab.analysis.fast.lex_records`).  ``pos`` values only need to order
+    commands, finals and tokens the way they crossed the line.  Tokens are the URCs
+    that can end a wait (completion names, ``CLOSED``) and error finals that came when
+    no command was pending (``name`` = the result word, ``code`` its number).
+    """
+
+    line: list[str] = field(default_factory=list)
+    pos: list[int] = field(default_factory=list)
+    sent_s: list[float] = field(default_factory=list)
+    sent_wall: list[float] = field(default_factory=list)
+    echoed: list[bool] = field(default_factory=list)
+    echo_s: list[float] = field(default_factory=list)
+    echo_wall: list[float] = field(default_factory=list)
+    final_pos: list[int] = field(default_factory=list)
+    final_s: list[float] = field(default_factory=list)
+    final_result: list[str | None] = field(default_factory=list)
+    final_code: list[float] = field(default_factory=list)
+    final_detail: list[str | None] = field(default_factory=list)
+    info_s: list[float] = field(default_factory=list)
+    tok_pos: list[int] = field(default_factory=list)
+    tok_s: list[float] = field(default_factory=list)
+    tok_name: list[str] = field(default_factory=list)
+    tok_args: list[tuple[str, ...]] = field(default_factory=list)
+    tok_code: list[float] = field(default_factory=list)
+    end_s: float = NAN
+
+    def add_command(self, line: str, pos: int, sent_s: float, sent_wall: float) -> int:
+        self.line.append(line)
+        self.pos.append(pos)
+        self.sent_s.append(sent_s)
+        self.sent_wall.append(sent_wall)
+        self.echoed.append(False)
+        self.echo_s.append(NAN)
+        self.echo_wall.append(NAN)
+        self.final_pos.append(-1)
+        self.final_s.append(NAN)
+        self.final_result.append(None)
+        self.final_code.append(NAN)
+        self.final_detail.append(None)
+        self.info_s.append(NAN)
+        return len(self.line) - 1
+
+    def add_token(
+        self, pos: int, mono: float, name: str, args: tuple[str, ...] = (), code: float = NAN
+    ) -> None:
+        self.tok_pos.append(pos)
+        self.tok_s.append(mono)
+        self.tok_name.append(name)
+        self.tok_args.append(args)
+        self.tok_code.append(code)
+
+
+def _info_args(line: str) -> tuple[str, tuple[str, ...]]:
+    from airlab.at.parser import split_args
+
+    colon = line.find(":")
+    if colon < 0:
+        return line.strip(), ()
+    return line[:colon].strip(), split_args(line[colon + 1 :])
+
+
+def lex_events(events: Iterable[Event]) -> Lexed:
+    """Collect commands, their echo / final / first answer and the URC tokens from events.
+
+    An echo with no command waiting for one (a capture of the received side only)
+    stands for its command: a row without ``sent_s``.
+    """
+    lx = Lexed()
+    cur: int | None = None  # the command whose final result is pending
+    for i, ev in enumerate(events):
+        mono = ev.mono
+        if not math.isnan(mono):
+            lx.end_s = mono
+        if isinstance(ev, CommandSent):
+            cur = lx.add_command(ev.line.strip(), i, mono, ev.wall)
+        elif isinstance(ev, Echo):
+            if cur is None or lx.echoed[cur]:
+                cur = lx.add_command(ev.line.strip(), i, NAN, NAN)
+            lx.echoed[cur] = True
+            lx.echo_s[cur] = mono
+            lx.echo_wall[cur] = ev.wall
+        elif isinstance(ev, FinalResult):
+            if cur is not None:
+                lx.final_pos[cur] = i
+                lx.final_s[cur] = mono
+                lx.final_result[cur] = ev.result
+                lx.final_code[cur] = NAN if ev.code is None else float(ev.code)
+                lx.final_detail[cur] = ev.detail
+                cur = None
+            elif ev.result in _ERROR_WORDS:
+                lx.add_token(i, mono, ev.result, (), NAN if ev.code is None else float(ev.code))
+        elif isinstance(ev, Urc):
+            if ev.name in COMPLETION_NAMES or ev.name == "CLOSED":
+                lx.add_token(i, mono, ev.name, ev.args)
+        elif isinstance(ev, InfoLine):
+            if cur is not None and math.isnan(lx.info_s[cur]):
+                lx.info_s[cur] = mono
+            name, args = _info_args(ev.line)
+            if name in COMPLETION_NAMES:
+                lx.add_token(i, mono, name, args)
+        elif isinstance(ev, Payload) and cur is not None and math.isnan(lx.info_s[cur]):
+            lx.info_s[cur] = mono
+    return lx
+
+
+# ---------------------------------------------------------------------------- matching
+
+_WAITING, _MATCHED, _CLOSED, _LATE_ERROR, _EXPIRED, _STOPPED = 1, 2, 3, 4, 5, 6
+
+_COMP_LIST: list[Completion | None] = [None, *COMPLETIONS.values(), *PUBLISH_COMPLETIONS.values()]
+_COMP_NAMES = list(COMPLETIONS)
+_PUB_BASE = 1 + len(COMPLETIONS)
+_PUB_QOS = list(PUBLISH_COMPLETIONS)
+
+
+def _completion_ids(names: Any, qos: np.ndarray) -> np.ndarray:
+    """Index into ``_COMP_LIST`` of each command's completion (0: none)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    idx = pc.index_in(names, value_set=pa.array(_COMP_NAMES, type=names.type))
+    cid = np.array(idx.fill_null(-1), np.int64) + 1
+    is_pub = np.asarray(
+        pc.is_in(names, value_set=pa.array(sorted(PUBLISH_COMMANDS), type=names.type)).fill_null(
+            False
+        ),
+        bool,
+    )
+    for k, q in enumerate(_PUB_QOS):
+        cid[is_pub & (qos == q)] = _PUB_BASE + k
+    return cid
+
+
+def _to_int(value: str) -> float:
+    try:
+        return float(int(value.strip()))
+    except ValueError:
+        return NAN
+
+
+def _match(
+    lx: Lexed, cid: np.ndarray, final_ok: np.ndarray, final_pos: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Give each URC token to the oldest command waiting for it (small Python loop:
+    only two-phase commands and their tokens take part)."""
+    import numpy as np
+
+    n = len(cid)
+    state = np.zeros(n, np.int8)
+    urc_s = np.full(n, NAN)
+    urc_name = np.full(n, None, dtype=object)
+    urc_code = np.full(n, NAN)
+    failed = np.zeros(n, bool)
+    http = np.full((n, 3), NAN)
+    sent_s = np.asarray(lx.sent_s, float)
+    start = np.where(np.isnan(sent_s), np.asarray(lx.echo_s, float), sent_s)
+    timeouts = np.asarray([c.timeout if c else NAN for c in _COMP_LIST])
+    deadline = start + timeouts[cid]
+    waiters = np.flatnonzero(cid > 0)
+    state[waiters] = _WAITING
+    cmd_pos = np.asarray(lx.pos, np.int64)
+    w_pos = cmd_pos[waiters].tolist()
+    waiters_l = waiters.tolist()
+    final_stop = np.where(final_ok | (final_pos < 0), np.iinfo(np.int64).max, final_pos).tolist()
+    dl = deadline.tolist()
+    comp_of = [_COMP_LIST[c] for c in cid.tolist()]
+    tok_pos = list(lx.tok_pos)
+    order = sorted(range(len(tok_pos)), key=tok_pos.__getitem__)
+    active: list[int] = []
+    wi = 0
+    for t in order:
+        tpos, ts, name = tok_pos[t], lx.tok_s[t], lx.tok_name[t]
+        while wi < len(waiters_l) and w_pos[wi] < tpos:
+            active.append(waiters_l[wi])
+            wi += 1
+        if active:
+            keep = []
+            for i in active:
+                if final_stop[i] < tpos:
+                    state[i] = _STOPPED
+                elif ts > dl[i]:  # False when either is NaN
+                    state[i] = _EXPIRED
+                else:
+                    keep.append(i)
+            active = keep
+        if not active:
+            continue
+        if name == "CLOSED":
+            keep = []
+            for i in active:
+                if comp_of[i].closable:  # type: ignore[union-attr]
+                    state[i], urc_s[i], urc_name[i] = _CLOSED, ts, name
+                else:
+                    keep.append(i)
+            active = keep
+            continue
+        late = name in _ERROR_WORDS
+        for k, i in enumerate(active):
+            comp = comp_of[i]
+            assert comp is not None
+            if late:
+                if not comp.late_error:
+                    continue
+                state[i], urc_code[i] = _LATE_ERROR, lx.tok_code[t]
+            elif name in comp.ok or name in comp.fail:
+                state[i] = _MATCHED
+                failed[i] = name in comp.fail
+                if name == "+HTTPACTION":
+                    args = lx.tok_args[t]
+                    for j in range(min(3, len(args))):
+                        http[i, j] = _to_int(args[j])
+            else:
+                continue
+            urc_s[i], urc_name[i] = ts, name
+            del active[k]
+            break
+    still = waiters[state[waiters] == _WAITING]
+    stop = ~final_ok[still] & (final_pos[still] >= 0)
+    state[still[stop]] = _STOPPED
+    rest = still[~stop]
+    state[rest[lx.end_s > deadline[rest]]] = _EXPIRED
+    return {
+        "state": state,
+        "urc_s": urc_s,
+        "urc_name": urc_name,
+        "urc_code": urc_code,
+        "failed": failed,
+        "http": http,
+    }
+
+
+def _time_column(wall: np.ndarray) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
+    us = np.round(np.asarray(wall, dtype=float) * 1e6)
+    missing = np.isnan(us)
+    vals = np.where(missing, 0, us).astype(np.int64).view("datetime64[us]")
+    if missing.any():
+        vals = vals.copy()
+        vals[missing] = np.datetime64("NaT")
+    return pd.Series(vals).dt.tz_localize("UTC")
+
+
+def _str_col(values: Any) -> pd.Series:
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        values = values.cast(pa.large_string())
+        if isinstance(values, pa.Array):
+            values = pa.chunked_array([values], type=pa.large_string())
+        dtype = pd.StringDtype("pyarrow", na_value=float("nan"))
+        return pd.Series(pd.arrays.ArrowStringArray(values, dtype=dtype))
+    return pd.Series(values, dtype="str")
+
+
+def _int_col(values: np.ndarray) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    values = np.asarray(values, float)
+    mask = np.isnan(values)
+    return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(np.int64), mask)
+
+
+def match_and_assemble(lx: Lexed) -> pd.DataFrame:
+    """Match the tokens to the waiting commands and build the table (see the module doc)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from airlab.analysis.kinds import classify_arrays
+
+    lines = lx.line if isinstance(lx.line, pa.Array) else pa.array(lx.line, pa.large_string())
+    n = len(lines)
+    names, kind_codes, qos = classify_arrays(lines)
+    cid = _completion_ids(names, qos)
+    final_result = np.asarray(lx.final_result, dtype=object)
+    final_pos = np.asarray(lx.final_pos, np.int64)
+    has_final = final_pos >= 0
+    final_ok = np.isin(final_result, list(_SUCCESS_RESULTS)) & has_final
+    m = _match(lx, cid, final_ok, final_pos)
+    state, urc_s, urc_name = m["state"], m["urc_s"], m["urc_name"]
+
+    sent_s = np.asarray(lx.sent_s, float)
+    echo_s = np.asarray(lx.echo_s, float)
+    final_s = np.asarray(lx.final_s, float)
+    info_s = np.asarray(lx.info_s, float)
+    final_code = np.asarray(lx.final_code, float)
+    waits = cid > 0
+    awaits_of = np.asarray([c.ok[0] if c else None for c in _COMP_LIST], dtype=object)
+    awaits = awaits_of[cid]
+    http = m["http"]
+    http_status = http[:, 1]
+    with np.errstate(invalid="ignore"):
+        http_err = (state == _MATCHED) & (http_status >= 600)
+    no_final = np.zeros(n, bool)
+    if NO_FINAL_COMMANDS:
+        import pyarrow.compute as pc
+
+        no_final = np.asarray(
+            pc.is_in(
+                names, value_set=pa.array(sorted(NO_FINAL_COMMANDS), type=names.type)
+            ).fill_null(False),
+            bool,
+        )
+    no_final_ok = ~has_final & no_final & ~np.isnan(info_s)
+    is_last = np.arange(n) == n - 1
+
+    final_err = has_final & ~final_ok
+    conds = [
+        final_err,
+        waits & (state == _MATCHED) & (m["failed"] | http_err),
+        waits & (state == _MATCHED),
+        waits & (state == _CLOSED),
+        waits & (state == _LATE_ERROR),
+        waits & (state == _EXPIRED),
+        waits & (state == _WAITING),
+        ~waits & (final_ok | no_final_ok),
+        ~waits & ~has_final & ~is_last,
+    ]
+    codes = [1, 1, 0, 3, 1, 2, 4, 0, 2]  # indexes into OUTCOMES
+    outcome = np.select(conds, codes, default=4).astype(np.int8)
+
+    done_s = np.select(
+        [
+            final_err,
+            waits & np.isin(state, [_MATCHED, _CLOSED, _LATE_ERROR]),
+            ~waits & final_ok,
+            ~waits & no_final_ok,
+        ],
+        [final_s, urc_s, final_s, info_s],
+        default=NAN,
+    )
+
+    late = state == _LATE_ERROR
+    code = np.where(final_err, final_code, NAN)
+    code = np.where(late & ~final_err, m["urc_code"], code)
+    code = np.where(http_err & ~final_err, http_status, code)
+    detail = np.full(n, None, dtype=object)
+    for i in np.flatnonzero(outcome != 0).tolist():
+        detail[i] = _detail(
+            OUTCOMES[outcome[i]],
+            bool(final_err[i]),
+            final_result[i] if final_err[i] else urc_name[i],
+            float(code[i]),
+            lx.final_detail[i] if final_err[i] else None,
+            awaits[i],
+            _COMP_LIST[cid[i]],
+            bool(http_err[i]),
+            bool(has_final[i]),
+        )
+
+    wall = np.where(
+        np.isnan(sent_s), np.asarray(lx.echo_wall, float), np.asarray(lx.sent_wall, float)
+    )
+    with np.errstate(invalid="ignore"):
+        df = pd.DataFrame(
+            {
+                "seq": np.arange(n, dtype=np.int64),
+                "time": _time_column(wall),
+                "command": _str_col(lines),
+                "name": _str_col(names),
+                "kind": pd.Categorical.from_codes(kind_codes, categories=KINDS),
+                "qos": _int_col(qos),
+                "awaits": _str_col(awaits),
+                "sent_s": sent_s,
+                "echo_s": echo_s,
+                "final_s": final_s,
+                "urc_s": urc_s,
+                "done_s": done_s,
+                "sent_to_echo_s": echo_s - sent_s,
+                "sent_to_final_s": final_s - sent_s,
+                "echo_to_final_s": final_s - echo_s,
+                "sent_to_urc_s": urc_s - sent_s,
+                "echo_to_urc_s": urc_s - echo_s,
+                "final_to_urc_s": urc_s - final_s,
+                "sent_to_done_s": done_s - sent_s,
+                "echo_to_done_s": done_s - echo_s,
+                "final": _str_col(final_result),
+                "urc": _str_col(urc_name),
+                "outcome": pd.Categorical.from_codes(outcome, categories=OUTCOMES),
+                "code": _int_col(code),
+                "detail": _str_col(detail),
+                "http_method": _int_col(http[:, 0]),
+                "http_status": _int_col(http[:, 1]),
+                "http_len": _int_col(http[:, 2]),
+            },
+            columns=COLUMNS,
+        )
+    return df
+
+
+def _detail(
+    outcome: str,
+    final_err: bool,
+    word: str | None,
+    code: float,
+    verbose: str | None,
+    awaits: str | None,
+    comp: Completion | None,
+    http_err: bool,
+    has_final: bool,
+) -> str | None:
+    """A short human explanation of a non-ok outcome."""
+    if outcome == "error":
+        if http_err:
+            return HTTP_MODULE_ERRORS.get(int(code), "HTTP module error")
+        if verbose:
+            return verbose
+        if word == "+CME ERROR" and not math.isnan(code):
+            return cme_meaning(int(code)) or f"+CME ERROR {int(code)}"
+        return word
+    if outcome == "closed":
+        return f"CLOSED while waiting for {awaits}"
+    what = awaits if comp is not None and has_final else "a final result"
+    if outcome == "timeout":
+        if comp is not None and has_final:
+            return f"no {what} within {comp.timeout:g} s"
+        return "no final result before the next command"
+    if outcome == "incomplete":
+        return f"capture ended while waiting for {what}"
+    return None
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def pair_commands(source: Transcript | Sequence[Event] | Iterable[Event]) -> pd.DataFrame:
+    """The pairing table of a transcript or of parsed events (a live session's list).
+
+    >>> from airlab.at import Transcript
+    >>> pair_commands(Transcript()).shape[1] == len(COLUMNS)
+    True
+    """
+    from airlab.at.transcript import Transcript
+
+    events = source.events() if isinstance(source, Transcript) else source
+    return match_and_assemble(lex_events(events))
+
+
+def pair_capture(
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    date: str | None = None,
+    *,
+    fast: bool | None = None,
+) -> pd.DataFrame:
+    """The pairing table of a capture file (any format :func:`~airlab.at.read_capture` reads).
+
+    ``fast=None`` uses the vectorised path for sscom logs larger than 1 MB (same table);
+    ``True`` forces it for sscom/jsonl, ``False`` always parses events.
+
+    >>> pair_capture("data/captures/seed_direct_mqtt.log")["kind"].tolist()[-1]  # doctest: +SKIP
+    'mqtt_connect'
+    """
+    from airlab.at.formats import detect_format, read_capture
+
+    actual = fmt or detect_format(path)
+    if fast is None:
+        fast = actual == "sscom" and os.path.getsize(path) > 1_000_000
+    if fast and actual in ("sscom", "jsonl"):
+        from airlab.analysis import fast as fastpath
+
+        return fastpath.pair_file(path, fmt=actual, date=date)
+    return pair_commands(read_capture(path, fmt=fmt, date=date))

@@ -1,0 +1,192 @@
+"""Regenerate ``data/simulated/``: simulated runs for the timing-analysis lesson.
+
+Drives the simulated Air780EP (``airsim://`` pyserial port, latency profile
+``tutorial`` or ``flaky``) against the local cloud emulator with real AT commands, the
+way a host program would, and records every chunk of both directions in a JSONL
+transcript (:class:`airlab.at.TranscriptWriter`).  Per profile it writes:
+
+* ``connections_<profile>.jsonl``: ``--connections`` full direct-MQTT connections
+  (``AT+MCONFIG`` → ``AT+SSLMIPSTART`` → ``CONNECT OK`` → ``AT+MCONNECT`` →
+  ``CONNACK OK`` → ``AT+MSUB`` → ``SUBACK``, then ``AT+MDISCONNECT`` / ``AT+MIPCLOSE``);
+* ``publishes_<profile>.jsonl``: one connection, then ``--publishes`` QoS1
+  ``AT+MPUB`` each waiting for its ``PUBACK`` (reconnecting after ``CLOSED``);
+* ``<name>_<profile>.csv``: the pairing table of each transcript
+  (:func:`airlab.analysis.pair_commands`).
+
+The simulator has no virtual clock: delays are real, so 1,000 QoS1 publishes at
+~0.3 s take about 5 minutes per profile.  Same ``--seed``, same delays and faults.
+
+Usage::
+
+    .venv/bin/python scripts/make_timing_dataset.py --seed 1 \\
+        [--publishes 1000] [--connections 50] [--profiles tutorial,flaky] [--out data/simulated]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_FINAL = re.compile(rb"\r\n(OK|ERROR|\+CME ERROR: ?\d+)\r\n")
+
+
+class Host:
+    """A minimal host program: one command at a time, everything recorded."""
+
+    def __init__(self, port, writer) -> None:  # type: ignore[no-untyped-def]
+        self.port = port
+        self.writer = writer
+        self.t0 = time.monotonic()
+
+    def _stamp(self) -> tuple[float, float]:
+        return time.time(), time.monotonic() - self.t0
+
+    def _read(self, buf: bytearray) -> None:
+        data = self.port.read(self.port.in_waiting or 1)
+        if data:
+            wall, mono = self._stamp()
+            self.writer.add("received", data, wall, mono)
+            buf += data
+
+    def command(self, line: str, urc: str | None = None, timeout: float = 10.0) -> str:
+        """Send ``line``; wait for its final result and, when ``urc`` is set and the
+        result is OK, for that URC (or ``CLOSED`` / ``ERROR``).  Returns what ended it."""
+        wall, mono = self._stamp()
+        data = line.encode() + b"\r\n"
+        self.writer.add("sent", data, wall, mono)
+        self.port.write(data)
+        buf = bytearray()
+        deadline = time.monotonic() + timeout
+        final = None
+        while time.monotonic() < deadline:
+            self._read(buf)
+            if final is None:
+                m = _FINAL.search(buf)
+                if m is None:
+                    continue
+                final = m.group(1).decode()
+                if urc is None or final != "OK":
+                    return final
+                rest_from = m.end()
+            tail = bytes(buf[rest_from:])
+            for word in (urc, "ALREADY CONNECT", "CLOSED", "CONNECT FAIL", "ERROR"):
+                if f"\r\n{word}\r\n".encode() in tail or tail.startswith(f"{word}\r\n".encode()):
+                    return word
+        return "timeout"
+
+    def drain(self, seconds: float) -> None:
+        buf = bytearray()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self._read(buf)
+
+
+def _connect(host: Host, creds, topic_get: str) -> bool:  # type: ignore[no-untyped-def]
+    host.command(f'AT+MCONFIG="{creds.client_id}","{creds.username}","{creds.password}"')
+    opened = host.command(f'AT+SSLMIPSTART="{creds.host}",{creds.port}', "CONNECT OK", 30)
+    if opened != "CONNECT OK":
+        host.command("AT+MIPCLOSE")
+        return False
+    if host.command("AT+MCONNECT=1,120", "CONNACK OK", 15) != "CONNACK OK":
+        host.command("AT+MIPCLOSE")
+        return False
+    return host.command(f'AT+MSUB="{topic_get}",0', "SUBACK", 15) == "SUBACK"
+
+
+def _disconnect(host: Host) -> None:
+    host.command("AT+MDISCONNECT")
+    host.command("AT+MIPCLOSE")
+
+
+def run(profile: str, seed: int, connections: int, publishes: int, out: Path) -> list[Path]:
+    import serial
+
+    from airlab.aliyun import direct_mqtt_credentials
+    from airlab.analysis import pair_commands
+    from airlab.at import Transcript, TranscriptWriter
+    from airlab.cloud.fixtures import (
+        TUTORIAL_DEVICE_NAME,
+        TUTORIAL_DEVICE_SECRET,
+        TUTORIAL_PRODUCT_KEY,
+    )
+    from airlab.cloud.service import CloudEmulator
+    from airlab.sim.urlhandler import register_url_handler
+
+    register_url_handler()
+    creds = direct_mqtt_credentials(
+        product_key=TUTORIAL_PRODUCT_KEY,
+        device_name=TUTORIAL_DEVICE_NAME,
+        device_secret=TUTORIAL_DEVICE_SECRET,
+    )
+    base = f"/{TUTORIAL_PRODUCT_KEY}/{TUTORIAL_DEVICE_NAME}/user"
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp, CloudEmulator(fixture="tutorial") as cloud:
+        endpoints = cloud.write_endpoints(Path(tmp) / "endpoints.json")
+        for name, count in (("connections", connections), ("publishes", publishes)):
+            if count <= 0:
+                continue
+            path = out / f"{name}_{profile}.jsonl"
+            path.unlink(missing_ok=True)
+            meta = {"profile": profile, "seed": seed, "generator": "scripts/make_timing_dataset.py"}
+            url = f"airsim://?profile={profile}&seed={seed}&cloud={endpoints}"
+            t0 = time.monotonic()
+            with (
+                serial.serial_for_url(url, timeout=0.05) as port,
+                TranscriptWriter(path, meta=meta) as w,
+            ):
+                host = Host(port, w)
+                host.drain(0.2)
+                host.command("AT")
+                if name == "connections":
+                    for _ in range(count):
+                        _connect(host, creds, f"{base}/get")
+                        _disconnect(host)  # also after a failed attempt: start clean
+                else:
+                    connected = _connect(host, creds, f"{base}/get")
+                    misses = 0
+                    for i in range(count):
+                        if not connected:
+                            _disconnect(host)
+                            connected = _connect(host, creds, f"{base}/get")
+                            continue
+                        end = host.command(f'AT+MPUB="{base}/update",1,0,"hello {i}"', "PUBACK", 10)
+                        misses = misses + 1 if end == "timeout" else 0
+                        # a dead session (CLOSED, errors, or two PUBACKs lost in a row)
+                        if end in ("CLOSED", "ERROR") or end.startswith("+CME") or misses >= 2:
+                            connected, misses = False, 0
+                    _disconnect(host)
+            table = pair_commands(Transcript.load(path))
+            csv = path.with_suffix(".csv")
+            table.to_csv(csv, index=False)
+            print(
+                f"{path.name}: {len(table)} commands in {time.monotonic() - t0:.0f} s; "
+                f"outcomes {table.outcome.value_counts().to_dict()}",
+                flush=True,
+            )
+            written += [path, csv]
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--publishes", type=int, default=1000)
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--profiles", default="tutorial,flaky")
+    ap.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "data" / "simulated")
+    )
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for profile in args.profiles.split(","):
+        run(profile, args.seed, args.connections, args.publishes, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
