@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 
@@ -264,12 +265,26 @@ def attach(
 # ---------------------------------------------------------------------------- HTTPS
 
 
+def _auth_url(req: HttpFormRequest, auth_base: str | None) -> str:
+    """The request's URL, or the same path on ``auth_base`` (a bench emulator's address)."""
+    if auth_base is None:
+        return req.url
+    base = auth_base.rstrip("/")
+    if "://" not in base:
+        raise UsageError("auth_base", f"expected scheme://host[:port], got {auth_base!r}")
+    return base + "/" + req.url.split("://", 1)[1].split("/", 1)[1]
+
+
 def _https_post(
-    session: ModemSession, req: HttpFormRequest, steps: _Steps, timeout: float | None
+    session: ModemSession,
+    req: HttpFormRequest,
+    steps: _Steps,
+    timeout: float | None,
+    auth_base: str | None = None,
 ) -> tuple[int, bytes]:
     """HTTPINIT, URL, content type, HTTPDATA, HTTPACTION=1 -> +HTTPACTION, HTTPREAD,
     HTTPTERM (always, result ignored). Returns (HTTP status, body)."""
-    url_line = httppara("URL", req.url, quote_value=False)
+    url_line = httppara("URL", _auth_url(req, auth_base), quote_value=False)
     type_line = httppara("USER_DEFINED", f"Content-type: {req.content_type}")
     r = session.command("AT+HTTPINIT", check=False)
     if not r.ok:  # left initialised by an earlier run: start over
@@ -373,12 +388,19 @@ def http_auth_then_mqtt(
     tls: bool = True,
     clean_session: int = 1,
     http_timeout: float | None = None,
+    auth_base: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
 ) -> MqttLogin:
     """Method 1 (一机一密, HTTPS auth then MQTT): POST the signed form to
     ``https://iot-auth.<region>.aliyuncs.com/auth/devicename``, read ``iotId`` /
     ``iotToken`` (:class:`~airlab.errors.CloudRejected` for a code other than 200),
     then MCONFIG (client id, iotId, iotToken), SSLMIPSTART to the host of the reply or
-    ``<pk>.iot-as-mqtt.<region>.aliyuncs.com:1883``, MCONNECT right after CONNECT OK."""
+    ``<pk>.iot-as-mqtt.<region>.aliyuncs.com:1883``, MCONNECT right after CONNECT OK.
+
+    On the bench (a real module and the local emulator, reached by IP) ``auth_base``
+    replaces the auth host (``"http://192.168.1.10:8080"``: same path) and
+    ``host``/``port`` the MQTT server."""
     check_aliyun_keepalive(keepalive)
     label = device_name if client_id is None else client_id
     check_aliyun_client_id(label)
@@ -392,7 +414,7 @@ def http_auth_then_mqtt(
         region=region,
     )
     steps = _Steps()
-    status, body = _https_post(session, req, steps, http_timeout)
+    status, body = _https_post(session, req, steps, http_timeout, auth_base)
     try:
         reply = parse_http_auth_reply(body)
     except CloudRejected as exc:
@@ -400,6 +422,10 @@ def http_auth_then_mqtt(
     if status != 200:
         raise CloudRejected(status, "HTTP status of /auth/devicename", HTTP_AUTH_HINT)
     creds = mqtt_credentials_after_http_auth(reply, product_key, label, region=region)
+    if host is not None or port is not None:
+        creds = dataclasses.replace(
+            creds, host=host or creds.host, port=port if port is not None else creds.port
+        )
     return _mqtt_login(
         session,
         creds,
@@ -465,10 +491,12 @@ def register_device(
     sign_method: SignMethod | str = TUTORIAL_REGISTER_SIGN_METHOD,
     region: str = DEFAULT_REGION,
     http_timeout: float | None = None,
+    auth_base: str | None = None,
 ) -> Registration:
     """Method 3 (一型一密 dynamic registration over HTTPS): POST
     ``/auth/register/device`` signed with the ProductSecret; returns the DeviceSecret
-    (then log in with :func:`direct_mqtt` or :func:`http_auth_then_mqtt`)."""
+    (then log in with :func:`direct_mqtt` or :func:`http_auth_then_mqtt`).
+    ``auth_base`` replaces the auth host on the bench (see :func:`http_auth_then_mqtt`)."""
     req = register_request(
         product_key,
         device_name,
@@ -478,7 +506,7 @@ def register_device(
         region=region,
     )
     steps = _Steps()
-    status, body = _https_post(session, req, steps, http_timeout)
+    status, body = _https_post(session, req, steps, http_timeout, auth_base)
     try:
         device = parse_register_reply(body)
     except CloudRejected as exc:

@@ -414,16 +414,23 @@ class ModemSession:
         urc: UrcMatcher | None = None,
         fail: Sequence[str] = DEFAULT_FAIL,
         check: bool = True,
+        allow_length_mismatch: bool = False,
     ) -> Response:
         """A data-phase command: write ``line``, wait for its prompt (``DOWNLOAD`` /
         ``>``), write exactly ``data``, wait for the final result (and ``urc``).
 
         The announced length must equal ``len(data)`` (UsageError otherwise, before
         anything is sent); without a length (``AT+MPUBEX=t,0,0``) 0x1A is appended.
+        ``allow_length_mismatch=True`` lifts that guard, to show a lesson what the module
+        does with a wrong length (it keeps the announced number of bytes and reads the
+        surplus as commands, or waits for the rest until its timer expires).
         """
         line = guards.check_line(line)
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        guards.check_data_length(line, raw)
+        if not allow_length_mismatch:
+            guards.check_data_length(line, raw)
+        elif guards.data_phase_length(line) is False:
+            raise UsageError("line", f"{line!r} has no data phase: use session.command()")
         if guards.data_phase_length(line) is None and not raw.endswith(b"\x1a"):
             raw += b"\x1a"
         return self._exchange(

@@ -303,3 +303,33 @@ def test_mconnect_after_closed_warn_policy(sim_url: str) -> None:
         ):
             s.command_and_wait("AT+MCONNECT=1,120", urc="CONNACK OK")
         assert info.value.code == 767
+
+
+def test_bench_overrides_reach_the_emulator_by_address(
+    session: ModemSession, cloud: tuple[Any, Path]
+) -> None:
+    """On the bench a real module reaches the emulator by IP: same recipes, other host."""
+    emu = cloud[0]
+    http = emu.endpoints["http"]  # http://127.0.0.1:P
+    mqtts_host, mqtts_port = emu.endpoints["mqtts"].rsplit(":", 1)
+    emu.reset_registration(PK, DN)
+    reg = recipes.register_device(
+        session, product_key=PK, device_name=DN, product_secret=PS, auth_base=http
+    )
+    assert reg.device_secret == DS
+    assert reg.step("HTTPPARA URL").command == f'AT+HTTPPARA="URL",{http}/auth/register/device'
+    login = recipes.http_auth_then_mqtt(
+        session,
+        product_key=PK,
+        device_name=DN,
+        device_secret=DS,
+        auth_base=http,
+        host=mqtts_host,
+        port=int(mqtts_port),
+    )
+    assert (login.host, login.port) == (mqtts_host, int(mqtts_port))
+    assert login.step("MCONNECT").urc == "CONNACK OK"
+    with pytest.raises(UsageError, match="auth_base"):
+        recipes.register_device(
+            session, product_key=PK, device_name=DN, product_secret=PS, auth_base="10.0.0.1"
+        )

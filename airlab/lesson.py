@@ -1,0 +1,559 @@
+"""One switch for every lesson: classroom, bench or field, with the same notebook code.
+
+Every notebook starts with the same two lines::
+
+    from airlab.lesson import open_lesson
+    lab = open_lesson()          # classroom; open_lesson(port="/dev/ttyUSB0") for a real module
+
+and then uses ``lab.session`` (a :class:`~airlab.session.ModemSession`), ``lab.cloud``
+(the console operations of the cloud emulator; ``None`` in the field) and
+``lab.identity`` (the device certificate, 设备证书).  The three settings:
+
+``classroom`` (no ``port``; the default)
+    the simulated Air780EP (``airsim://?profile=…&seed=…&cloud=<endpoints file>``) and
+    the local cloud emulator of :func:`~airlab.cloud.discovery.cloud_for_lesson` (the
+    ``airlab lab`` service when it runs, else one started in this process).  The
+    simulator resolves the Aliyun host names to the emulator.  Identity: the tutorial's
+    device.
+``bench`` (a real ``port``, ``cloud="auto"`` or an endpoints file)
+    a real Air780EP on a serial port and a running emulator
+    (``airlab cloud serve --host 0.0.0.0 --fixture tutorial``).  A real module reaches the
+    emulator **by IP**: its DNS does not know the emulator, so the Aliyun host names must
+    be replaced by the emulator's address.  Of the recipes only
+    :func:`~airlab.session.recipes.direct_mqtt` takes ``host=`` / ``port=``; pass
+    ``**lab.mqtt_target()``.  The HTTPS recipes
+    (:func:`~airlab.session.recipes.http_auth_then_mqtt`,
+    :func:`~airlab.session.recipes.register_device`) always use
+    ``iot-auth.<region>.aliyuncs.com`` and so cannot reach the emulator from a real
+    module.  Identity: the tutorial's device (the emulator's fixture).
+``field`` (a real ``port``, ``cloud="real"``)
+    a real module and the real Alibaba Cloud; no console operations (``lab.cloud`` is
+    ``None``).  Identity from the environment: ``AIRLAB_PRODUCT_KEY``,
+    ``AIRLAB_DEVICE_NAME``, ``AIRLAB_DEVICE_SECRET``, ``AIRLAB_PRODUCT_SECRET`` (optional)
+    and ``AIRLAB_REGION`` (default ``cn-shanghai``).
+
+Arguments left at ``None`` come from the environment, so a whole room can be switched
+without editing a notebook: ``AIRLAB_PORT`` (a serial port: bench or field),
+``AIRLAB_CLOUD`` (``auto``, ``real`` or an endpoints file), ``AIRLAB_PROFILE``
+(``instant`` by default, ``tutorial`` for realistic delays) and ``AIRLAB_SEED``.
+
+The module also holds the few helpers the lessons need that the library lacks:
+:func:`publish_in_background` (a QoS1 publish left waiting for its PUBACK) and
+:func:`post_form_declaring` (an HTTPS form posted with a wrong ``AT+HTTPDATA`` length).
+
+Example:
+    >>> from airlab.lesson import open_lesson
+    >>> lab = open_lesson(profile="instant")  # doctest: +SKIP
+    >>> lab.setting, lab.identity.device_name  # doctest: +SKIP
+    ('classroom', '868488076506128')
+    >>> lab.session.mqtt_status()  # doctest: +SKIP
+    0
+    >>> lab.close()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import airlab  # noqa: F401  (registers airsim://)
+from airlab.aliyun.forms import HttpFormRequest
+from airlab.at.commands import httpaction, httppara
+from airlab.at.events import FinalResult
+from airlab.cloud.discovery import RemoteCloud, cloud_for_lesson, load_endpoints
+from airlab.cloud.fixtures import (
+    TUTORIAL_DEVICE_NAME,
+    TUTORIAL_DEVICE_SECRET,
+    TUTORIAL_PRODUCT_KEY,
+    TUTORIAL_PRODUCT_SECRET,
+    TUTORIAL_REGION,
+)
+from airlab.cloud.service import CloudConsole, CloudEmulator
+from airlab.errors import UsageError
+from airlab.session import ModemSession, Response
+
+__all__ = [
+    "ENV_CLOUD",
+    "ENV_PORT",
+    "ENV_PROFILE",
+    "ENV_SEED",
+    "IDENTITY_ENV",
+    "Identity",
+    "Lesson",
+    "Setting",
+    "open_lesson",
+    "parse_port",
+    "post_form_declaring",
+    "publish_in_background",
+]
+
+Setting = Literal["classroom", "bench", "field"]
+
+ENV_PORT = "AIRLAB_PORT"
+ENV_CLOUD = "AIRLAB_CLOUD"
+ENV_PROFILE = "AIRLAB_PROFILE"
+ENV_SEED = "AIRLAB_SEED"
+#: Identity field -> environment variable (read in the field setting).
+IDENTITY_ENV: Mapping[str, str] = {
+    "product_key": "AIRLAB_PRODUCT_KEY",
+    "device_name": "AIRLAB_DEVICE_NAME",
+    "device_secret": "AIRLAB_DEVICE_SECRET",
+    "product_secret": "AIRLAB_PRODUCT_SECRET",
+    "region": "AIRLAB_REGION",
+}
+
+
+# ---------------------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The device certificate (设备证书) and product certificate (产品证书) a lesson uses.
+
+    ``source`` says where the values came from: ``"tutorial"`` (the vendor tutorial's
+    published example values, also the emulator's fixture) or ``"environment"``.
+    Secrets are left out of ``repr``.
+
+    Example:
+        >>> ident = Identity.tutorial()
+        >>> ident.topic("user/update")
+        '/k1hipglLdjU/868488076506128/user/update'
+        >>> sorted(ident.device())
+        ['device_name', 'device_secret', 'product_key']
+    """
+
+    product_key: str
+    device_name: str
+    device_secret: str | None = field(default=None, repr=False)
+    product_secret: str | None = field(default=None, repr=False)
+    region: str = TUTORIAL_REGION
+    source: str = "tutorial"
+
+    @classmethod
+    def tutorial(cls) -> Identity:
+        """The tutorial's product ``k1hipglLdjU`` and device ``868488076506128``."""
+        return cls(
+            TUTORIAL_PRODUCT_KEY,
+            TUTORIAL_DEVICE_NAME,
+            TUTORIAL_DEVICE_SECRET,
+            TUTORIAL_PRODUCT_SECRET,
+            TUTORIAL_REGION,
+            "tutorial",
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
+        """Read ``AIRLAB_PRODUCT_KEY``, ``AIRLAB_DEVICE_NAME``, ``AIRLAB_DEVICE_SECRET``,
+        ``AIRLAB_PRODUCT_SECRET`` and ``AIRLAB_REGION``; the first two are required
+        (:class:`~airlab.errors.UsageError` naming the variable)."""
+        env = os.environ if env is None else env
+        values = {name: (env.get(var) or "").strip() or None for name, var in IDENTITY_ENV.items()}
+        for name in ("product_key", "device_name"):
+            if values[name] is None:
+                raise UsageError(
+                    IDENTITY_ENV[name],
+                    f"set the environment variable {IDENTITY_ENV[name]} to your device's "
+                    f"{name} (the field setting uses your own device certificate)",
+                )
+        return cls(
+            product_key=str(values["product_key"]),
+            device_name=str(values["device_name"]),
+            device_secret=values["device_secret"],
+            product_secret=values["product_secret"],
+            region=values["region"] or TUTORIAL_REGION,
+            source="environment",
+        )
+
+    def device(self) -> dict[str, Any]:
+        """``product_key``, ``device_name``, ``device_secret`` as keyword arguments
+        (``recipes.direct_mqtt(session, **identity.device())``)."""
+        if self.device_secret is None:
+            raise UsageError(
+                IDENTITY_ENV["device_secret"], "no device secret: set AIRLAB_DEVICE_SECRET"
+            )
+        return {
+            "product_key": self.product_key,
+            "device_name": self.device_name,
+            "device_secret": self.device_secret,
+        }
+
+    def topic(self, suffix: str) -> str:
+        """The device's topic ``/<productKey>/<deviceName>/<suffix>`` (``"user/get"``)."""
+        return f"/{self.product_key}/{self.device_name}/{suffix.lstrip('/')}"
+
+    def system_topic(self, suffix: str) -> str:
+        """An Alink system topic ``/sys/<productKey>/<deviceName>/<suffix>``."""
+        return f"/sys/{self.product_key}/{self.device_name}/{suffix.lstrip('/')}"
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """What a port string names: ``simulated`` (``airsim://``) or a real port."""
+
+    url: str
+    simulated: bool
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_port(port: str) -> PortSpec:
+    """Classify a port string: ``airsim://…`` is the simulator (its options parsed),
+    anything else (``/dev/ttyUSB0``, ``COM5``, ``socket://host:port``, ``rfc2217://…``)
+    a real module.
+
+    Example:
+        >>> parse_port("airsim://?profile=tutorial&seed=2").options["profile"]
+        'tutorial'
+        >>> parse_port("/dev/ttyUSB0").simulated
+        False
+    """
+    if not isinstance(port, str) or not port.strip():
+        raise UsageError("port", f"must be a port name or URL such as /dev/ttyUSB0, got {port!r}")
+    text = port.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() == "airsim":
+        return PortSpec(text, True, dict(parse_qsl(parts.query, keep_blank_values=True)))
+    return PortSpec(text, False)
+
+
+def _sim_url(spec: PortSpec | None, profile: str, seed: int, endpoints_file: str) -> str:
+    """The airsim:// URL: the given one (adding the cloud when missing) or a new one."""
+    if spec is None:
+        return f"airsim://?profile={profile}&seed={seed}&cloud={quote(endpoints_file)}"
+    if "cloud" in spec.options:
+        return spec.url
+    sep = "&" if urlsplit(spec.url).query else ("" if spec.url.endswith("?") else "?")
+    return f"{spec.url}{sep}cloud={quote(endpoints_file)}"
+
+
+# ---------------------------------------------------------------------------- endpoints
+
+_files_lock = threading.Lock()
+_files: dict[int, tuple[CloudConsole, str]] = {}
+_tmpdir: str | None = None
+
+
+def _remove_tmpdir() -> None:
+    if _tmpdir is not None:
+        shutil.rmtree(_tmpdir, ignore_errors=True)
+
+
+def _endpoints_file(cloud: CloudConsole) -> str:
+    """The endpoints file of ``cloud`` (written once to a temporary folder for an
+    in-process emulator, which has none)."""
+    global _tmpdir
+    if isinstance(cloud, RemoteCloud):
+        path = cloud.endpoints.get("endpoints_file")
+        if isinstance(path, str) and path:
+            return path
+    with _files_lock:
+        known = _files.get(id(cloud))
+        if known is not None and known[0] is cloud and Path(known[1]).is_file():
+            return known[1]
+        if _tmpdir is None:
+            _tmpdir = tempfile.mkdtemp(prefix="airlab-lesson-")
+            atexit.register(_remove_tmpdir)
+        target = Path(_tmpdir) / f"cloud-{len(_files)}.json"
+        if isinstance(cloud, CloudEmulator):
+            written = str(cloud.write_endpoints(target))
+        else:  # a console without a file of its own: write its endpoints
+            import json
+
+            data = getattr(cloud, "endpoints", None)
+            if not isinstance(data, Mapping):
+                raise UsageError("cloud", "this cloud has no endpoints to give the simulator")
+            target.write_text(json.dumps(dict(data)), encoding="utf-8")
+            written = str(target)
+        _files[id(cloud)] = (cloud, written)
+        return written
+
+
+# ---------------------------------------------------------------------------- the lesson
+
+
+@dataclass
+class Lesson:
+    """A lesson's session, cloud and identity (see :func:`open_lesson`).
+
+    ``setting``: ``"classroom"``, ``"bench"`` or ``"field"``; ``port_url``: what the
+    session was opened on; ``endpoints_file``: the emulator's endpoints (``None`` in the
+    field).  :meth:`reopen` opens a fresh session on the same port with other session
+    options; :meth:`close` closes the session (the emulator keeps running for the next
+    lesson).
+    """
+
+    session: ModemSession
+    cloud: CloudConsole | None
+    identity: Identity
+    setting: Setting
+    port_url: str
+    endpoints_file: str | None = None
+    profile: str | None = None
+    seed: int | None = None
+    transcript: str | os.PathLike[str] | None = field(default=None, repr=False)
+    session_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def reopen(self, **session_options: Any) -> ModemSession:
+        """Close the session and open a new one on the same port, with these
+        :class:`~airlab.session.ModemSession` options (``late_mconnect="warn"`` …).
+
+        A simulated module starts afresh (power-on state); a real one keeps its state.
+        """
+        self.session.close()
+        self.session_options = dict(session_options)
+        self.session = ModemSession(
+            self.port_url, transcript=self.transcript, **self.session_options
+        )
+        return self.session
+
+    def mqtt_target(self, tls: bool = True) -> dict[str, Any]:
+        """``host`` / ``port`` for :func:`~airlab.session.recipes.direct_mqtt`: the
+        emulator's address on the bench (a real module reaches it by IP), else ``{}``
+        (the Aliyun host name, resolved by the simulator or the real DNS)."""
+        if self.setting != "bench" or self.cloud is None:
+            return {}
+        endpoints = getattr(self.cloud, "endpoints", {})
+        value = str(endpoints.get("mqtts" if tls else "mqtt", ""))
+        host, _, port = value.rpartition(":")
+        return {"host": host.strip("[]"), "port": int(port)}
+
+    def describe(self) -> str:
+        """One line: which module and which cloud (no ports or paths: stable text)."""
+        if self.setting == "classroom":
+            module = f"simulated Air780EP (profile {self.profile}, seed {self.seed})"
+        else:
+            module = f"Air780EP on {self.port_url}"
+        if self.cloud is None:
+            cloud = "the real Alibaba Cloud IoT Platform"
+        elif isinstance(self.cloud, RemoteCloud):
+            cloud = "the running cloud emulator (airlab lab)"
+        else:
+            cloud = "a local cloud emulator"
+        who = f"device {self.identity.product_key}/{self.identity.device_name}"
+        origin = "tutorial" if self.identity.source == "tutorial" else "from AIRLAB_* variables"
+        return f"{self.setting}: {module} + {cloud}; {who} ({origin})"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def close(self) -> None:
+        """Close the session (idempotent)."""
+        self.session.close()
+
+    def __enter__(self) -> Lesson:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _env_profile(profile: str | None) -> str:
+    value = profile if profile is not None else (os.environ.get(ENV_PROFILE) or "instant")
+    from airlab.sim.profiles import PROFILES
+
+    if value not in PROFILES:
+        raise UsageError("profile", f"unknown profile {value!r} (choose {', '.join(PROFILES)})")
+    return value
+
+
+def _env_seed(seed: int | None) -> int:
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UsageError("seed", f"must be an integer, got {seed!r}")
+        return seed
+    text = (os.environ.get(ENV_SEED) or "0").strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(ENV_SEED, f"must be an integer, got {text!r}") from None
+
+
+def _choose_cloud(cloud: str | os.PathLike[str] | None) -> str:
+    value = cloud if cloud is not None else (os.environ.get(ENV_CLOUD) or "auto")
+    value = os.fspath(value)
+    if not value.strip():
+        raise UsageError("cloud", "must be 'auto', 'real' or the path of an endpoints file")
+    return value.strip()
+
+
+def open_lesson(
+    port: str | None = None,
+    *,
+    profile: str | None = None,
+    seed: int | None = None,
+    cloud: str | os.PathLike[str] | None = None,
+    transcript: str | os.PathLike[str] | None = None,
+    **session_options: Any,
+) -> Lesson:
+    """Open the session, cloud and identity of a lesson, in one of three settings.
+
+    ``port``: ``None`` (``$AIRLAB_PORT``, else the simulator: classroom), an
+    ``airsim://…`` URL (classroom with that simulator; its ``cloud`` added when missing)
+    or a real serial port (``/dev/ttyUSB0``, ``COM5``, ``socket://…``: bench or field).
+    ``profile`` / ``seed``: the simulator's latency profile and seed (``None``:
+    ``$AIRLAB_PROFILE`` or ``instant``, ``$AIRLAB_SEED`` or 0).  ``cloud``: ``"auto"``
+    (the running ``airlab lab`` emulator, or an in-process one in the classroom),
+    ``"real"`` (the field: the real Alibaba Cloud) or an endpoints file; ``None`` reads
+    ``$AIRLAB_CLOUD``.  ``transcript``: a JSONL path for the session's capture.  Other
+    keyword arguments go to :class:`~airlab.session.ModemSession`.
+
+    Example:
+        >>> lab = open_lesson()  # doctest: +SKIP
+        >>> print(lab)  # doctest: +SKIP
+        classroom: simulated Air780EP (profile instant, seed 0) + a local cloud emulator; ...
+        >>> lab.close()  # doctest: +SKIP
+    """
+    if port is None:
+        port = (os.environ.get(ENV_PORT) or "").strip() or None
+    spec = parse_port(port) if port is not None else None
+    choice = _choose_cloud(cloud)
+    simulated = spec is None or spec.simulated
+
+    if simulated:
+        if choice == "real":
+            raise UsageError(
+                "cloud",
+                "the simulated module only reaches the local cloud emulator: use cloud='auto' "
+                "(or an endpoints file), or give a real serial port for the field setting",
+            )
+        use_profile = _env_profile(
+            profile if spec is None else spec.options.get("profile", profile)
+        )
+        raw_seed = spec.options.get("seed") if spec is not None else None
+        use_seed = _env_seed(int(raw_seed) if raw_seed and raw_seed.lstrip("-").isdigit() else seed)
+        console = cloud_for_lesson() if choice == "auto" else RemoteCloud(load_endpoints(choice))
+        endpoints = _endpoints_file(console)
+        url = _sim_url(spec, use_profile, use_seed, endpoints)
+        session = ModemSession(url, transcript=transcript, **session_options)
+        return Lesson(
+            session,
+            console,
+            Identity.tutorial(),
+            "classroom",
+            url,
+            endpoints,
+            use_profile,
+            use_seed,
+            transcript,
+            dict(session_options),
+        )
+
+    assert spec is not None
+    if choice == "real":
+        identity = Identity.from_env()
+        session = ModemSession(spec.url, transcript=transcript, **session_options)
+        return Lesson(
+            session, None, identity, "field", spec.url, None, None, None, transcript,
+            dict(session_options),
+        )  # fmt: skip
+
+    endpoints_data = load_endpoints(None if choice == "auto" else choice)
+    console = RemoteCloud(endpoints_data)
+    address = str(endpoints_data.get("address") or "")
+    if address.startswith("127.") or address in ("localhost", "::1"):
+        warnings.warn(
+            f"the cloud emulator listens on {address}, which a real module cannot reach: "
+            "start it with 'airlab cloud serve --host 0.0.0.0 --fixture tutorial'",
+            UserWarning,
+            stacklevel=2,
+        )
+    session = ModemSession(spec.url, transcript=transcript, **session_options)
+    return Lesson(
+        session, console, Identity.tutorial(), "bench", spec.url,
+        str(endpoints_data.get("endpoints_file")), None, None, transcript, dict(session_options),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def publish_in_background(
+    session: ModemSession, topic: str, payload: str | bytes, qos: int = 1
+) -> concurrent.futures.Future[Response]:
+    """Start ``session.publish(topic, payload, qos)`` in a worker thread and return once
+    the module has accepted the ``AT+MPUB`` (its ``OK``): the PUBACK is then pending.
+
+    ``future.result()`` is the publish's :class:`~airlab.session.Response` (after its
+    PUBACK).  Lessons use it to show what a second QoS1 publish meets.
+    """
+    mark = session.mark()
+    future: concurrent.futures.Future[Response] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(session.publish(topic, payload, qos))
+        except BaseException as exc:  # handed over to the caller
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="airlab-lesson-publish", daemon=True).start()
+    with contextlib.suppress(Exception):
+        session.wait_for_event(lambda e: isinstance(e, FinalResult), since=mark)
+    return future
+
+
+@dataclass(frozen=True)
+class FormReply:
+    """What ``AT+HTTPREAD`` gave back for a posted form (see :func:`post_form_declaring`)."""
+
+    declared: int
+    actual: int
+    status: int
+    body: str
+    kept: str
+
+
+def post_form_declaring(
+    session: ModemSession,
+    request: HttpFormRequest,
+    length: int,
+    *,
+    data_timeout_ms: int = 2000,
+) -> FormReply:
+    """POST ``request`` like the tutorial, but announce ``length`` bytes in
+    ``AT+HTTPDATA`` whatever the body's real length: the mistake the session's guard
+    normally stops.  The module keeps the first ``length`` bytes (the rest reaches its
+    command line); with fewer bytes than announced it waits ``data_timeout_ms``.
+
+    Returns the HTTP status and body of ``AT+HTTPREAD``.  ``AT+HTTPTERM`` always ends it.
+    """
+    if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+        raise UsageError("length", f"must be a positive number of bytes, got {length!r}")
+    body = request.body.encode("utf-8")
+    session.command("AT+HTTPTERM", check=False)
+    session.command("AT+HTTPINIT")
+    try:
+        session.command(httppara("URL", request.url, quote_value=False))
+        session.command(httppara("USER_DEFINED", f"Content-type: {request.content_type}"))
+        line = f"AT+HTTPDATA={length},{data_timeout_ms}"
+        session.send_data(
+            line,
+            body,
+            timeout=session.default_timeout + data_timeout_ms / 1e3,
+            allow_length_mismatch=True,  # the mistake this lesson shows
+        )
+        if length < len(body):  # the surplus bytes wait in the command line: end that line
+            session.command("AT", check=False)
+        r = session.command_and_wait(httpaction(1), urc="+HTTPACTION", fail=())
+        assert r.urc is not None
+        args = r.urc.args
+        status = int(args[1]) if len(args) >= 2 and args[1].isdigit() else 0
+        text = ""
+        if len(args) >= 3 and args[2].isdigit() and int(args[2]) > 0:
+            text = (session.command("AT+HTTPREAD").payload or b"").decode("utf-8", "replace")
+    finally:
+        session.command("AT+HTTPTERM", check=False)
+    kept = body[:length].decode("utf-8", "replace")
+    return FormReply(length, len(body), status, text, kept)
