@@ -7,16 +7,18 @@ Run on demand (not a test)::
 It generates an sscom log of the tutorial's traffic mix (the generator of
 ``bench_capture_import.py``) with at least ``--lines`` lines, then in one process:
 
-* ours: :func:`airlab.analysis.fast.pair_file` (read the log with
-  ``read_sscom_dataframe`` and pair it: one row per command), timed as a whole and split
-  into read and pairing;
-* baseline (the issue's): the capture's own rows - one CSV row per line of the log, with
-  its record's time and direction - read with ``pandas.read_csv``; pairing does more
-  work than reading those rows, hence the target ratio >= 0.25;
-* for reference: the pairing table itself (one row per command) read back from CSV.
+* ours: :func:`airlab.analysis.fast.pair_file`'s two steps, timed apart (best of
+  ``--repeat``, and the first call of the process, which a user pays once): read the log
+  (``read_sscom_dataframe``), then pair it (``lex_records`` + ``match_and_assemble``: one
+  row per command);
+* the issue's target, "pandas reads the same rows from CSV", ratio pandas/ours >= 0.25:
+  the pairing table itself (one row per command) read back with ``pandas.read_csv``;
+* the other reading of "the same rows", for completeness: the capture's own rows - one
+  CSV row per line of the log, with its record's time and direction.
 
-It prints the times and the ratios baseline/ours, and checks on a slice of the log that
-the vectorised path gives the same table as the event path.
+Each baseline is compared with pairing from the records frame and with file to table.
+It also checks on a slice of the log that the vectorised path gives the same table as
+the event path.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print("same table as the event path on a 20k-line slice:", _check_slice(log, tmp))
 
         best_read = best_lex = best_match = float("inf")
+        first: tuple[float, float, float] | None = None
         table = None
         for _ in range(args.repeat):
             t0 = time.perf_counter()
@@ -97,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             t2 = time.perf_counter()
             table = match_and_assemble(lx)
             t3 = time.perf_counter()
+            first = first or (t1 - t0, t2 - t1, t3 - t2)
             best_read = min(best_read, t1 - t0)
             best_lex = min(best_lex, t2 - t1)
             best_match = min(best_match, t3 - t2)
             del df, lx
-        assert table is not None
+        assert table is not None and first is not None
         table.to_csv(csv, index=False)
         best_csv = float("inf")
         for _ in range(args.repeat):
@@ -126,15 +130,31 @@ def main(argv: list[str] | None = None) -> int:
         pair = best_lex + best_match
         total = best_read + pair
         rows = len(table)
+        ok = "met" if best_csv / pair >= 0.25 else "NOT met"
         print(f"commands (rows): {rows:,}; outcomes: {table.outcome.value_counts().to_dict()}")
         print(
-            f"ours: read {best_read:.2f} s + lex {best_lex:.2f} s + match/table "
-            f"{best_match:.2f} s = {total:.2f} s ({n_lines / total:,.0f} lines/s)"
+            f"ours (best of {args.repeat}): read {best_read:.3f} s + lex {best_lex:.3f} s + "
+            f"match/table {best_match:.3f} s = {total:.3f} s ({n_lines / total:,.0f} lines/s)"
         )
-        print(f"pandas.read_csv of the capture's {n_rows:,} lines as CSV rows: {best_lines:.2f} s")
-        print(f"ratio pandas/ours, file to table: {best_lines / total:.2f}  (target >= 0.25)")
-        print(f"for reference, pandas.read_csv of the {rows:,}-row pairing table: {best_csv:.2f} s")
-        print(f"  ratio to pairing from the records frame: {best_csv / pair:.2f}")
+        print(
+            f"ours (first call): read {first[0]:.3f} s + lex {first[1]:.3f} s + "
+            f"match/table {first[2]:.3f} s = {sum(first):.3f} s"
+        )
+        print(
+            f"ISSUE TARGET - pandas.read_csv of the same {rows:,} rows (the pairing table): "
+            f"{best_csv:.3f} s"
+        )
+        print(
+            f"  ratio pandas/ours, pairing (lex + match): {best_csv / pair:.2f}"
+            f"  (target >= 0.25: {ok})"
+        )
+        print(f"  ratio pandas/ours, file to table (read + lex + match): {best_csv / total:.2f}")
+        print(
+            f"other reading - pandas.read_csv of the capture's own {n_rows:,} rows "
+            f"(one per line of the log, with time and direction): {best_lines:.3f} s"
+        )
+        print(f"  ratio pandas/ours, pairing (lex + match): {best_lines / pair:.2f}")
+        print(f"  ratio pandas/ours, file to table (read + lex + match): {best_lines / total:.2f}")
     return 0
 
 

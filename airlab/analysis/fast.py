@@ -68,16 +68,30 @@ def _stream(texts: Any) -> tuple[np.ndarray, np.ndarray]:
     return b, (offsets - offsets[0])
 
 
-def _line_starts(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts of lines (non-CR/LF byte after a CR/LF or at 0) and the terminator mask."""
+def _lines(b: np.ndarray, strict: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starts and ends of the lines of ``b`` (runs of non-CR/LF bytes) and the CR/LF mask.
+    ``strict``: raise :class:`Unsupported` on other control bytes (one pass for both)."""
     import numpy as np
 
-    term = (b == _CR) | (b == _LF)
-    prev = np.empty_like(term)
-    if len(term):
-        prev[0] = True
-        prev[1:] = term[:-1]
-    return np.flatnonzero(~term & prev), term
+    # two byte-sized scratch arrays only: fresh memory is what costs on a first call
+    term = np.equal(b, _CR)
+    tmp = np.equal(b, _LF)
+    term |= tmp
+    if strict and len(b):
+        n_term = int(np.count_nonzero(term))
+        if int(np.count_nonzero(np.less(b, 32, out=tmp))) != n_term or bool(
+            np.equal(b, 127, out=tmp).any()
+        ):
+            raise Unsupported("control bytes")
+    if not len(b):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), term
+    t = np.flatnonzero(np.not_equal(term[1:], term[:-1], out=tmp[:-1])) + 1
+    del tmp
+    if not term[0]:
+        t = np.r_[0, t]
+    if not term[-1]:
+        t = np.r_[t, len(b)]
+    return t[0::2], t[1::2], term
 
 
 def _segments(b: np.ndarray, bounds: np.ndarray) -> Any:
@@ -91,13 +105,6 @@ def _segments(b: np.ndarray, bounds: np.ndarray) -> Any:
     return pa.LargeStringArray.from_buffers(
         len(bounds), pa.py_buffer(offs), pa.py_buffer(b), null_count=0
     )
-
-
-def _next_term(term_pos: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
-    import numpy as np
-
-    k = np.searchsorted(term_pos, starts)
-    return np.where(k < len(term_pos), term_pos[np.minimum(k, len(term_pos) - 1)], n)
 
 
 def _drop_nested(starts: np.ndarray, ends: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -118,14 +125,19 @@ def _drop_nested(starts: np.ndarray, ends: np.ndarray, owner: np.ndarray) -> np.
 def _received_bodies(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, texts: Any) -> Any:
     """Body intervals (start, end) framed by payload headers and +MSUB inline headers."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    plus = np.flatnonzero(b[starts] == ord("+")) if len(starts) else np.zeros(0, np.int64)
-    if not len(plus):
+    plus_all = np.flatnonzero(b[starts] == ord("+")) if len(starts) else np.zeros(0, np.int64)
+    if not len(plus_all):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    sub = texts.take(plus)
+    sub_all = texts.take(pa.array(plus_all))
     hdr_idx, b_start, b_len = [], [], []
     for name, spec in PAYLOAD_HEADERS.items():
+        sw = np.asarray(pc.starts_with(sub_all, name))  # the regexes are anchored there
+        if not sw.any():
+            continue
+        plus, sub = plus_all[sw], sub_all.filter(pa.array(sw))
         if spec.only_answering:
             if pc.any(pc.starts_with(sub, name)).as_py():
                 raise Unsupported(name)
@@ -151,6 +163,8 @@ def _received_bodies(b: np.ndarray, starts: np.ndarray, ends: np.ndarray, texts:
             hdr_idx.append(plus[idx])
             b_start.append(line_end + 1 + skip)
             b_len.append(n)
+    sw = np.asarray(pc.starts_with(sub_all, "+MSUB"))
+    plus, sub = plus_all[sw], sub_all.filter(pa.array(sw))
     m = pc.extract_regex(sub, r'^(?P<h>\+MSUB: ?(?:"[^"\r\n]*"|[^\r\n]*?),(?P<n>\d{1,9}) byte,)')
     ok = np.asarray(m.is_valid())
     if ok.any():
@@ -185,54 +199,279 @@ class _Side:
         self.is_body = is_body
 
 
-def _split(b: np.ndarray, extra_cuts: list[tuple[np.ndarray, np.ndarray]]) -> Any:
-    """Segment boundaries: line starts outside the cut intervals plus the interval edges."""
-    import numpy as np
-
-    starts, term = _line_starts(b)
-    cut_s = np.concatenate([c[0] for c in extra_cuts]) if extra_cuts else np.zeros(0, np.int64)
-    cut_e = np.concatenate([c[1] for c in extra_cuts]) if extra_cuts else np.zeros(0, np.int64)
-    if len(cut_s):
-        o = np.argsort(cut_s, kind="stable")
-        cut_s, cut_e = cut_s[o], cut_e[o]
-        k = np.searchsorted(cut_s, starts, side="right") - 1
-        inside = (k >= 0) & (starts < np.where(k >= 0, cut_e[np.maximum(k, 0)], 0))
-        starts = starts[~inside]
-        ends_ok = cut_e < len(b)
-        tail = cut_e[ends_ok]
-        tail = tail[~term[tail]]
-        bounds = np.sort(np.concatenate([starts, cut_s, tail]))
-        if len(bounds):
-            bounds = bounds[np.r_[True, bounds[1:] != bounds[:-1]]]
-        k = np.minimum(np.searchsorted(cut_s, bounds), len(cut_s) - 1)
-        is_body = cut_s[k] == bounds
-    else:
-        bounds = starts
-        is_body = np.zeros(len(bounds), bool)
-    bounds = bounds[bounds < len(b)] if len(b) else bounds[:0]
-    is_body = is_body[: len(bounds)]
-    return bounds, is_body, term
-
-
-def _end_positions(
+def _bounds(
     b: np.ndarray,
-    bounds: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
     term: np.ndarray,
-    is_body: np.ndarray,
     cut_s: np.ndarray,
     cut_e: np.ndarray,
-) -> np.ndarray:
-    """Stream offset at which each segment's event is complete (its terminator or body end)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segments of a stream cut by bodies / data (``cut_s``..``cut_e``): line starts
+    outside the cuts, the cut starts and the places right after a cut in the middle of a
+    line.  Returns their starts, which are cuts, and the stream offset at which each
+    segment's event is complete (its line's end, the next segment or the cut's end)."""
     import numpy as np
 
-    term_pos = np.flatnonzero(term)
-    end = _next_term(term_pos, bounds, len(b))
-    nxt = np.r_[bounds[1:], len(b)] if len(bounds) else bounds
-    end = np.minimum(end, nxt)
-    if is_body.any():
-        k = np.searchsorted(cut_s, bounds[is_body])
-        end[is_body] = np.maximum(cut_e[k] - 1, bounds[is_body])
-    return end
+    n = len(b)
+    if not len(cut_s):
+        return starts, np.zeros(len(starts), bool), ends
+    o = np.argsort(cut_s, kind="stable")
+    cut_s, cut_e = cut_s[o], cut_e[o]
+    k = np.searchsorted(cut_s, starts, side="right") - 1
+    inside = (k >= 0) & (starts < np.where(k >= 0, cut_e[np.maximum(k, 0)], 0))
+    st, en = starts[~inside], ends[~inside]
+    tail = cut_e[cut_e < n]
+    tail = tail[~term[tail]]
+    tail_end = ends[np.searchsorted(starts, tail, side="right") - 1]
+    pos = np.concatenate([st, cut_s, tail])
+    endc = np.concatenate([en, np.maximum(cut_e - 1, cut_s), tail_end])
+    body = np.zeros(len(pos), bool)
+    body[len(st) : len(st) + len(cut_s)] = True
+    o = np.argsort(pos * 2 + ~body, kind="stable")  # a cut first where a line starts
+    pos, endc, body = pos[o], endc[o], body[o]
+    keep = np.r_[True, pos[1:] != pos[:-1]] & (pos < n)
+    pos, endc, body = pos[keep], endc[keep], body[keep]
+    nxt = np.r_[pos[1:], n]
+    return pos, body, np.where(body, endc, np.minimum(endc, nxt))
+
+
+def _category_is(col: Any, value: str) -> np.ndarray:
+    """``col == value`` as a numpy bool array, through the codes of a categorical."""
+    import numpy as np
+
+    if hasattr(col, "cat"):
+        cats = list(col.cat.categories)
+        codes = col.cat.codes.to_numpy()
+        return codes == cats.index(value) if value in cats else np.zeros(len(col), bool)
+    return (col.astype(str) == value).to_numpy()
+
+
+def _trim(arr: Any) -> Any:
+    """``utf8_trim_whitespace`` without its one-off Unicode table set-up: ASCII trimming
+    gives the same strings unless a trimmed string starts or ends with a byte outside
+    printable ASCII (rare: then the Unicode kernel runs)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    out = pc.ascii_trim_whitespace(arr)
+    if not len(out):
+        return out
+    out = out.cast(arr.type)
+    offs = np.frombuffer(out.buffers()[1], np.int64)[out.offset : out.offset + len(out) + 1]
+    data = out.buffers()[2]
+    if data is None:
+        return out
+    b = np.frombuffer(data, np.uint8)
+    nonempty = offs[1:] > offs[:-1]
+    first = b[offs[:-1][nonempty]]
+    last = b[offs[1:][nonempty] - 1]
+    odd = ((first < 33) | (first > 126)) | ((last < 33) | (last > 126))
+    if odd.any():
+        return pc.utf8_trim_whitespace(arr)
+    return out
+
+
+class _Plus:
+    """Where ``+<NAME>`` occurs in a stream, ASCII case-insensitively: a cheap filter
+    before a case-insensitive regex ``AT\\s*\\+(?:NAME|…)`` (``None``: cannot tell,
+    the stream is not ASCII and the regex folds U+017F to ``s``, U+212A to ``k``)."""
+
+    def __init__(self, b: np.ndarray) -> None:
+        import numpy as np
+
+        self.b = b
+        self.ascii = not len(b) or int(b.max()) < 0x80
+        self.plus = np.flatnonzero(b == ord("+"))
+
+    def after(self, words: Any) -> np.ndarray | None:
+        """Positions of the ``+`` followed by one of ``words``."""
+        import numpy as np
+
+        if not self.ascii:
+            return None
+        found = []
+        for w in words:
+            w = w.lstrip("+").upper().encode()
+            idx = self.plus[self.plus + len(w) < len(self.b)]
+            for j, ch in enumerate(w):
+                c = self.b[idx + 1 + j]
+                ok = c == ch
+                if ord("A") <= ch <= ord("Z"):
+                    ok |= c == ch + 32
+                idx = idx[ok]
+            found.append(idx)
+        return np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+
+
+_HTTPDATA_RE = r"(?i)^\s*AT\s*\+HTTPDATA\s*=\s*(?P<n>\d+)\s*(?:,[^,]*)?\s*$"
+
+
+def _data_phases(
+    sb: np.ndarray, s_starts: np.ndarray, s_lend: np.ndarray, s_text: Any, plus: _Plus
+) -> tuple[Any, Any]:
+    """``AT+HTTPDATA=<len>`` data phases on the sent side: (starts, ends) of the data.
+
+    Processed one after another in the parser: a phase may swallow a later command line,
+    and a command may follow the data on the same line (no line break after the data).
+    Vectorised when phases neither overlap nor run into a command; exact loop otherwise.
+    """
+    import re
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    hits = plus.after(["HTTPDATA"])
+    if hits is None:
+        cand = np.arange(len(s_starts))
+    elif not len(hits):
+        return empty
+    else:  # only the lines that mention it
+        cand = np.unique(np.searchsorted(s_starts, hits, side="right") - 1)
+        cand = cand[cand >= 0]
+    lines = pc.utf8_rtrim(s_text.take(pa.array(cand)), characters="\r\n")
+    m = pc.extract_regex(lines, _HTTPDATA_RE)
+    ok = np.asarray(m.is_valid())
+    idx = cand[ok]
+    n = len(sb)
+    if len(idx):
+        lens = np.asarray(pc.cast(pc.struct_field(m.filter(pa.array(ok)), "n"), "int64"))
+        line_start = s_starts[idx]
+        line_end = s_lend[idx]
+    else:
+        lens = line_start = line_end = np.zeros(0, np.int64)
+    good = (lens > 0) & (lens <= MAX_BODY) & (line_end < n)
+    le = line_end[good]
+    ds = (
+        le
+        + 1
+        + (
+            (sb[np.minimum(le, n - 1)] == _CR)
+            & (le + 1 < n)
+            & (sb[np.minimum(le + 1, n - 1)] == _LF)
+        )
+    )
+    de = np.minimum(ds + lens[good], n)
+    starts = line_start[good]
+    prev_end = np.maximum.accumulate(np.r_[-1, de[:-1]]) if len(de) else de
+    tail_mid = (de < n) & (de > 0)
+    tail_mid[tail_mid] = (sb[de[tail_mid] - 1] != _CR) & (sb[de[tail_mid] - 1] != _LF)
+    tail_mid[tail_mid] &= (sb[de[tail_mid]] != _CR) & (sb[de[tail_mid]] != _LF)
+    tails = de[tail_mid]
+    tail_end = s_lend[np.searchsorted(s_starts, tails, side="right") - 1]
+    if not (starts < prev_end).any() and not any(
+        b"HTTPDATA" in bytes(sb[t:e]).upper() for t, e in zip(tails, tail_end, strict=True)
+    ):
+        return ds.astype(np.int64), de.astype(np.int64)
+
+    # exact sequential scan (rare)
+    rx = re.compile(
+        rb"[\t\n\f\r ]*AT[\t\n\f\r ]*\+HTTPDATA[\t\n\f\r ]*=[\t\n\f\r ]*([0-9]+)"
+        rb"[\t\n\f\r ]*(?:,[^,]*)?[\t\n\f\r ]*\Z",
+        re.IGNORECASE,
+    )
+    cands = [(int(a), int(b_), int(c)) for a, b_, c in zip(line_start, line_end, lens, strict=True)]
+    raw = bytes(sb)
+    out_s: list[int] = []
+    out_e: list[int] = []
+    last_end = -1
+    k = 0
+    pending: list[tuple[int, int, int]] = []
+    while k < len(cands) or pending:
+        if pending:
+            st, en, ln = pending.pop()
+        else:
+            st, en, ln = cands[k]
+            k += 1
+        if st < last_end or ln <= 0 or ln > MAX_BODY or en >= n:
+            continue
+        start = en + 1 + (raw[en] == _CR and en + 1 < n and raw[en + 1] == _LF)
+        out_s.append(start)
+        out_e.append(min(start + ln, n))
+        last_end = out_e[-1]
+        if 0 < last_end < n and raw[last_end - 1] not in b"\r\n" and raw[last_end] not in b"\r\n":
+            stop = last_end
+            while stop < n and raw[stop] not in b"\r\n":
+                stop += 1
+            mt = rx.match(raw, last_end, stop)
+            if mt is not None and mt.end() == stop:
+                pending.append((last_end, stop, int(mt.group(1))))
+    return np.asarray(out_s, np.int64), np.asarray(out_e, np.int64)
+
+
+class _LazyArgs:
+    """``tok_args`` computed on access (the matcher reads ``tok_http`` instead): kind 1
+    ``<name>: <args>``, 2 a multi-link ``<n>,<word>``, 0 none."""
+
+    def __init__(self, texts: Any, kind: np.ndarray) -> None:
+        self._texts = texts
+        self._kind = kind
+
+    def __len__(self) -> int:
+        return len(self._kind)
+
+    def __getitem__(self, k: int) -> tuple[str, ...]:
+        from airlab.at.parser import split_args
+
+        kind = int(self._kind[k])
+        if kind == 0:
+            return ()
+        text = str(self._texts[k].as_py())
+        if kind == 2:
+            return (text.split(",")[0].strip(),)
+        colon = text.find(":")
+        return split_args(text[colon + 1 :]) if colon >= 0 else ()
+
+    def __iter__(self) -> Any:
+        return (self[k] for k in range(len(self)))
+
+
+def _named_tokens(
+    texts: Any,
+    named: list[str],
+    vocab: dict[str, int],
+    at: np.ndarray,
+    tid: np.ndarray,
+    http: np.ndarray,
+) -> None:
+    """Name ids (``<name>`` of ``<name>: <args>``) and the first three integer arguments
+    of the token lines ``texts`` (at ``at`` in ``tid`` / ``http``).  Plain forms are
+    read vectorised; anything else the way the event path reads it."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from airlab.analysis.pairing import _to_int
+    from airlab.at.parser import split_args
+
+    local = np.full(len(texts), -1, np.int64)
+    plain = np.zeros(len(texts), bool)
+    for nm in named:
+        if nm not in vocab:
+            continue
+        esc = "".join("\\" + ch if not ch.isalnum() else ch for ch in nm)
+        sure = np.asarray(pc.match_substring_regex(texts, "^" + esc + r"(?:[ \t]*:.*)?$"))
+        local[sure] = vocab[nm]
+        num = r"[ \t]*(?P<%s>[0-9]{1,15})[ \t]*"
+        m = pc.extract_regex(texts, "^" + esc + r"[ \t]*:" + ",".join(num % g for g in "xyz") + "$")
+        ok = np.asarray(m.is_valid()) & sure
+        if ok.any():
+            good = m.filter(pa.array(ok))
+            for col, g in enumerate("xyz"):
+                v = pc.cast(pc.struct_field(good, g), pa.float64())
+                http[at[ok], col] = np.asarray(v)
+        plain |= ok
+    for j in np.flatnonzero(~plain).tolist():
+        s = texts[j].as_py()
+        colon = s.find(":")
+        if local[j] < 0:
+            local[j] = vocab.get(s[:colon].rstrip() if colon >= 0 else s, -1)
+        if local[j] >= 0:
+            args = split_args(s[colon + 1 :]) if colon >= 0 else ()
+            http[at[j]] = [_to_int(args[c]) if c < len(args) else math.nan for c in range(3)]
+    tid[at] = local
 
 
 def lex_records(df: pd.DataFrame) -> Lexed:
@@ -243,12 +482,12 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from airlab.at.parser import split_args
+    from airlab.analysis.pairing import _TOK_NAMES
 
-    if "kind" in df.columns and (df["kind"].astype(str) != "data").any():
+    if "kind" in df.columns and not _category_is(df["kind"], "data").all():
         raise Unsupported("marker or unparsed records")
     n_rec = len(df)
-    sent_mask = (df["direction"].astype(str) == "sent").to_numpy()
+    sent_mask = _category_is(df["direction"], "sent")
     mono = df["mono"].to_numpy(float)
     t = df["time"]
     wall = np.where(
@@ -274,140 +513,140 @@ def lex_records(df: pd.DataFrame) -> Lexed:
 
     # ---------------------------------------------------------------- sent side
     s_rows, sb, s_offs = side(sent_mask)
-    s_starts, s_term = _line_starts(sb)
+    s_starts, s_lend, s_term = _lines(sb)
     s_text_all = _segments(sb, s_starts)
-    s_lines = pc.utf8_rtrim(s_text_all, characters="\r\n")
-    # data phases: AT+HTTPDATA=<len>,… → the next <len> bytes are data
+    s_plus = _Plus(sb)
+    # '>' data phases (MPUBEX, CIPSEND …) only the parser models; looked for only when
+    # one of the names occurs at all
     dp_names = [n for n, sp in DATA_PHASE_COMMANDS.items() if sp.prompt == ">"]
-    gt_re = "(?i)AT\\s*\\+(?:" + "|".join(n[1:] for n in dp_names) + ")"
-    if pc.any(pc.match_substring_regex(s_lines, gt_re)).as_py():
-        raise Unsupported("a '>' data phase")
-    m = pc.extract_regex(s_lines, r"(?i)^\s*AT\s*\+HTTPDATA\s*=\s*(?P<n>\d+)\s*(?:,[^,]*)?\s*$")
-    dp_ok = np.asarray(m.is_valid())
-    cuts_s: list[np.ndarray] = []
-    if dp_ok.any():
-        # process data phases one after another: a phase may swallow a later command line
-        idx = np.flatnonzero(dp_ok)
-        lens = np.asarray(pc.cast(pc.struct_field(m.filter(dp_ok), "n"), "int64"))
-        s_term_pos = np.flatnonzero(s_term)
-        line_end = _next_term(s_term_pos, s_starts[idx], len(sb))
-        ds_list, de_list = [], []
-        last_end = -1
-        for i, le, ln in zip(idx.tolist(), line_end.tolist(), lens.tolist(), strict=True):
-            if s_starts[i] < last_end or ln <= 0 or ln > MAX_BODY or le >= len(sb):
-                continue
-            start = le + 1 + (sb[le] == _CR and le + 1 < len(sb) and sb[le + 1] == _LF)
-            ds_list.append(start)
-            de_list.append(min(start + ln, len(sb)))
-            last_end = de_list[-1]
-        cuts_s = [np.asarray(ds_list, np.int64), np.asarray(de_list, np.int64)]
-    if cuts_s and len(cuts_s[0]):
-        bounds, is_data, _ = _split(sb, [(cuts_s[0], cuts_s[1])])
-        s_seg = _segments(sb, bounds)
-        s_ends = _end_positions(sb, bounds, s_term, is_data, cuts_s[0], cuts_s[1])
-    else:
-        bounds, is_data = s_starts, np.zeros(len(s_starts), bool)
-        s_seg = s_text_all
-        s_ends = _end_positions(sb, bounds, s_term, is_data, np.zeros(0), np.zeros(0))
-    s_line = pc.utf8_rtrim(s_seg, characters="\r\n")
-    s_nonempty = np.asarray(pc.greater(pc.binary_length(s_line), 0))
+    hits = s_plus.after(dp_names)
+    if hits is None or len(hits):
+        gt_re = "(?i)AT\\s*\\+(?:" + "|".join(n[1:] for n in dp_names) + ")"
+        if pc.any(pc.match_substring_regex(s_text_all, gt_re)).as_py():
+            raise Unsupported("a '>' data phase")
+    # data phases: AT+HTTPDATA=<len>,… → the next <len> bytes are data
+    ds, de = _data_phases(sb, s_starts, s_lend, s_text_all, s_plus)
+    bounds, is_data, s_ends = _bounds(sb, s_starts, s_lend, s_term, ds, de)
+    s_seg = _segments(sb, bounds) if len(ds) else s_text_all
+    # a segment is a line start, a data phase or the rest of a line after one: only data
+    # can be empty once its line break is cut off (and data counts as an event anyway)
+    s_nonempty = ~s_term[bounds] if len(sb) else np.zeros(0, bool)
     s_rec_first = s_rows[np.searchsorted(s_offs, bounds, side="right") - 1]
     s_rec_end = s_rows[np.searchsorted(s_offs, s_ends, side="right") - 1]
     s_pos = s_rec_end.astype(np.int64) * _SHIFT + s_ends
     cmd_mask = s_nonempty & ~is_data
     cmd_rows = np.flatnonzero(cmd_mask)
-    cmd_line = pc.utf8_trim_whitespace(s_line.take(pa.array(cmd_rows)))
+    cmd_line = _trim(s_seg.take(pa.array(cmd_rows)))
     cmd_pos = s_pos[cmd_rows]
     cmd_rec = s_rec_first[cmd_rows]
     n_cmd = len(cmd_rows)
     # data phase that the module cancelled (error before data) is modelled by the parser only
     data_pos = s_pos[is_data]
+    hits = s_plus.after(NO_FINAL_COMMANDS)
+    if hits is None or len(hits):
+        nf_re = "(?i)AT\\s*\\+(?:" + "|".join(n[1:] for n in NO_FINAL_COMMANDS) + ")"
+        if pc.any(pc.match_substring_regex(cmd_line, nf_re)).as_py():
+            raise Unsupported("a command without a final result")
+    del s_plus, s_text_all, s_seg, s_term
 
     # ---------------------------------------------------------------- received side
     r_rows, rb, r_offs = side(~sent_mask)
-    if len(rb) and bool((((rb < 32) & (rb != _CR) & (rb != _LF)) | (rb == 127)).any()):
-        raise Unsupported("control bytes")
-    r_starts, r_term = _line_starts(rb)
+    r_starts, r_lend, r_term = _lines(rb, strict=True)
     r_first = _segments(rb, r_starts)
-    r_term_pos = np.flatnonzero(r_term)
-    r_line_end = _next_term(r_term_pos, r_starts, len(rb))
-    _hi, bs, be = _received_bodies(rb, r_starts, r_line_end, r_first)
-    if len(bs):
-        bounds_r, is_body, _ = _split(rb, [(bs, be)])
-        r_ends = _end_positions(rb, bounds_r, r_term, is_body, np.sort(bs), be[np.argsort(bs)])
-        r_seg = _segments(rb, bounds_r)
-    else:
-        bounds_r, is_body = r_starts, np.zeros(len(r_starts), bool)
-        r_ends = _end_positions(rb, bounds_r, r_term, is_body, np.zeros(0), np.zeros(0))
-        r_seg = r_first
-    r_t = pc.utf8_trim_whitespace(pc.utf8_rtrim(r_seg, characters="\r\n"))
+    _hi, bs, be = _received_bodies(rb, r_starts, r_lend, r_first)
+    bounds_r, is_body, r_ends = _bounds(rb, r_starts, r_lend, r_term, bs, be)
+    r_seg = _segments(rb, bounds_r) if len(bs) else r_first
+    del r_first, r_term, r_lend
+    r_t = _trim(r_seg)  # = utf8_trim_whitespace(utf8_rtrim(r_seg, "\r\n"))
+    del r_seg
+    n_r = len(bounds_r)
+    r_len = np.asarray(pc.binary_length(r_t)) if n_r else np.zeros(0, np.int64)
     r_rec_first = r_rows[np.searchsorted(r_offs, bounds_r, side="right") - 1]
     r_rec_end = r_rows[np.searchsorted(r_offs, r_ends, side="right") - 1]
     r_pos = r_rec_end.astype(np.int64) * _SHIFT + r_ends
-    r_event = is_body | np.asarray(pc.greater(pc.binary_length(r_t), 0))
+    r_event = is_body | (r_len > 0)
+    # first two bytes of each trimmed line (0 past its end)
+    if n_r:
+        t_offs = np.frombuffer(r_t.buffers()[1], np.int64)[r_t.offset : r_t.offset + n_r + 1]
+        t_data = r_t.buffers()[2]
+        tb = np.frombuffer(t_data, np.uint8) if t_data is not None else np.zeros(0, np.uint8)
+        top = max(len(tb) - 1, 0)
+        tb = tb if len(tb) else np.zeros(1, np.uint8)
+        zero = np.uint8(0)
+        b0 = np.where(r_len > 0, tb[np.minimum(t_offs[:-1], top)], zero)
+        b1 = np.where(r_len > 1, tb[np.minimum(t_offs[:-1] + 1, top)], zero)
+    else:
+        b0 = b1 = np.zeros(0, np.uint8)
+    line = ~is_body
 
-    # classify received lines (bodies are never lines)
-    final_word = pc.index_in(r_t, value_set=pa.array(list(FINAL_RESULTS)))
-    is_final = np.asarray(final_word.is_valid()) & ~is_body
-    results = np.full(len(bounds_r), None, dtype=object)
-    codes = np.full(len(bounds_r), math.nan)
-    details = np.full(len(bounds_r), None, dtype=object)
-    words = list(FINAL_RESULTS.values())
+    # classify received lines (bodies are never lines): result word codes into ``words``
+    words = [*dict.fromkeys(FINAL_RESULTS.values())]
+    extra = ["+CME ERROR", "+CMS ERROR", "DATA ACCEPT", *MULTILINK_WORDS]
+    words += [w for w in dict.fromkeys(extra) if w not in words]
+    wid = {w: k for k, w in enumerate(words)}
+    res = np.full(n_r, -1, np.int64)
+    codes = np.full(n_r, math.nan)
+    details: dict[int, str] = {}
+    final_word = pc.index_in(r_t, value_set=pa.array(list(FINAL_RESULTS), type=r_t.type))
+    is_final = np.asarray(final_word.is_valid()) & line
     if is_final.any():
         fw = np.asarray(final_word.fill_null(0))
-        results[is_final] = np.asarray(words, dtype=object)[fw[is_final]]
-    err = np.asarray(pc.starts_with(r_t, "+CME ERROR")) | np.asarray(
-        pc.starts_with(r_t, "+CMS ERROR")
-    )
-    err &= ~is_body
-    for i in np.flatnonzero(err):
-        s = r_t[int(i)].as_py()
-        res = "+CME ERROR" if s.startswith("+CME") else "+CMS ERROR"
-        rest = s[len(res) :].lstrip(" :").strip()
-        results[i] = res
+        fmap = np.asarray([wid[FINAL_RESULTS[k]] for k in FINAL_RESULTS], np.int64)
+        res[is_final] = fmap[fw[is_final]]
+    plus = np.flatnonzero(line & (b0 == ord("+")))  # prefix tests run on these only
+    p_t = r_t.take(pa.array(plus))
+
+    def plus_starting(prefix: str) -> np.ndarray:
+        return plus[np.asarray(pc.starts_with(p_t, prefix))]
+
+    err = np.zeros(n_r, bool)
+    err[plus_starting("+CME ERROR")] = True
+    err[plus_starting("+CMS ERROR")] = True
+    for i in np.flatnonzero(err).tolist():
+        s = r_t[i].as_py()
+        word = "+CME ERROR" if s.startswith("+CME") else "+CMS ERROR"
+        rest = s[len(word) :].lstrip(" :").strip()
+        res[i] = wid[word]
         if rest.isdigit() and rest.isascii():
             codes[i] = int(rest)
         else:
-            details[i] = rest or None
+            details[i] = rest or None  # type: ignore[assignment]
     is_final |= err
-    acc = np.asarray(pc.starts_with(r_t, "DATA ACCEPT")) & ~is_body
-    for i in np.flatnonzero(acc):
+    d_lines = np.flatnonzero(line & (b0 == ord("D")))
+    if len(d_lines):
         import re
 
-        nums = re.findall(r"\d+", r_t[int(i)].as_py())
-        results[i], codes[i] = "DATA ACCEPT", (int(nums[-1]) if nums else math.nan)
-    is_final |= acc
-    first_b = rb[bounds_r] if len(bounds_r) else np.zeros(0, np.uint8)
-    digit = (first_b >= 48) & (first_b <= 57) & ~is_body
-    ml_word = np.full(len(bounds_r), None, dtype=object)
+        acc = np.zeros(n_r, bool)
+        acc[d_lines[np.asarray(pc.starts_with(r_t.take(pa.array(d_lines)), "DATA ACCEPT"))]] = 1
+        for i in np.flatnonzero(acc).tolist():
+            nums = re.findall(r"\d+", r_t[i].as_py())
+            res[i], codes[i] = wid["DATA ACCEPT"], (int(nums[-1]) if nums else math.nan)
+        is_final |= acc
+    digit = (b0 >= 48) & (b0 <= 57) & line
+    ml_word = np.full(n_r, -1, np.int64)
     if digit.any():
         d_idx = np.flatnonzero(digit)
         ml = pc.extract_regex(
             r_t.take(pa.array(d_idx)), r"^(?P<n>\d+)\s*,\s*(?P<w>[A-Z][A-Z ]*[A-Z])\s*$"
         )
-        for j, i in enumerate(d_idx.tolist()):
-            if not ml[j].is_valid:
-                continue
-            w = ml[j]["w"].as_py()
-            if w in MULTILINK_WORDS:
-                ml_word[i] = w
-                if MULTILINK_WORDS[w]:
-                    results[i] = w
-                    is_final[i] = True
-    is_at = (
-        np.asarray(pc.starts_with(pc.utf8_upper(pc.utf8_slice_codeunits(r_t, 0, 2)), "AT"))
-        & ~is_body
-        & ~is_final
-    )
+        ok = np.asarray(ml.is_valid())
+        if ok.any():
+            ws = pc.struct_field(ml.filter(pa.array(ok)), "w").to_pylist()
+            for i, w in zip(d_idx[ok].tolist(), ws, strict=True):
+                if w in MULTILINK_WORDS:
+                    ml_word[i] = wid[w]
+                    if MULTILINK_WORDS[w]:
+                        res[i] = wid[w]
+                        is_final[i] = True
+    is_at = ((b0 | 0x20) == ord("a")) & ((b1 | 0x20) == ord("t")) & line & ~is_final
 
     # token lines: completion URCs, CLOSED, +HTTPACTION (URC or answer)
     fixed_names = [nm for nm in COMPLETION_NAMES if not nm.startswith("+")] + ["CLOSED"]
-    tok_fixed = np.asarray(pc.is_in(r_t, value_set=pa.array(fixed_names))) & ~is_body
-    named = [nm for nm in COMPLETION_NAMES if nm.startswith("+")]
-    tok_named = np.zeros(len(bounds_r), bool)
+    tok_fixed = np.asarray(pc.is_in(r_t, value_set=pa.array(fixed_names, type=r_t.type))) & line
+    named = sorted(nm for nm in COMPLETION_NAMES if nm.startswith("+"))
+    tok_named = np.zeros(n_r, bool)
     for nm in named:
-        tok_named |= np.asarray(pc.starts_with(r_t, nm))
-    tok_named &= ~is_body
+        tok_named[plus_starting(nm)] = True
 
     # ---------------------------------------------------------------- per command
     cmd_of = np.searchsorted(cmd_pos, r_pos, side="left") - 1  # last command before the line
@@ -434,9 +673,6 @@ def lex_records(df: pd.DataFrame) -> Lexed:
         first = np.r_[True, ac[1:] != ac[:-1]]
         echo_line[ac[first]] = at_idx[first]
 
-    nf_re = "(?i)AT\\s*\\+(?:" + "|".join(n[1:] for n in NO_FINAL_COMMANDS) + ")"
-    if pc.any(pc.match_substring_regex(cmd_line, nf_re)).as_py():
-        raise Unsupported("a command without a final result")
     # a failed AT+HTTPDATA: its final came before its data went out
     if len(data_pos):
         dcmd = np.searchsorted(cmd_pos, data_pos) - 1
@@ -457,12 +693,17 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     lx.echo_wall = np.where(has_echo, r_wall[el] if len(r_wall) else math.nan, math.nan)
     has_final = first_final >= 0
     ff = np.maximum(first_final, 0)
+    word_arr = np.asarray([*words, None], dtype=object)
     if len(r_pos):
         lx.final_pos = np.where(has_final, r_pos[ff], -1)
         lx.final_s = np.where(has_final, r_mono[ff], math.nan)
-        lx.final_result = np.where(has_final, results[ff], None)
+        lx.final_result = word_arr[np.where(has_final, res[ff], -1)]
         lx.final_code = np.where(has_final, codes[ff], math.nan)
-        lx.final_detail = np.where(has_final, details[ff], None)
+        detail = np.full(n_cmd, None, dtype=object)
+        if details:
+            for c in np.flatnonzero(has_final & np.isin(ff, list(details))).tolist():
+                detail[c] = details[int(ff[c])]
+        lx.final_detail = detail
     else:
         lx.final_pos = np.full(n_cmd, -1, np.int64)
         lx.final_s = np.full(n_cmd, math.nan)
@@ -471,37 +712,42 @@ def lex_records(df: pd.DataFrame) -> Lexed:
         lx.final_detail = np.full(n_cmd, None, dtype=object)
     lx.info_s = np.full(n_cmd, math.nan)
 
-    # tokens in position order
-    err_orphans = orphan[np.isin(results[orphan], ["ERROR", "+CME ERROR", "+CMS ERROR"])]
-    tok = np.union1d(np.flatnonzero((tok_fixed | tok_named) & r_event), err_orphans)
-    ml_tok = np.flatnonzero(np.asarray([w is not None and not MULTILINK_WORDS[w] for w in ml_word]))
-    ml_tok = ml_tok[np.isin(ml_word[ml_tok], [*list(COMPLETION_NAMES), "CLOSED"])]
-    tok = np.union1d(tok, ml_tok)
+    # tokens in position order, named by their id in the matcher's vocabulary
+    vocab = {nm: k for k, nm in enumerate(_TOK_NAMES)}
+    err_words = [wid[w] for w in ("ERROR", "+CME ERROR", "+CMS ERROR") if w in wid]
+    err_orphans = orphan[np.isin(res[orphan], err_words)]
+    ml_tok = np.flatnonzero(ml_word >= 0)
+    ml_tok = ml_tok[[not MULTILINK_WORDS[words[w]] for w in ml_word[ml_tok].tolist()]]
+    tok = np.flatnonzero((tok_fixed | tok_named) & r_event)
+    tok = np.unique(np.concatenate([tok, err_orphans, ml_tok]))
     tok = tok[np.argsort(r_pos[tok], kind="stable")]
-    is_err_tok = is_final[tok] & (results[tok] != None)  # noqa: E711
-    tname = np.where(is_err_tok, results[tok], None)
-    is_ml = ~is_err_tok & (ml_word[tok] != None)  # noqa: E711
-    tname[is_ml] = ml_word[tok][is_ml]
-    rest = np.flatnonzero(~is_err_tok & ~is_ml)
-    targs: list[tuple[str, ...]] = [()] * len(tok)
-    if len(rest):
-        rest_text = np.asarray(r_t.take(pa.array(tok[rest])).to_pylist(), dtype=object)
-        fixed = tok_fixed[tok[rest]]
-        tname[rest[fixed]] = rest_text[fixed]
-        for j in np.flatnonzero(~fixed).tolist():
-            text_j = rest_text[j]
-            colon = text_j.find(":")
-            name = text_j[:colon].rstrip() if colon >= 0 else text_j
-            tname[rest[j]] = name
-            targs[rest[j]] = split_args(text_j[colon + 1 :]) if colon >= 0 else ()
-    for j in np.flatnonzero(is_ml).tolist():
-        targs[j] = (str(r_t[int(tok[j])].as_py()).split(",")[0].strip(),)
-    keep = np.isin(tname, [*COMPLETION_NAMES, "CLOSED", "ERROR", "+CME ERROR", "+CMS ERROR"])
-    lx.tok_pos = r_pos[tok][keep].tolist()
-    lx.tok_s = r_mono[tok][keep].tolist()
-    lx.tok_name = tname[keep].tolist()
-    lx.tok_args = [a for a, k in zip(targs, keep.tolist(), strict=True) if k]
-    lx.tok_code = np.where(is_err_tok, codes[tok], math.nan)[keep].tolist()
+    n_tok = len(tok)
+    tid = np.full(n_tok, -1, np.int64)
+    is_err_tok = is_final[tok] & (res[tok] >= 0)
+    word_vocab = np.asarray([vocab.get(w, -1) for w in words], np.int64)
+    tid[is_err_tok] = word_vocab[res[tok[is_err_tok]]]
+    is_ml = ~is_err_tok & (ml_word[tok] >= 0)
+    tid[is_ml] = word_vocab[ml_word[tok[is_ml]]]
+    rest = ~is_err_tok & ~is_ml
+    fixed = rest & tok_fixed[tok]
+    if fixed.any():
+        idx = pc.index_in(
+            r_t.take(pa.array(tok[fixed])), value_set=pa.array(_TOK_NAMES, type=r_t.type)
+        )
+        tid[fixed] = np.asarray(idx.fill_null(-1), np.int64)
+    nm_k = np.flatnonzero(rest & ~fixed)
+    tok_http = np.full((n_tok, 3), math.nan)
+    if len(nm_k):
+        _named_tokens(r_t.take(pa.array(tok[nm_k])), named, vocab, nm_k, tid, tok_http)
+    keep = tid >= 0
+    tokk = tok[keep]
+    lx.tok_pos = r_pos[tokk]
+    lx.tok_s = r_mono[tokk]
+    lx.tok_name = pa.array(_TOK_NAMES, pa.large_string()).take(pa.array(tid[keep]))
+    arg_kind = np.where(is_ml, 2, np.where(rest & ~fixed, 1, 0))[keep]
+    lx.tok_args = _LazyArgs(r_t.take(pa.array(tokk)), arg_kind)  # type: ignore[assignment]
+    lx.tok_code = np.where(is_err_tok, codes[tok], math.nan)[keep]
+    lx.tok_http = tok_http[keep]
 
     # the last event's stamp (lex_events: mono of the last event with a time)
     ev_pos = np.concatenate([s_pos[s_nonempty | is_data], r_pos[r_event]])

@@ -172,6 +172,9 @@ class Lexed:
     tok_args: list[tuple[str, ...]] = field(default_factory=list)
     tok_code: list[float] = field(default_factory=list)
     end_s: float = NAN
+    #: optional (tokens × 3) floats: ``+HTTPACTION`` method, status, length of each
+    #: token, as ``tok_args`` would give them (the vectorised lexer fills it).
+    tok_http: Any = None
 
     def add_command(self, line: str, pos: int, sent_s: float, sent_wall: float) -> int:
         self.line.append(line)
@@ -260,6 +263,9 @@ _COMP_LIST: list[Completion | None] = [None, *COMPLETIONS.values(), *PUBLISH_COM
 _COMP_NAMES = list(COMPLETIONS)
 _PUB_BASE = 1 + len(COMPLETIONS)
 _PUB_QOS = list(PUBLISH_COMPLETIONS)
+#: Token names the matching knows (an unknown name never ends a wait): index = name id.
+_TOK_NAMES: list[str] = sorted({*COMPLETION_NAMES, "CLOSED", *_ERROR_WORDS})
+_TOK_ID = {nm: k for k, nm in enumerate(_TOK_NAMES)}
 
 
 def _completion_ids(names: Any, qos: np.ndarray) -> np.ndarray:
@@ -288,82 +294,216 @@ def _to_int(value: str) -> float:
         return NAN
 
 
+def _token_ids(names: Any) -> np.ndarray:
+    """Name id (into ``_TOK_NAMES``, -1: unknown) of each token."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(names, pa.Array | pa.ChunkedArray):
+        idx = pc.index_in(names, value_set=pa.array(_TOK_NAMES, type=names.type))
+        return np.asarray(idx.fill_null(-1), np.int64)
+    get = _TOK_ID.get
+    return np.fromiter((get(x, -1) for x in names), np.int64, len(names))
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per completion id: ends-the-wait / is-a-failure by token name id (last column:
+    unknown names), closable, late_error, timeout."""
+    import numpy as np
+
+    nc, nt = len(_COMP_LIST), len(_TOK_NAMES)
+    ends = np.zeros((nc, nt + 1), bool)
+    fails = np.zeros((nc, nt + 1), bool)
+    closable = np.zeros(nc, bool)
+    late = np.zeros(nc, bool)
+    timeout = np.full(nc, NAN)
+    for c, comp in enumerate(_COMP_LIST):
+        if comp is None:
+            continue
+        for nm in comp.ok + comp.fail:
+            if nm in _TOK_ID:
+                ends[c, _TOK_ID[nm]] = True
+        for nm in comp.fail:
+            if nm in _TOK_ID:
+                fails[c, _TOK_ID[nm]] = True
+        closable[c], late[c], timeout[c] = comp.closable, comp.late_error, comp.timeout
+    return ends, fails, closable, late, timeout
+
+
+def _http_of(lx: Lexed, t: int) -> list[float]:
+    """``+HTTPACTION`` method, status and length of token ``t`` (NaN where missing)."""
+    if lx.tok_http is not None:
+        return [float(v) for v in lx.tok_http[t]]
+    args = lx.tok_args[t]
+    return [_to_int(args[j]) if j < len(args) else NAN for j in range(3)]
+
+
 def _match(
     lx: Lexed, cid: np.ndarray, final_ok: np.ndarray, final_pos: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Give each URC token to the oldest command waiting for it (small Python loop:
-    only two-phase commands and their tokens take part)."""
+    """Give each URC token to the oldest command waiting for it.
+
+    Vectorised where at most one command waits at a time (each wait ends before the
+    next two-phase command is sent): token ``k`` then only concerns the last waiting
+    command sent before it.  Where waits overlap, a small Python loop (the reference
+    rule) takes over until no command waits any more.
+    """
     import numpy as np
 
     n = len(cid)
     state = np.zeros(n, np.int8)
     urc_s = np.full(n, NAN)
-    urc_name = np.full(n, None, dtype=object)
+    urc_id = np.full(n, -1, np.int64)  # name id of the token that ended the wait
     urc_code = np.full(n, NAN)
     failed = np.zeros(n, bool)
     http = np.full((n, 3), NAN)
+    ends_t, fails_t, closable_t, late_t, timeout_t = _tables()
     sent_s = np.asarray(lx.sent_s, float)
     start = np.where(np.isnan(sent_s), np.asarray(lx.echo_s, float), sent_s)
-    timeouts = np.asarray([c.timeout if c else NAN for c in _COMP_LIST])
-    deadline = start + timeouts[cid]
+    deadline = start + timeout_t[cid]
     waiters = np.flatnonzero(cid > 0)
     state[waiters] = _WAITING
     cmd_pos = np.asarray(lx.pos, np.int64)
-    w_pos = cmd_pos[waiters].tolist()
-    waiters_l = waiters.tolist()
-    final_stop = np.where(final_ok | (final_pos < 0), np.iinfo(np.int64).max, final_pos).tolist()
-    dl = deadline.tolist()
-    comp_of = [_COMP_LIST[c] for c in cid.tolist()]
-    tok_pos = list(lx.tok_pos)
-    order = sorted(range(len(tok_pos)), key=tok_pos.__getitem__)
-    active: list[int] = []
-    wi = 0
-    for t in order:
-        tpos, ts, name = tok_pos[t], lx.tok_s[t], lx.tok_name[t]
-        while wi < len(waiters_l) and w_pos[wi] < tpos:
-            active.append(waiters_l[wi])
-            wi += 1
-        if active:
-            keep = []
-            for i in active:
-                if final_stop[i] < tpos:
-                    state[i] = _STOPPED
-                elif ts > dl[i]:  # False when either is NaN
-                    state[i] = _EXPIRED
-                else:
-                    keep.append(i)
-            active = keep
-        if not active:
-            continue
-        if name == "CLOSED":
-            keep = []
-            for i in active:
-                if comp_of[i].closable:  # type: ignore[union-attr]
-                    state[i], urc_s[i], urc_name[i] = _CLOSED, ts, name
-                else:
-                    keep.append(i)
-            active = keep
-            continue
-        late = name in _ERROR_WORDS
-        for k, i in enumerate(active):
-            comp = comp_of[i]
-            assert comp is not None
-            if late:
-                if not comp.late_error:
-                    continue
-                state[i], urc_code[i] = _LATE_ERROR, lx.tok_code[t]
-            elif name in comp.ok or name in comp.fail:
-                state[i] = _MATCHED
-                failed[i] = name in comp.fail
-                if name == "+HTTPACTION":
-                    args = lx.tok_args[t]
-                    for j in range(min(3, len(args))):
-                        http[i, j] = _to_int(args[j])
-            else:
+    w_pos = cmd_pos[waiters]
+    big = np.iinfo(np.int64).max
+    final_stop = np.where(final_ok | (final_pos < 0), big, final_pos)
+
+    tok_pos = np.asarray(lx.tok_pos, np.int64)
+    order = np.argsort(tok_pos, kind="stable")
+    t_pos = tok_pos[order]
+    t_s = np.asarray(lx.tok_s, float)[order]
+    t_id = _token_ids(lx.tok_name)[order]
+    t_code = np.asarray(lx.tok_code, float)[order]
+    n_tok, n_w = len(order), len(waiters)
+    closed_id = _TOK_ID["CLOSED"]
+    late_ids = [_TOK_ID[w] for w in _ERROR_WORDS]
+
+    # interval of each token: the last waiter sent before it (-1: none yet)
+    j = np.searchsorted(w_pos, t_pos, side="left") - 1
+    if n_tok and n_w:
+        jj = np.maximum(j, 0)
+        wi_ = waiters[jj]
+        c = cid[wi_]
+        kill_stop = final_stop[wi_] < t_pos
+        with np.errstate(invalid="ignore"):
+            kill_exp = t_s > deadline[wi_]
+        is_closed = t_id == closed_id
+        is_late = np.isin(t_id, late_ids)
+        resolve = np.where(is_closed, closable_t[c], np.where(is_late, late_t[c], ends_t[c, t_id]))
+        event = (kill_stop | kill_exp | resolve) & (j >= 0)
+        ev = np.flatnonzero(event)
+        ev_j = j[ev]
+        first = np.r_[True, ev_j[1:] != ev_j[:-1]] if len(ev) else np.zeros(0, bool)
+        res_tok = np.full(n_w, -1, np.int64)  # the token that ends interval j's wait
+        res_tok[ev_j[first]] = ev[first]
+    else:
+        jj = np.zeros(n_tok, np.int64)
+        kill_stop = kill_exp = is_closed = is_late = np.zeros(n_tok, bool)
+        res_tok = np.full(n_w, -1, np.int64)
+    # last token index of each interval (+1); an unresolved wait with tokens after its
+    # interval overlaps the next ones: the loop handles those stretches
+    tok_end = np.searchsorted(j, np.arange(n_w), side="right")
+    spill = (res_tok < 0) & (tok_end < n_tok)
+    clean = np.ones(n_w, bool)
+
+    def finish(i: int, k: int) -> None:
+        """Waiter ``i`` ended by sorted token ``k`` (not a kill)."""
+        tid = int(t_id[k])
+        urc_s[i], urc_id[i] = t_s[k], tid
+        if tid == closed_id:
+            state[i] = _CLOSED
+        elif tid in late_ids:
+            state[i], urc_code[i] = _LATE_ERROR, t_code[k]
+        else:
+            state[i] = _MATCHED
+            failed[i] = fails_t[cid[i], tid]
+            if _TOK_NAMES[tid] == "+HTTPACTION":
+                http[i] = _http_of(lx, int(order[k]))
+
+    def loop(w0: int) -> int:
+        """The reference rule from waiter ``w0`` on, until no command waits at the start
+        of an interval; returns that interval (``n_w`` when the tokens run out)."""
+        k = int(np.searchsorted(j, w0, side="left"))
+        active: list[int] = []
+        wi = w0
+        while k < n_tok:
+            tpos, ts, tid = int(t_pos[k]), float(t_s[k]), int(t_id[k])
+            if not active and wi == j[k] and (k == 0 or j[k - 1] < j[k]) and wi > w0:
+                return wi
+            while wi < n_w and w_pos[wi] < tpos:
+                clean[wi] = False
+                active.append(int(waiters[wi]))
+                wi += 1
+            k += 1
+            if active:
+                keep = []
+                for i in active:
+                    if final_stop[i] < tpos:
+                        state[i] = _STOPPED
+                    elif ts > deadline[i]:  # False when either is NaN
+                        state[i] = _EXPIRED
+                    else:
+                        keep.append(i)
+                active = keep
+            if not active:
                 continue
-            urc_s[i], urc_name[i] = ts, name
-            del active[k]
+            if tid == closed_id:
+                keep = []
+                for i in active:
+                    if closable_t[cid[i]]:
+                        state[i], urc_s[i], urc_id[i] = _CLOSED, ts, tid
+                    else:
+                        keep.append(i)
+                active = keep
+                continue
+            late = tid in late_ids
+            for q, i in enumerate(active):
+                ci = cid[i]
+                if late:
+                    if not late_t[ci]:
+                        continue
+                elif tid < 0 or not ends_t[ci, tid]:
+                    continue
+                finish(i, k - 1)
+                del active[q]
+                break
+        return n_w
+
+    w = 0
+    while True:
+        nxt = np.flatnonzero(spill[w:])
+        if not len(nxt):
             break
+        w = loop(w + int(nxt[0]))
+        if w >= n_w:
+            break
+    # the intervals where one command waited alone
+    done = np.flatnonzero(clean & (res_tok >= 0))
+    k = res_tok[done]
+    i = waiters[done]
+    st = kill_stop[k]
+    ex = ~st & kill_exp[k]
+    state[i[st]] = _STOPPED
+    state[i[ex]] = _EXPIRED
+    ok = ~st & ~ex
+    i, k = i[ok], k[ok]
+    urc_s[i], urc_id[i] = t_s[k], t_id[k]
+    cl, lt = is_closed[k], is_late[k]
+    state[i[cl]] = _CLOSED
+    state[i[lt]] = _LATE_ERROR
+    urc_code[i[lt]] = t_code[k[lt]]
+    mt = ~cl & ~lt
+    state[i[mt]] = _MATCHED
+    failed[i[mt]] = fails_t[cid[i[mt]], t_id[k[mt]]]
+    if "+HTTPACTION" in _TOK_ID:
+        hk = mt & (t_id[k] == _TOK_ID["+HTTPACTION"])
+        if lx.tok_http is not None:
+            http[i[hk]] = np.asarray(lx.tok_http, float)[order[k[hk]]]
+        else:
+            for ii, kk in zip(i[hk].tolist(), order[k[hk]].tolist(), strict=True):
+                http[ii] = _http_of(lx, kk)
+
     still = waiters[state[waiters] == _WAITING]
     stop = ~final_ok[still] & (final_pos[still] >= 0)
     state[still[stop]] = _STOPPED
@@ -372,7 +512,7 @@ def _match(
     return {
         "state": state,
         "urc_s": urc_s,
-        "urc_name": urc_name,
+        "urc_id": urc_id,
         "urc_code": urc_code,
         "failed": failed,
         "http": http,
@@ -402,7 +542,21 @@ def _str_col(values: Any) -> pd.Series:
             values = pa.chunked_array([values], type=pa.large_string())
         dtype = pd.StringDtype("pyarrow", na_value=float("nan"))
         return pd.Series(pd.arrays.ArrowStringArray(values, dtype=dtype))
-    return pd.Series(values, dtype="str")
+    try:  # str / None values straight to arrow (pandas' own conversion is much slower)
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.Series(values, dtype="str")
+    return _str_col(arr)
+
+
+def _vocab_col(vocab: Sequence[str | None], codes: np.ndarray) -> pd.Series:
+    """String column ``vocab[codes]`` (-1 and ``None`` entries: missing)."""
+    import numpy as np
+    import pyarrow as pa
+
+    words = pa.array(list(vocab), type=pa.large_string())
+    codes = np.asarray(codes, np.int64)
+    return _str_col(words.take(pa.array(codes, mask=codes < 0)))
 
 
 def _int_col(values: np.ndarray) -> Any:
@@ -431,7 +585,8 @@ def match_and_assemble(lx: Lexed) -> pd.DataFrame:
     has_final = final_pos >= 0
     final_ok = np.isin(final_result, list(_SUCCESS_RESULTS)) & has_final
     m = _match(lx, cid, final_ok, final_pos)
-    state, urc_s, urc_name = m["state"], m["urc_s"], m["urc_name"]
+    state, urc_s, urc_id = m["state"], m["urc_s"], m["urc_id"]
+    urc_name = np.asarray([*_TOK_NAMES, None], dtype=object)[urc_id]
 
     sent_s = np.asarray(lx.sent_s, float)
     echo_s = np.asarray(lx.echo_s, float)
@@ -514,7 +669,7 @@ def match_and_assemble(lx: Lexed) -> pd.DataFrame:
                 "name": _str_col(names),
                 "kind": pd.Categorical.from_codes(kind_codes, categories=KINDS),
                 "qos": _int_col(qos),
-                "awaits": _str_col(awaits),
+                "awaits": _vocab_col(awaits_of.tolist(), cid),
                 "sent_s": sent_s,
                 "echo_s": echo_s,
                 "final_s": final_s,
@@ -529,7 +684,7 @@ def match_and_assemble(lx: Lexed) -> pd.DataFrame:
                 "sent_to_done_s": done_s - sent_s,
                 "echo_to_done_s": done_s - echo_s,
                 "final": _str_col(final_result),
-                "urc": _str_col(urc_name),
+                "urc": _vocab_col(_TOK_NAMES, urc_id),
                 "outcome": pd.Categorical.from_codes(outcome, categories=OUTCOMES),
                 "code": _int_col(code),
                 "detail": _str_col(detail),
