@@ -1,0 +1,39 @@
+"""Jupyter widgets over a :class:`~airlab.session.ModemSession` (ipywidgets, extra ``lab``).
+
+* :class:`AtConsole` - type AT commands; a log of every line that crossed the serial
+  line (``>>`` host, ``<<`` module, ``[URC]`` marked, errors as one ``!!`` line).
+* :class:`StatusPanel` - MQTT state, signal, registration, last URC, online devices.
+* :class:`SigningCalculator` - client id, user name, password, sign content as you type.
+* :class:`StepThrough` and :func:`recipes_for` - a connection method, one click per
+  AT command.
+
+ipywidgets is imported when a widget is built, not by ``import airlab.widgets``.  All
+serial I/O runs in background threads: a click only hands work over, and the widgets
+update through traits and ``Output.append_stdout``.
+
+Example:
+    >>> from airlab.lesson import open_lesson            # doctest: +SKIP
+    >>> from airlab.widgets import AtConsole             # doctest: +SKIP
+    >>> lab = open_lesson()                              # doctest: +SKIP
+    >>> console = AtConsole(lab.session); console        # doctest: +SKIP
+    >>> console.send("ATI"); console.wait_for("OK")      # doctest: +SKIP
+    '… << OK'
+"""
+
+from airlab.widgets._format import format_error, format_event
+from airlab.widgets.console import QUICK_COMMANDS, AtConsole
+from airlab.widgets.signing import SigningCalculator
+from airlab.widgets.status import StatusPanel
+from airlab.widgets.steps import FlowStep, StepThrough, recipes_for
+
+__all__ = [
+    "QUICK_COMMANDS",
+    "AtConsole",
+    "FlowStep",
+    "SigningCalculator",
+    "StatusPanel",
+    "StepThrough",
+    "format_error",
+    "format_event",
+    "recipes_for",
+]

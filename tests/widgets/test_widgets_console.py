@@ -1,0 +1,144 @@
+"""AtConsole: driven like a user would, over a real simulated session."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from airlab.session import ModemSession, recipes
+from airlab.widgets import AtConsole
+from tests.session.helpers import ScriptedModem
+from tests.widgets.helpers import output_text, wait_until
+
+pytestmark = pytest.mark.usefixtures("widget_threads")
+
+STAMP = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} ")
+
+
+def test_import_is_light() -> None:
+    code = "import sys, airlab, airlab.widgets; print('ipywidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_send_button_shows_command_echo_and_ok(session: ModemSession) -> None:
+    console = AtConsole(session)
+    try:
+        console.text.value = "ATI"
+        console.send_button.click()
+        wait_until(lambda: "<< OK" in output_text(console.output))
+        text = output_text(console.output)
+        assert ">> ATI" in text
+        assert "<< ATI   [echo]" in text
+        assert "AirM2M_780EP" in text
+        assert all(STAMP.match(line) for line in text.splitlines())
+        assert console.text.value == ""
+        assert sum(">> ATI" in line for line in console.lines) == 1  # sent once
+    finally:
+        console.close()
+
+
+def test_quick_buttons_and_wait_for(session: ModemSession) -> None:
+    with AtConsole(session, clock=False) as console:
+        assert [b.description for b in console.quick_buttons] == [
+            "AT",
+            "ATI",
+            "AT+CSQ",
+            "AT+MQTTSTATU",
+        ]
+        console.quick_buttons[2].click()
+        assert console.wait_for("+CSQ:").startswith("<< +CSQ: ")
+        console.quick_buttons[3].click()
+        assert console.wait_for("+MQTTSTATU") == ">> AT+MQTTSTATU"
+        console.wait_for("OK")
+        assert console.wait_idle()
+        assert console.tail(2).splitlines() == ["<< +MQTTSTATU :0", "<< OK"]
+
+
+def test_errors_are_one_readable_line(session: ModemSession) -> None:
+    with AtConsole(session, clock=False) as console:
+        console.text.value = "AT+NOSUCH"
+        line = console.wait_for("!!")
+        assert line.startswith("!! CommandError: AT+NOSUCH -> ERROR")
+        assert "\n" not in line and "Traceback" not in output_text(console.output)
+        assert console.wait_idle()
+        # the error comes after the module's ERROR, in the stderr stream
+        assert console.lines[-2:] == ["<< ERROR", line]
+        assert console.output.outputs[-1]["name"] == "stderr"
+
+        console.send("AT+HTTPDATA=5,1000")  # a data phase: refused before sending
+        assert console.wait_for("!! UsageError").startswith("!! UsageError: line:")
+
+        fut = console.send("AT+MQTTSTATU")
+        assert fut.result(5) is not None and fut.result().ok
+
+
+def test_timeout_is_one_line() -> None:
+    modem = ScriptedModem(lambda line: b"\r\nOK\r\n" if line != "AT+SILENT" else None)
+    s = ModemSession(modem.url)
+    try:
+        with AtConsole(s, clock=False, timeout=0.3) as console:
+            console.send("AT+SILENT")
+            line = console.wait_for("!!")
+            assert line.startswith("!! ResponseTimeout: AT+SILENT: no final result")
+            assert console.send("AT").result(5) is not None  # still usable
+    finally:
+        s.close()
+        modem.close()
+
+
+def test_closed_session_is_one_line(session: ModemSession) -> None:
+    with AtConsole(session, clock=False) as console:
+        session.close()
+        console.send("AT")
+        assert console.wait_for("!!").startswith("!! PortClosed: AT: the session is closed")
+
+
+def test_urcs_and_other_senders_are_logged(session: ModemSession) -> None:
+    with AtConsole(session, clock=False) as console:
+        recipes.attach(session)
+        recipes.direct_mqtt(
+            session,
+            product_key="k1hipglLdjU",
+            device_name="868488076506128",
+            device_secret="fef32adf6dad46c2c7cbf335d3a7b021",
+        )
+        assert console.wait_for("CONNACK OK", since=0) == "<< CONNACK OK   [URC]"
+        assert "<< CONNECT OK   [URC]" in console.lines
+        assert any(line.startswith(">> AT+MCONFIG=") for line in console.lines)
+
+
+def test_history_and_max_lines(session: ModemSession) -> None:
+    session.command("ATI")
+    with AtConsole(session, clock=False, history=True, max_lines=10) as console:
+        assert console.wait_for("AirM2M", since=0)
+        for _ in range(5):
+            console.send("AT")
+        assert console.wait_idle()
+        assert len(console.lines) == 10
+        assert len(console.output.outputs) <= 10
+        console.clear()
+        assert console.lines == [] and console.output.outputs == ()
+
+
+def test_close_stops_threads(session: ModemSession) -> None:
+    console = AtConsole(session)
+    console.send("AT").result(5)
+    console.close()
+    console.close()  # idempotent
+    names = [t.name for t in threading.enumerate()]
+    assert "airlab-console-send" not in names and "airlab-console-log" not in names
+    assert console.send_button.disabled
+    assert console.send("AT").exception(1) is not None  # closed: refused, not sent
+
+
+def test_display_bundle_is_stable(session: ModemSession) -> None:
+    with AtConsole(session) as console:
+        bundle = console._repr_mimebundle_()
+        assert bundle["text/plain"].startswith("AtConsole(")
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert console.widget is console._box
