@@ -196,7 +196,7 @@ def mqtt_register_credentials(
     *,
     random: str,
     auth_type: MqttRegisterAuthType | str = MqttRegisterAuthType.REGISTER,
-    sign_method: SignMethod | str = SignMethod.HMACSHA256,
+    sign_method: SignMethod | str = SignMethod.HMACMD5,
     secure_mode: int | str = 2,
     instance_id: str | None = None,
     client_id: str | None = None,
@@ -204,22 +204,32 @@ def mqtt_register_credentials(
     host: str | None = None,
     port: int = DEFAULT_MQTT_PORT,
     upper: bool = False,
+    layout: str = "tutorial",
 ) -> MqttCredentials:
     """Credentials of the MQTT dynamic-registration CONNECT (must run over TLS).
 
-    Defaults are the SDKs': client id ``<dn>.<pk>``, keys in the order
-    ``random,authType,securemode,signmethod[,instanceId]``, ``securemode=2``
-    (``-2`` is accepted for new instances), ``hmacsha256``. The host is
-    ``<instanceId>.mqtt.iothub.aliyuncs.com`` when an instance id is given.
+    ``layout="tutorial"`` (default) writes what the tutorial shows: the device name as
+    client id and the keys in the order ``securemode,authType,random,signmethod``, with
+    ``hmacmd5``.  ``layout="sdk"`` writes what the Python and C 4.x SDKs send: client id
+    ``<dn>.<pk>`` and ``random,authType,securemode,signmethod[,instanceId]`` (pass
+    ``sign_method="hmacsha256"`` for their algorithm).  The password depends only on
+    the sign content and algorithm.  ``securemode=2`` (``-2`` is accepted for new
+    instances).  The host is ``<instanceId>.mqtt.iothub.aliyuncs.com`` when an
+    instance id is given.
 
     Example:
         >>> c = mqtt_register_credentials("k1hipglLdjU", "868488076506128",
-        ...     "8LQwOYSZMwp3DFBd", random="123456", sign_method="hmacmd5")
+        ...     "8LQwOYSZMwp3DFBd", random="123456")
         >>> c.client_id
-        '868488076506128.k1hipglLdjU|random=123456,authType=register,securemode=2,signmethod=hmacmd5|'
+        '868488076506128|securemode=2,authType=register,random=123456,signmethod=hmacmd5|'
         >>> c.password
         '20558baadb2a0b04847767980f0ee67b'
+        >>> mqtt_register_credentials("k1hipglLdjU", "868488076506128", "8LQwOYSZMwp3DFBd",
+        ...     random="123456", layout="sdk").client_id
+        '868488076506128.k1hipglLdjU|random=123456,authType=register,securemode=2,signmethod=hmacmd5|'
     """
+    if layout not in ("tutorial", "sdk"):
+        raise UsageError("layout", f"must be 'tutorial' or 'sdk', got {layout!r}")
     validate_secret(product_secret, "product_secret")
     try:
         kind = MqttRegisterAuthType(auth_type)
@@ -233,15 +243,16 @@ def mqtt_register_credentials(
     if mode not in (2, -2):
         raise UsageError("secure_mode", f"must be 2 or -2 for dynamic registration, got {mode}")
     content = register_sign_content(device_name, product_key, random)
-    cid = validate_client_id(
-        f"{device_name}.{product_key}" if client_id is None else client_id, allow_empty=False
-    )
+    default_id = device_name if layout == "tutorial" else f"{device_name}.{product_key}"
+    cid = validate_client_id(default_id if client_id is None else client_id, allow_empty=False)
     params = [
         ("random", random),
         ("authType", kind.value),
         ("securemode", str(mode)),
         ("signmethod", str(method_text)),
     ]
+    if layout == "tutorial":
+        params = [params[2], params[1], params[0], params[3]]
     if instance_id is not None:
         if not instance_id:
             raise UsageError("instance_id", "must not be empty when given")

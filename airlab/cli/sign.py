@@ -103,11 +103,19 @@ def register(subparsers: Any) -> None:
     mreg.add_argument("--random", required=True, help="nonce written into the client id")
     mreg.add_argument("--auth-type", default="register", help="register (default) or regnwl")
     mreg.add_argument(
-        "--sign-method", default=SignMethod.HMACSHA256.value, help=f"{_METHODS} (default sha256)"
+        "--sign-method", default=SignMethod.HMACMD5.value, help=f"{_METHODS} (default hmacmd5)"
     )
     mreg.add_argument("--secure-mode", default="2", help="2 (default) or -2")
     mreg.add_argument("--instance-id", help="instance id (new public / Enterprise instances)")
-    mreg.add_argument("--client-id", help="client id (default <deviceName>.<productKey>)")
+    mreg.add_argument(
+        "--client-id", help="client id (default: the device name; <dn>.<pk> with --layout sdk)"
+    )
+    mreg.add_argument(
+        "--layout",
+        default="tutorial",
+        help="tutorial (default: securemode,authType,random,signmethod) or sdk "
+        "(<dn>.<pk>|random,authType,securemode,signmethod|)",
+    )
     mreg.set_defaults(func=_run_mqtt_register)
 
 
@@ -218,5 +226,6 @@ def _run_mqtt_register(args: argparse.Namespace) -> int:
         client_id=args.client_id,
         region=args.region,
         upper=args.upper,
+        layout=args.layout,
     )
     return _print({**creds.as_dict(), "random": args.random})

@@ -240,6 +240,8 @@ def test_python_sdk_mqtt_register_is_byte_exact(vector: dict) -> None:
         random=SDK_PY_RANDOM,
         auth_type=vector["auth_type"],
         instance_id=vector["instance_id"],
+        sign_method="hmacsha256",
+        layout="sdk",
     )
     assert creds.client_id == vector["client_id"]
     assert creds.username == "868488076506128&k1hipglLdjU"
@@ -357,7 +359,9 @@ def test_c4_dynreg_uppercase_sign_and_decimal_random_are_accepted() -> None:
     client_id = (
         f"{C_DN}.{C_PK}|random=692147492,authType=register,securemode=2,signmethod=hmacsha256|"
     )
-    creds = mqtt_register_credentials(C_PK, C_DN, C_PS, random="692147492", upper=True)
+    creds = mqtt_register_credentials(
+        C_PK, C_DN, C_PS, random="692147492", upper=True, sign_method="hmacsha256", layout="sdk"
+    )
     assert creds.client_id == client_id
     assert creds.password == sign
     assert check_mqtt_register_connect(client_id, f"{C_DN}&{C_PK}", sign, C_PS).ok

@@ -166,18 +166,38 @@ def test_mqtt_register(capsys: pytest.CaptureFixture[str]) -> None:
             "123456",
             "--auth-type",
             "regnwl",
+        ],
+        capsys,
+    )
+    assert code == 0 and out is not None
+    # defaults follow the tutorial: hmacmd5, the device name as client id, its key order
+    assert out["client_id"] == (
+        "868488076506128|securemode=2,authType=regnwl,random=123456,signmethod=hmacmd5|"
+    )
+    assert out["password"] == "20558baadb2a0b04847767980f0ee67b"
+    assert out["username"] == "868488076506128&k1hipglLdjU"
+    assert out["port"] == 1883
+    code, out, _ = run(
+        [
+            "sign",
+            "mqtt-register",
+            *IDENTITY,
+            "--product-secret",
+            PS,
+            "--random",
+            "123456",
+            "--layout",
+            "sdk",
             "--sign-method",
-            "hmacmd5",
+            "hmacsha256",
         ],
         capsys,
     )
     assert code == 0 and out is not None
     assert out["client_id"] == (
-        "868488076506128.k1hipglLdjU|random=123456,authType=regnwl,securemode=2,signmethod=hmacmd5|"
+        "868488076506128.k1hipglLdjU|random=123456,authType=register,securemode=2,"
+        "signmethod=hmacsha256|"
     )
-    assert out["password"] == "20558baadb2a0b04847767980f0ee67b"
-    assert out["username"] == "868488076506128&k1hipglLdjU"
-    assert out["port"] == 1883
 
 
 @pytest.mark.parametrize(
