@@ -190,3 +190,123 @@ def test_benchmark_generator_tiny(tmp_path: Path) -> None:
     kinds = {e.kind for e in t.events()}
     assert {"command", "echo", "final", "urc", "payload", "data"} <= kinds
     assert not df["unparsed"].any()
+
+
+# --------------------------------------------------------------------------- windowed fast path
+
+
+def _windows_spy(monkeypatch: pytest.MonkeyPatch, window: int) -> list[tuple[int, int]]:
+    """Shrink the fast path's window; record (bytes in the window, bytes consumed)."""
+    from airlab.at.formats import sscom
+
+    monkeypatch.setattr(sscom, "_WINDOW", window)
+    seen: list[tuple[int, int]] = []
+    real = sscom._scan_window
+
+    def spy(buf, fill, eof, line0, first):  # type: ignore[no-untyped-def]
+        w = real(buf, fill, eof, line0, first)
+        seen.append((fill, -1 if w is None else w.cut))
+        return w
+
+    monkeypatch.setattr(sscom, "_scan_window", spy)
+    return seen
+
+
+def _fast_is_used(path: Path) -> bool:
+    from airlab.at.formats import sscom
+
+    with open(path, "rb") as fh:
+        return sscom._scan_bytes_fast(fh) is not None
+
+
+def test_fast_path_windows_on_generated_log(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_capture_import import generate_sscom
+
+    path = tmp_path / "gen_2024-07-22.log"
+    generate_sscom(path, 5)
+    expected = read_capture(path).to_dataframe("records")
+    seen = _windows_spy(monkeypatch, 1 << 16)
+    assert _fast_is_used(path)
+    seen.clear()
+    df = read_sscom_dataframe(path)
+    pd.testing.assert_frame_equal(df, expected)
+    assert len(df) > 50_000 and not df["unparsed"].any()
+    # many windows, and records cut at a window's end (carried to the next window)
+    assert len(seen) > 50
+    assert all(0 < cut < fill for fill, cut in seen[:-1])
+
+
+@pytest.mark.parametrize("window", [600, 1000, 4096])
+def test_fast_path_tiny_windows(tmp_path: Path, monkeypatch, window: int) -> None:
+    """Records split across windows, longer than a window (it grows), CR LF split."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from bench_capture_import import generate_sscom
+
+    path = tmp_path / "gen.log"
+    generate_sscom(path, 0.03)
+    text = path.read_text(encoding="utf-8")
+    long_body = "x" * 2500 + "\n" + "中文" * 900
+    text = text.replace("\nSUBACK\n", f"\nSUBACK\n{long_body}\n", 1)
+    text = "# SOURCE comment\n\n" + text + "\n"
+    for name, data in (
+        ("lf.log", text.encode()),
+        ("crlf.log", text.replace("\n", "\r\n").encode()),
+        ("mixed.log", text.replace("\nOK\n", "\r\nOK\r\n\r").encode()),
+    ):
+        p = tmp_path / name
+        p.write_bytes(data)
+        expected = read_capture(p, date="2024-07-22").to_dataframe("records")
+        seen = _windows_spy(monkeypatch, window)
+        assert _fast_is_used(p), name
+        assert any(cut == -1 for _, cut in seen)  # a window too small: grown
+        pd.testing.assert_frame_equal(read_sscom_dataframe(p, date="2024-07-22"), expected)
+
+
+# lines that are no header (the fast path reads them as text)
+_TEXT_ONLY = (
+    "text [10:00:05.000]收←◆ mid-line\n",
+    "[1, 2, 3]\n",
+    "  indented text\n\t[json]\n",
+    "中文 收←◆\n",
+)
+
+
+@pytest.mark.parametrize(
+    "late",
+    [
+        "  [10:00:05.000]收←◆indented\n",  # indented header: per-record path
+        "收←◆bare marker\n",
+        "[10:00:05.000] 收←◆space after the stamp\n",
+        "[2024-07-22 10:00:05.000]收←◆dated\n",
+        "[10:00:05]收←◆no ms\n",
+        "[2019-07-13 11:21:44.870]# RECV ASCII>\nuart\n",
+        "[10:61:05.000]收←◆bad stamp\n",
+        "[10:00:05.000]收←◆41 54 0D 0A \n",  # HEX display
+        "[10:00:05.000]收←◆\n\n41 42\n",
+        *_TEXT_ONLY,
+    ],
+)
+def test_fast_path_late_irregular_lines(tmp_path: Path, monkeypatch, late: str) -> None:
+    """An irregular line far into the file (a later window) gives the same frame."""
+    rec = "[10:00:00.000]发→◇AT+CSQ\n□\n[10:00:00.010]收←◆AT+CSQ\n\n+CSQ: 20,0\n\nOK\n\n"
+    body = rec * 200
+    data = body.encode() + late.encode() + rec.encode()
+    path = tmp_path / "late.log"
+    path.write_bytes(data)
+    _windows_spy(monkeypatch, 2048)
+    assert _fast_is_used(path) == (late in _TEXT_ONLY)
+    t = read_capture(path, date="2024-07-22")
+    pd.testing.assert_frame_equal(
+        read_sscom_dataframe(path, date="2024-07-22"), t.to_dataframe("records")
+    )
+
+
+def test_fast_path_gives_up_on_late_non_utf8(tmp_path: Path, monkeypatch) -> None:
+    rec = "[10:00:00.000]发→◇AT\n□\n[10:00:00.010]收←◆AT\n\nOK\n\n"
+    path = tmp_path / "late.log"
+    path.write_bytes((rec * 300).encode() + b"\xff\xfe\n" + rec.encode())
+    _windows_spy(monkeypatch, 2048)
+    assert not _fast_is_used(path)
+    path.write_bytes((rec * 300).encode() + b"ok\n" + rec.encode())
+    assert _fast_is_used(path)

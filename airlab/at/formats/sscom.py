@@ -101,7 +101,6 @@ _HEADER = re.compile(
     r"(?P<mark>发→◇|收←◆|#[ \t]?(?:SEND|RECV)[ \t]?(?:ASCII|HEX)>)|(?P<bare>发→◇|收←◆))",
     re.M,
 )
-_HEADER_PREFIX = re.compile(rb"[ \t]*\[[^\]\n]{0,40}")
 _STAMP = re.compile(
     r"(?:(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})[ T]+)?"
     r"(?P<h>\d{1,2}):(?P<mi>\d\d):(?P<s>\d\d)(?:\.(?P<frac>\d{1,6})|[:,](?P<ms>\d{3}))?"
@@ -112,8 +111,6 @@ _ROLLOVER = 12 * 3600.0
 _SENT_B = SENT_MARK.encode()
 _RECV_B = RECEIVED_MARK.encode()
 _SQUARE = CRLF_MARK.encode()  # b"\xe2\x96\xa1"
-# markers the fast path does not place (UartAssist-style headers)
-_OTHER_MARKS = (b"# SEND ", b"# RECV ", b"#SEND", b"#RECV")
 
 
 def _is_hex_digit(v: Any) -> Any:
@@ -290,187 +287,301 @@ def _decide_hex(scan: _Scan, rows: list[tuple[int, list[str] | None, bool]]) -> 
             scan.raw[i] = bytes.fromhex("".join(toks))
 
 
-def _uartassist_headers(arr: np.ndarray, brackets: np.ndarray) -> bool:
-    """Whether a ``]`` is followed by ``#`` (or `` #``): a UartAssist ``# SEND``/``# RECV``
-    header (any of :data:`_OTHER_MARKS`), which only the per-record path reads.  Looking
-    only after the ``]`` positions already found is much cheaper than four searches of
-    the whole file."""
+#: bytes of the file read at a time by the fast path (a record longer than that grows
+#: the window); the tests shrink it to put records across window boundaries.
+_WINDOW = 1 << 22
+#: line starts closer than this to the end of a window are left to the next window (a
+#: header, with its indent, must be whole to be classified; the longest non-indent part
+#: :data:`_HEADER_B` matches is under 200 bytes).
+_MARGIN = 256
+_HDR_LEN = 23  # '[hh:mm:ss.mmm]' + marker
+# _HEADER over bytes, for the lines the fast path cannot classify by itself: a match is
+# a header it does not handle (indent, other stamp, space, bare marker, UartAssist), so
+# the per-record path must read the file.  The stamp allows 4 bytes per character, so it
+# matches wherever _HEADER does (and a little more: giving up is always safe).
+_HEADER_B = re.compile(
+    rb"[ \t]*(?:\[[^\]\n]{0,160}\][ \t]?(?:%s|%s|#[ \t]?(?:SEND|RECV)[ \t]?(?:ASCII|HEX)>)"
+    rb"|%s|%s)" % ((re.escape(_SENT_B), re.escape(_RECV_B)) * 2)
+)
+
+
+class _GiveUp(Exception):
+    """The log is not regular: the per-record path reads it."""
+
+
+def _read_more(fh: Any, buf: bytearray, fill: int) -> tuple[int, bool]:
+    """Read into ``buf[fill:]``; returns (bytes added, end of file reached).
+
+    CR LF is turned into LF here, once per byte read (as ``raw.replace(b"\\r\\n", b"\\n")``
+    over the whole file would): a CR ending the read is left for the next read.
+    """
+    mv = memoryview(buf)
+    want = len(buf) - fill
+    got = 0
+    eof = False
+    while got < want:
+        n = fh.readinto(mv[fill + got :])
+        if not n:
+            eof = True
+            break
+        got += n
+    if got and buf.find(b"\r", fill, fill + got) >= 0:
+        chunk = bytes(mv[fill : fill + got])
+        if not eof and chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            fh.seek(-1, os.SEEK_CUR)
+        chunk = chunk.replace(b"\r\n", b"\n")
+        mv[fill : fill + len(chunk)] = chunk
+        got = len(chunk)
+    mv.release()
+    return got, eof
+
+
+def _skip_bytes(v: np.ndarray, pos: np.ndarray, end: Any, chars: tuple[int, ...]) -> np.ndarray:
+    """``pos`` advanced past any run of ``chars`` (not beyond ``end``), vectorised."""
     import numpy as np
 
-    after = brackets[brackets + 2 < arr.size] + 1
-    nxt = arr[after]
-    return bool(np.any((nxt == 0x23) | ((nxt == 0x20) & (arr[after + 1] == 0x23))))
+    pos = pos.copy()
+    end = np.broadcast_to(end, pos.shape)
+    act = np.flatnonzero(pos < end)
+    while act.size:
+        c = v[pos[act]]
+        hit = c == chars[0]
+        for ch in chars[1:]:
+            hit |= c == ch
+        act = act[hit]
+        pos[act] += 1
+        act = act[pos[act] < end[act]]
+    return pos
 
 
-def _scan_bytes_fast(holder: list[bytes]) -> _Scan | None:
-    """Vectorised scanner for regular logs (UTF-8, no indents, every stamp readable).
+def _matches_at(v: np.ndarray, pos: np.ndarray, pattern: bytes) -> np.ndarray:
+    """Whether ``v[p : p + len(pattern)] == pattern`` for each ``p`` (False past the end)."""
+    import numpy as np
 
-    ``holder`` is a one-item list with the file's bytes; the scanner takes them out so
-    they can be freed as soon as the record texts are copied (peak memory).  Returns
-    ``None`` (the bytes put back) when the file is not regular; the caller then uses
-    :func:`_scan_text`.  Headers are found with numpy over the bytes (every ``]``
-    followed by a marker, stamps checked and decoded in bulk); texts are cut out by
-    :func:`_slice_texts`.
+    ok = pos + len(pattern) <= v.size
+    for j, byte in enumerate(pattern):
+        ok &= v[np.minimum(pos + j, v.size - 1)] == byte
+    return ok
+
+
+def _regular_headers(v: np.ndarray, pos: np.ndarray) -> tuple[Any, Any, Any, Any]:
+    """For line starts ``pos`` beginning with ``[``: (the ones with 23 bytes left, whether
+    each is a regular sscom header, sent, seconds since midnight).
+
+    Regular: ``[hh:mm:ss.mmm]`` (a valid time) right before ``发→◇`` / ``收←◆``.
     """
     import numpy as np
 
-    raw = holder.pop()
-    if b"\r" in raw:
-        raw = raw.replace(b"\r\n", b"\n")
-    arr = np.frombuffer(raw, dtype=np.uint8)
-    size = arr.size
-
-    def give_up() -> None:
-        holder.append(raw)
-
-    chunk = 1 << 22
-    brackets = [np.flatnonzero(arr[i : i + chunk] == 0x5D) + i for i in range(0, size, chunk)]
-    cand = np.concatenate(brackets) if brackets else np.zeros(0, np.int64)
-    del brackets
-    # header window: '[' hh:mm:ss.mmm ']' marker (23 bytes from the '['), one gather.
-    edge = (cand < 13) | (cand + 10 > size)
-    odd = list(cand[edge])
-    cand = cand[~edge]
-    win = np.lib.stride_tricks.as_strided(arr, shape=(max(size - 22, 0), 23), strides=(1, 1))
-    block = win[cand - 13]
-    marks = np.ascontiguousarray(block[:, 14:]).view("S9")[:, 0]
-    is_sent = marks == _SENT_B
-    keep = is_sent | (marks == _RECV_B)
-    # every marker must sit right after a ']' the scan saw: a bare marker (no stamp),
-    # '] 收←◆' or a marker inside text is left to the per-record path.
-    n_marks = int(np.count_nonzero(keep)) + sum(
-        1 for p in odd if raw[int(p) + 1 : int(p) + 10] in (_SENT_B, _RECV_B)
+    pos = pos[pos + _HDR_LEN <= v.size]
+    win = np.lib.stride_tricks.as_strided(
+        v, shape=(max(v.size - _HDR_LEN + 1, 0), _HDR_LEN), strides=(1, 1), writeable=False
     )
-    if raw.count(_SENT_B) + raw.count(_RECV_B) != n_marks or _uartassist_headers(arr, cand):
-        give_up()
-        return None
-    c, block, is_sent = cand[keep], block[keep], is_sent[keep]
-    del cand, keep, win, marks
-    start = c - 13
-    regular = (block[:, 0] == 0x5B) & (block[:, 3] == 0x3A) & (block[:, 6] == 0x3A)
-    regular &= block[:, 9] == 0x2E
-    regular &= (start == 0) | (arr[np.maximum(start - 1, 0)] == 0x0A)
+    block = win[pos]
+    marks = np.ascontiguousarray(block[:, 14:]).view("S9")[:, 0]
+    sent = marks == _SENT_B
+    regular = sent | (marks == _RECV_B)
+    regular &= (block[:, 3] == 0x3A) & (block[:, 6] == 0x3A) & (block[:, 9] == 0x2E)
+    regular &= block[:, 13] == 0x5D
     # digits as uint8: a non-digit wraps around to a value > 9
     x = [block[:, k] - np.uint8(48) for k in (1, 2, 4, 5, 7, 8, 10, 11, 12)]
-    del block
-    for v in x:
-        regular &= v <= 9
+    for d in x:
+        regular &= d <= 9
     h = x[0] * np.uint8(10) + x[1]
     mi = x[2] * np.uint8(10) + x[3]
     s = x[4] * np.uint8(10) + x[5]
     regular &= (h <= 23) & (mi <= 59) & (s <= 59)
-    ms = x[6] * 100.0 + x[7] * 10.0 + x[8]
-    secs = h * 3600.0 + mi * 60.0 + s + ms / 1000.0
-    del x, h, mi, s, ms
-    odd.extend(c[~regular])
-    if odd:
-        # an odd candidate is either a real header the fast path does not handle
-        # (indent, bad stamp: use the per-record scanner) or ']发→◇' inside text.
-        for pos in odd:
-            pos = int(pos)
-            line_start = raw.rfind(b"\n", 0, pos) + 1
-            if raw[pos + 1 : pos + 10] in (_SENT_B, _RECV_B) and _HEADER_PREFIX.fullmatch(
-                raw, line_start, pos
-            ):
-                give_up()
-                return None
-        c, is_sent, start, secs = c[regular], is_sent[regular], start[regular], secs[regular]
-    n = c.size
-    if n == 0:
-        give_up()
-        return None
-    # preamble: only comment lines allowed on the fast path.
-    pre = raw[: start[0]].decode("utf-8", "replace")
-    header = pre.split("\n")[:-1] if pre else []
-    if any(line.strip() and not is_header_line(line) for line in header):
-        give_up()
-        return None
-    body_start = c + 10
-    body_end = np.empty(n, np.int64)
-    body_end[:-1] = start[1:] - 1
-    body_end[-1] = size
-    # sent records closed by a '□' line: drop the '□', keep the newline before it.
-    # a body that opens like a hex pair ('41 54 ...'): sscom's HEX display mode (or a
-    # text record that looks like it); the per-record path decides.
-    b0, b1, b2 = (arr[np.clip(body_start + j, 0, size - 1)] for j in range(3))
-    looks_hex = _is_hex_digit(b0) & _is_hex_digit(b1)
-    looks_hex &= (b2 == 0x20) | (b2 == 0x0A) | (body_end - body_start <= 2)
-    looks_hex &= body_end - body_start >= 2
-    if looks_hex.any():
-        give_up()
-        return None
-    del b0, b1, b2, looks_hex
-    # sent records closed by sscom's end-of-send mark '□' ('...\n□' or 'AT□'): drop
-    # the '□', keep the newline before it (the CR LF the tool appended).
-    sq = is_sent & (body_end - body_start >= 3)
-    for j, byte in enumerate(_SQUARE):
-        sq &= arr[np.clip(body_end - 3 + j, 0, size - 1)] == byte
-    body_end -= 3 * sq
-    if is_sent[-1] and raw.endswith(_SQUARE + b"\n"):
-        body_end[-1] = size - 4
-    del c, start, sq, arr
-    texts, lines = _slice_texts(raw, body_start, body_end)
-    if texts is None:
-        give_up()
-        return None
-    scan = _Scan()
-    scan.header = header
-    scan.sent = is_sent
-    scan.secs = secs
-    scan.texts = texts
-    scan.lines = lines
-    scan.kinds = None
-    return scan
+    secs = h * 3600.0 + mi * 60.0 + s + (x[6] * 100.0 + x[7] * 10.0 + x[8]) / 1000.0
+    return pos, regular, sent, secs
 
 
-_CHUNK_ROWS = 1 << 16
+class _Window:
+    """What one window of the log gave: its rows, and where the next window starts."""
+
+    __slots__ = ("cut", "cut_line", "header", "lines", "nbytes", "secs", "sent", "texts")
 
 
-def _slice_texts(raw: bytes, body_start: np.ndarray, body_end: np.ndarray) -> tuple[Any, Any]:
-    """Cut the record bodies out of ``raw`` and restore CR LF, ``_CHUNK_ROWS`` at a time.
+def _scan_window(buf: bytearray, fill: int, eof: bool, line0: int, first: bool) -> Any:
+    """Scan ``buf[:fill]`` (it starts at a line start: the file's or a record header's).
 
-    Returns a pyarrow ``ChunkedArray`` of the wire texts and the 1-based line of each
-    record header, or ``(None, None)`` when the bytes are not valid UTF-8.  Working by
-    chunks keeps the peak at about file + texts.
+    Returns ``None`` when more bytes are needed (no record ends in the window), else a
+    :class:`_Window` with the rows of the records that end in it (all of them at the end
+    of the file); the record cut at the window's end is read again with the next window.
+    Raises :class:`_GiveUp` when the log is not regular.  ``first``: the window holds the
+    start of the file (its preamble: comment lines only).  ``line0``: line of ``buf[0]``.
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = body_start.size
-    # the system allocator: with the default (mimalloc) pool, this loop of short-lived
-    # chunk buffers ran 2x slower and held more memory (measured, pyarrow 26).
-    pool = pa.system_memory_pool()
-    chunks = []
-    lines = np.empty(n, np.int64)
-    nl_before = raw.count(b"\n", 0, int(body_start[0]))
-    prev_end = int(body_start[0])
-    for k0 in range(0, n, _CHUNK_ROWS):
-        k1 = min(n, k0 + _CHUNK_ROWS)
-        s, e = int(body_start[k0]), int(body_end[k1 - 1])
-        nl_before += raw.count(b"\n", prev_end, s)
-        prev_end = e
-        sub = raw[s:e]
-        nlpos = np.flatnonzero(np.frombuffer(sub, np.uint8) == 0x0A)
-        m = k1 - k0
-        local = np.empty(2 * m, np.int64)
-        local[0::2] = body_start[k0:k1] - s
-        local[1::2] = body_end[k0:k1] - s
-        shift = np.searchsorted(nlpos, local)  # newlines before each boundary
-        lines[k0:k1] = nl_before + shift[0::2] + 1
-        nl_before += nlpos.size
-        wire = sub.replace(b"\n", b"\r\n")
-        del sub, nlpos
-        pieces = pa.LargeStringArray.from_buffers(
-            2 * m - 1, pa.py_buffer(local + shift), pa.py_buffer(wire)
-        )
-        part = pc.take(pieces, pa.array(np.arange(0, 2 * m - 1, 2)), memory_pool=pool)
+    v = np.frombuffer(buf, np.uint8, fill)
+    lf = np.flatnonzero(v == 0x0A)
+    ls = np.empty(lf.size + 1, np.int64)  # line starts; ls[k] is line line0 + k
+    ls[0] = 0
+    np.add(lf, 1, out=ls[1:])
+    limit = fill if eof else fill - _MARGIN
+    nls = int(np.searchsorted(ls, limit))
+    fb = v[ls[:nls]]
+    # indented lines: an indent then '[' or a marker may be a header (not handled here)
+    ind = np.flatnonzero((fb == 0x20) | (fb == 0x09))
+    suspects = []
+    if ind.size:
+        p = _skip_bytes(v, ls[ind], fill, (0x20, 0x09))
+        late = np.flatnonzero(p >= limit)
+        if late.size and not eof:
+            nls = int(ind[late[0]])  # the rest of the indent is in the next window
+            fb = fb[:nls]
+            keep = ind < nls
+            ind, p = ind[keep], p[keep]
+        c = v[np.minimum(p, fill - 1)]
+        lead = (p < fill) & ((c == 0x5B) | (c == 0xE5) | (c == 0xE6))
+        suspects.append(ls[ind[lead]])
+    # bare markers at the start of a line ('收←◆5'): headers without a stamp
+    lead = np.flatnonzero((fb == 0xE5) | (fb == 0xE6))
+    if lead.size:
+        at = ls[lead]
+        if (_matches_at(v, at, _SENT_B) | _matches_at(v, at, _RECV_B)).any():
+            raise _GiveUp
+    br = np.flatnonzero(fb == 0x5B)
+    pos, regular, sent, secs = _regular_headers(v, ls[br])
+    if pos.size < br.size:  # '[' too close to the end of the file for a regular header
+        suspects.append(ls[br[pos.size :]])
+    if not regular.all():
+        suspects.append(pos[~regular])
+        kh, sent, secs = br[: pos.size][regular], sent[regular], secs[regular]
+    else:
+        kh = br[: pos.size]
+    for arr in suspects:
+        for q in arr.tolist():
+            if _HEADER_B.match(buf, q, fill):
+                raise _GiveUp
+    hs = ls[kh]  # header starts
+    header: list[str] = []
+    if first:
+        pre_end = int(hs[0]) if hs.size else int(ls[nls - 1]) if nls else 0
         try:
-            part.validate(full=True)
-        except pa.ArrowInvalid:
-            return None, None
-        chunks.append(part)
-    return pa.chunked_array(chunks, pa.large_string()), lines
+            pre = bytes(buf[:pre_end]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _GiveUp from None  # GB18030 (or not text): the per-record path decodes
+        header = pre.split("\n")[:-1]
+        if any(line.strip() and not is_header_line(line) for line in header):
+            raise _GiveUp
+        if not hs.size:
+            if eof:
+                raise _GiveUp
+            return None
+    elif not hs.size and not eof:
+        return None  # the window is all margin
+    elif not hs.size or hs[0] != 0:
+        raise _GiveUp  # cannot happen: buf[0] is the header cut at the last window's end
+    # the records ending in this window: all at the end of the file, else all but the
+    # last (cut: it is read again with the next window)
+    m = hs.size if eof else hs.size - 1
+    if m == 0 and not (first and hs[0] > 0):
+        return None  # a record longer than the window
+    # bodies (offsets in buf) and the newlines before their starts / ends
+    bs = hs[:m] + _HDR_LEN
+    s_nl = kh[:m]
+    be = np.empty(m, np.int64)
+    e_nl = np.empty(m, np.int64)
+    be[: hs.size - 1] = hs[1:] - 1  # the newline before the next header is no data
+    e_nl[: hs.size - 1] = kh[1:] - 1
+    if eof:
+        be[-1] = fill  # the last record runs to the end of the file
+        e_nl[-1] = lf.size
+    # a body that opens (after blanks) like a hex pair ('41 54 ...', '41\n'): sscom's
+    # HEX display mode, or a text record looking like it; the per-record path decides.
+    p = _skip_bytes(v, bs, be, (0x20, 0x09, 0x0A))
+    c0, c1, c2 = (v[np.minimum(p + j, fill - 1)] for j in range(3))
+    looks_hex = (p + 1 < be) & _is_hex_digit(c0) & _is_hex_digit(c1)
+    looks_hex &= (c2 == 0x20) | (c2 == 0x0A) | (p + 2 >= be)
+    if looks_hex.any():
+        raise _GiveUp
+    sent, secs = sent[:m], secs[:m]
+    # sent records closed by sscom's end-of-send mark '□' ('...\n□' or 'AT□'): drop
+    # the '□', keep the newline before it (the CR LF the tool appended).
+    sq = sent & (be - bs >= 3) & _matches_at(v, be - 3, _SQUARE)
+    be -= 3 * sq
+    if m and eof and sent[-1] and buf.endswith(_SQUARE + b"\n", 0, fill):
+        be[-1] = fill - 4
+        e_nl[-1] = lf.size - 1
+    w = _Window()
+    w.cut = fill if eof else int(hs[m])
+    w.cut_line = 0 if eof else int(kh[m])
+    w.header = header
+    w.sent, w.secs = sent, secs
+    w.lines = line0 + s_nl
+    # the wire texts: every newline in a body is a CR LF; one replace over the window,
+    # then the bodies are cut out of it (their offsets moved by the newlines before).
+    offsets = np.empty(2 * m, np.int64)
+    offsets[0::2] = bs + s_nl
+    offsets[1::2] = be + e_nl
+    w.nbytes = offsets[1::2] - offsets[0::2]
+    if not m:
+        w.texts = None
+        return w
+    end = int(be[-1])
+    # (a copy of the part used only when it is small: the bytes after it are unused)
+    wire = (buf if 2 * end > len(buf) else buf[:end]).replace(b"\n", b"\r\n")
+    pieces = pa.LargeStringArray.from_buffers(2 * m - 1, pa.py_buffer(offsets), pa.py_buffer(wire))
+    part = pc.take(
+        pieces, pa.array(np.arange(0, 2 * m - 1, 2)), memory_pool=pa.system_memory_pool()
+    )
+    try:
+        part.validate(full=True)
+    except pa.ArrowInvalid:
+        raise _GiveUp from None
+    w.texts = part
+    return w
+
+
+def _scan_bytes_fast(fh: Any) -> tuple[_Scan, np.ndarray] | None:
+    """Vectorised scanner for regular logs (UTF-8, no indents, every stamp readable).
+
+    Reads the open binary file ``fh`` a window (:data:`_WINDOW` bytes) at a time into one
+    reused buffer; a record cut at a window's end is carried to the next one.  Returns
+    the scan (texts: a pyarrow ``ChunkedArray`` of the wire texts, one chunk per window)
+    and each record's byte count, or ``None`` when the log is not regular (the caller
+    then reads the file again for :func:`_scan_text`).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    size = os.fstat(fh.fileno()).st_size
+    buf = bytearray(max(min(_WINDOW, size + 1), 2 * _MARGIN))
+    fill, eof, line0, first = 0, False, 1, True
+    windows: list[_Window] = []
+    header: list[str] = []
+    try:
+        while True:
+            if not eof:
+                n, eof = _read_more(fh, buf, fill)
+                fill += n
+            w = _scan_window(buf, fill, eof, line0, first)
+            if w is None:  # no record ends in the window: a bigger one
+                grown = bytearray(2 * len(buf))
+                grown[:fill] = memoryview(buf)[:fill]
+                buf = grown
+                continue
+            if first:
+                header, first = w.header, False
+            if w.texts is not None:
+                windows.append(w)
+            if eof:
+                break
+            line0 += w.cut_line
+            buf[: fill - w.cut] = buf[w.cut : fill]
+            fill -= w.cut
+    except _GiveUp:
+        return None
+    scan = _Scan()
+    scan.header = header
+    scan.sent = np.concatenate([w.sent for w in windows])
+    scan.secs = np.concatenate([w.secs for w in windows])
+    scan.lines = np.concatenate([w.lines for w in windows])
+    scan.texts = pa.chunked_array([w.texts for w in windows], pa.large_string())
+    scan.kinds = None
+    return scan, np.concatenate([w.nbytes for w in windows])
 
 
 def _clock(secs: np.ndarray, day: dt.date, days: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -582,26 +693,25 @@ def read_sscom_dataframe(
 
     day, _ = resolve_date(date, path)
     try:
-        with open(path, "rb") as fh:
-            holder = [fh.read()]
+        fh = open(path, "rb")  # noqa: SIM115 (closed below)
     except FileNotFoundError:
         raise CaptureFormatError(str(path), "no such file") from None
-    try:
-        scan = _scan_bytes_fast(holder)
-    except ImportError:  # no pyarrow: the per-record scanner does the job
-        scan = None
-    if scan is None:
-        text = decode_log(holder.pop())
+    with fh:
+        try:
+            fast = _scan_bytes_fast(fh)
+        except ImportError:  # no pyarrow: the per-record scanner does the job
+            fast = None
+        if fast is None:
+            fh.seek(0)
+            raw = fh.read()
+    if fast is None:
+        text = decode_log(raw)
+        del raw
         if _HEADER.search(text) is None:
             raise CaptureFormatError(str(path), "no sscom record found")
         return _frame_of(_scan_text(text), day)
+    scan, nbytes = fast
     wall, mono = _clock(scan.secs, day)
-    n = len(wall)
-    import pyarrow.compute as pc
-
-    nbytes = np.concatenate([pc.binary_length(ch).to_numpy() for ch in scan.texts.chunks]).astype(
-        np.int64
-    )
     text = pd.Series(
         pd.arrays.ArrowStringArray(scan.texts, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
     )
@@ -609,10 +719,10 @@ def read_sscom_dataframe(
         wall=wall,
         mono=mono,
         sent=scan.sent,
-        kind_codes=np.zeros(n, np.int8),
+        kind_codes=np.zeros(len(wall), np.int8),
         text=text,
         nbytes=nbytes,
-        line_no=np.asarray(scan.lines, np.int64),
+        line_no=scan.lines,
     )
 
 
