@@ -73,25 +73,33 @@ def _lines(b: np.ndarray, strict: bool = False) -> tuple[np.ndarray, np.ndarray,
     ``strict``: raise :class:`Unsupported` on other control bytes (one pass for both)."""
     import numpy as np
 
-    # two byte-sized scratch arrays only: fresh memory is what costs on a first call
-    term = np.equal(b, _CR)
-    tmp = np.equal(b, _LF)
-    term |= tmp
-    if strict and len(b):
-        n_term = int(np.count_nonzero(term))
-        if int(np.count_nonzero(np.less(b, 32, out=tmp))) != n_term or bool(
-            np.equal(b, 127, out=tmp).any()
-        ):
+    n = len(b)
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+    # control bytes are (nearly) all CR / LF: find them all in one pass, check the few
+    term = np.less(b, 32)
+    p = np.flatnonzero(term)
+    cb = b[p]
+    is_t = (cb == _CR) | (cb == _LF)
+    if not is_t.all():
+        if strict:
             raise Unsupported("control bytes")
-    if not len(b):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), term
-    t = np.flatnonzero(np.not_equal(term[1:], term[:-1], out=tmp[:-1])) + 1
-    del tmp
-    if not term[0]:
-        t = np.r_[0, t]
-    if not term[-1]:
-        t = np.r_[t, len(b)]
-    return t[0::2], t[1::2], term
+        term[p[~is_t]] = False
+        p = p[is_t]
+    if strict and int(b.max()) >= 127 and bool(np.equal(b, 127).any()):
+        raise Unsupported("control bytes")
+    if not len(p):
+        return np.zeros(1, np.int64), np.full(1, n, np.int64), term
+    gap = np.flatnonzero(p[1:] - p[:-1] > 1)
+    starts = p[gap] + 1
+    ends = p[gap + 1]
+    if p[0] > 0:
+        starts = np.r_[0, starts]
+        ends = np.r_[p[0], ends]
+    if p[-1] < n - 1:
+        starts = np.r_[starts, p[-1] + 1]
+        ends = np.r_[ends, n]
+    return starts, ends, term
 
 
 def _segments(b: np.ndarray, bounds: np.ndarray) -> Any:
@@ -218,8 +226,15 @@ def _bounds(
         return starts, np.zeros(len(starts), bool), ends
     o = np.argsort(cut_s, kind="stable")
     cut_s, cut_e = cut_s[o], cut_e[o]
-    k = np.searchsorted(cut_s, starts, side="right") - 1
-    inside = (k >= 0) & (starts < np.where(k >= 0, cut_e[np.maximum(k, 0)], 0))
+    if (cut_s[1:] >= cut_e[:-1]).all():  # disjoint cuts: mark the line starts in each
+        lo = np.searchsorted(starts, cut_s, side="left")
+        hi = np.searchsorted(starts, cut_e, side="left")
+        depth = np.bincount(lo, minlength=len(starts) + 1)
+        depth -= np.bincount(hi, minlength=len(starts) + 1)
+        inside = np.cumsum(depth[:-1]) > 0
+    else:
+        k = np.searchsorted(cut_s, starts, side="right") - 1
+        inside = (k >= 0) & (starts < np.where(k >= 0, cut_e[np.maximum(k, 0)], 0))
     st, en = starts[~inside], ends[~inside]
     tail = cut_e[cut_e < n]
     tail = tail[~term[tail]]
@@ -234,6 +249,31 @@ def _bounds(
     pos, endc, body = pos[keep], endc[keep], body[keep]
     nxt = np.r_[pos[1:], n]
     return pos, body, np.where(body, endc, np.minimum(endc, nxt))
+
+
+def _records_of(
+    rows: np.ndarray, offs: np.ndarray, first: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Records holding stream offsets ``first`` and ``end`` (``first <= end``, sorted):
+    one search for the ends; a first offset searched again only when it lies in an
+    earlier record than its end (a line or body split across records)."""
+    import numpy as np
+
+    ke = np.searchsorted(offs, end, side="right") - 1
+    earlier = offs[ke] > first
+    if earlier.any():
+        kf = ke.copy()
+        kf[earlier] = np.searchsorted(offs, first[earlier], side="right") - 1
+    else:
+        kf = ke
+    return rows[kf], rows[ke]
+
+
+def _cmd_of(cmd_pos: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Index of the last command sent before each position (-1: none)."""
+    import numpy as np
+
+    return np.searchsorted(cmd_pos, pos, side="left") - 1
 
 
 def _category_is(col: Any, value: str) -> np.ndarray:
@@ -531,8 +571,7 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     # a segment is a line start, a data phase or the rest of a line after one: only data
     # can be empty once its line break is cut off (and data counts as an event anyway)
     s_nonempty = ~s_term[bounds] if len(sb) else np.zeros(0, bool)
-    s_rec_first = s_rows[np.searchsorted(s_offs, bounds, side="right") - 1]
-    s_rec_end = s_rows[np.searchsorted(s_offs, s_ends, side="right") - 1]
+    s_rec_first, s_rec_end = _records_of(s_rows, s_offs, bounds, s_ends)
     s_pos = s_rec_end.astype(np.int64) * _SHIFT + s_ends
     cmd_mask = s_nonempty & ~is_data
     cmd_rows = np.flatnonzero(cmd_mask)
@@ -561,8 +600,7 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     del r_seg
     n_r = len(bounds_r)
     r_len = np.asarray(pc.binary_length(r_t)) if n_r else np.zeros(0, np.int64)
-    r_rec_first = r_rows[np.searchsorted(r_offs, bounds_r, side="right") - 1]
-    r_rec_end = r_rows[np.searchsorted(r_offs, r_ends, side="right") - 1]
+    r_rec_first, r_rec_end = _records_of(r_rows, r_offs, bounds_r, r_ends)
     r_pos = r_rec_end.astype(np.int64) * _SHIFT + r_ends
     r_event = is_body | (r_len > 0)
     # first two bytes of each trimmed line (0 past its end)
@@ -649,10 +687,9 @@ def lex_records(df: pd.DataFrame) -> Lexed:
         tok_named[plus_starting(nm)] = True
 
     # ---------------------------------------------------------------- per command
-    cmd_of = np.searchsorted(cmd_pos, r_pos, side="left") - 1  # last command before the line
     fin_idx = np.flatnonzero(is_final & r_event)
     first_final = np.full(n_cmd, -1, np.int64)
-    fc = cmd_of[fin_idx]
+    fc = _cmd_of(cmd_pos, r_pos[fin_idx])
     has_c = fc >= 0
     fc_c, fi_c = fc[has_c], fin_idx[has_c]
     first = np.r_[True, fc_c[1:] != fc_c[:-1]] if len(fc_c) else np.zeros(0, bool)
@@ -661,7 +698,7 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     is_first[np.flatnonzero(has_c)[first]] = True
     orphan = fin_idx[~is_first]
     at_idx = np.flatnonzero(is_at & r_event)
-    ac = cmd_of[at_idx]
+    ac = _cmd_of(cmd_pos, r_pos[at_idx])
     fin_pos_of_cmd = np.where(
         first_final >= 0, r_pos[np.maximum(first_final, 0)], np.iinfo(np.int64).max
     )
@@ -693,11 +730,12 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     lx.echo_wall = np.where(has_echo, r_wall[el] if len(r_wall) else math.nan, math.nan)
     has_final = first_final >= 0
     ff = np.maximum(first_final, 0)
-    word_arr = np.asarray([*words, None], dtype=object)
     if len(r_pos):
         lx.final_pos = np.where(has_final, r_pos[ff], -1)
         lx.final_s = np.where(has_final, r_mono[ff], math.nan)
-        lx.final_result = word_arr[np.where(has_final, res[ff], -1)]
+        lx.final_result = pa.array([*words, None], pa.large_string()).take(
+            pa.array(np.where(has_final, res[ff], len(words)))
+        )
         lx.final_code = np.where(has_final, codes[ff], math.nan)
         detail = np.full(n_cmd, None, dtype=object)
         if details:
@@ -718,9 +756,14 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     err_orphans = orphan[np.isin(res[orphan], err_words)]
     ml_tok = np.flatnonzero(ml_word >= 0)
     ml_tok = ml_tok[[not MULTILINK_WORDS[words[w]] for w in ml_word[ml_tok].tolist()]]
-    tok = np.flatnonzero((tok_fixed | tok_named) & r_event)
-    tok = np.unique(np.concatenate([tok, err_orphans, ml_tok]))
-    tok = tok[np.argsort(r_pos[tok], kind="stable")]
+    tok_mask = tok_fixed | tok_named
+    tok_mask &= r_event
+    tok_mask[err_orphans] = True
+    tok_mask[ml_tok] = True
+    tok = np.flatnonzero(tok_mask)
+    tp = r_pos[tok]
+    if len(tp) > 1 and not (tp[1:] >= tp[:-1]).all():  # usually in order already
+        tok = tok[np.argsort(tp, kind="stable")]
     n_tok = len(tok)
     tid = np.full(n_tok, -1, np.int64)
     is_err_tok = is_final[tok] & (res[tok] >= 0)
@@ -750,12 +793,26 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     lx.tok_http = tok_http[keep]
 
     # the last event's stamp (lex_events: mono of the last event with a time)
-    ev_pos = np.concatenate([s_pos[s_nonempty | is_data], r_pos[r_event]])
-    ev_mono = np.concatenate([mono[s_rec_first[s_nonempty | is_data]], r_mono[r_event]])
-    ok = ~np.isnan(ev_mono)
-    if ok.any():
-        lx.end_s = float(ev_mono[ok][np.argmax(ev_pos[ok])])
+    last = [
+        _last_stamp(s_pos, s_nonempty | is_data, mono[s_rec_first]),
+        _last_stamp(r_pos, r_event, r_mono),
+    ]
+    last = [x for x in last if x is not None]
+    if last:  # the first of the latest (the sent side first, as concatenated)
+        lx.end_s = max(last, key=lambda x: x[0])[1]
     return lx
+
+
+def _last_stamp(pos: np.ndarray, ev: np.ndarray, m: np.ndarray) -> tuple[int, float] | None:
+    """(position, stamp) of the first event at the highest position with a stamp."""
+    import numpy as np
+
+    ok = ~np.isnan(m)
+    ok &= ev
+    if not ok.any():
+        return None
+    k = int(np.argmax(np.where(ok, pos, -1)))
+    return int(pos[k]), float(m[k])
 
 
 def pair_records(df: pd.DataFrame) -> pd.DataFrame:

@@ -204,6 +204,23 @@ def classify_arrays(lines: Any) -> tuple[Any, Any, Any]:
         lines = lines.combine_chunks()
     if not isinstance(lines, pa.Array):
         lines = pa.array(list(lines), type=pa.large_string())
+    if len(lines) > 64:  # commands repeat: classify each distinct line once, broadcast
+        enc = pc.dictionary_encode(lines)
+        if len(enc.dictionary) * 2 < len(lines):
+            u_name, u_kind, u_qos = _classify_unique(enc.dictionary)
+            idx = enc.indices
+            if idx.null_count:
+                return _classify_unique(lines)
+            ix = np.asarray(idx)
+            return u_name.take(idx), u_kind[ix], u_qos[ix]
+    return _classify_unique(lines)
+
+
+def _classify_unique(lines: Any) -> tuple[Any, Any, Any]:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     name = pc.utf8_upper(pc.struct_field(pc.extract_regex(lines, _NAME_RE), "n"))
     missing = np.flatnonzero(np.asarray(name.is_null()))
     if len(missing):

@@ -568,6 +568,16 @@ def _int_col(values: np.ndarray) -> Any:
     return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(np.int64), mask)
 
 
+class _ArrowItems:
+    """``arr[i]`` as a Python value (for the few rows that need one)."""
+
+    def __init__(self, arr: Any) -> None:
+        self.arr = arr
+
+    def __getitem__(self, i: int) -> Any:
+        return self.arr[i].as_py()
+
+
 def match_and_assemble(lx: Lexed) -> pd.DataFrame:
     """Match the tokens to the waiting commands and build the table (see the module doc)."""
     import numpy as np
@@ -580,10 +590,19 @@ def match_and_assemble(lx: Lexed) -> pd.DataFrame:
     n = len(lines)
     names, kind_codes, qos = classify_arrays(lines)
     cid = _completion_ids(names, qos)
-    final_result = np.asarray(lx.final_result, dtype=object)
     final_pos = np.asarray(lx.final_pos, np.int64)
     has_final = final_pos >= 0
-    final_ok = np.isin(final_result, list(_SUCCESS_RESULTS)) & has_final
+    if isinstance(lx.final_result, pa.Array):  # the vectorised lexer's strings
+        import pyarrow.compute as pc
+
+        final_arr = lx.final_result
+        final_result: Any = _ArrowItems(final_arr)
+        ok_set = pa.array(sorted(_SUCCESS_RESULTS), type=final_arr.type)
+        final_ok = np.asarray(pc.is_in(final_arr, value_set=ok_set).fill_null(False), bool)
+        final_ok &= has_final
+    else:
+        final_result = final_arr = np.asarray(lx.final_result, dtype=object)
+        final_ok = np.isin(final_result, list(_SUCCESS_RESULTS)) & has_final
     m = _match(lx, cid, final_ok, final_pos)
     state, urc_s, urc_id = m["state"], m["urc_s"], m["urc_id"]
     urc_name = np.asarray([*_TOK_NAMES, None], dtype=object)[urc_id]
@@ -683,7 +702,7 @@ def match_and_assemble(lx: Lexed) -> pd.DataFrame:
                 "final_to_urc_s": urc_s - final_s,
                 "sent_to_done_s": done_s - sent_s,
                 "echo_to_done_s": done_s - echo_s,
-                "final": _str_col(final_result),
+                "final": _str_col(final_arr),
                 "urc": _vocab_col(_TOK_NAMES, urc_id),
                 "outcome": pd.Categorical.from_codes(outcome, categories=OUTCOMES),
                 "code": _int_col(code),
