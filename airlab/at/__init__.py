@@ -68,6 +68,7 @@ from airlab.at.formats import (
     write_capture,
 )
 from airlab.at.parser import MAX_LINE, AtParser, parse_stream, split_args
+from airlab.at.redact import redact_bytes, redact_transcript
 from airlab.at.transcript import Record, RecordKind, Transcript, TranscriptWriter
 
 __all__ = [
@@ -126,6 +127,8 @@ __all__ = [
     "quote",
     "read_capture",
     "read_sscom_dataframe",
+    "redact_bytes",
+    "redact_transcript",
     "sapbr",
     "split_args",
     "write_capture",

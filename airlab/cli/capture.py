@@ -33,6 +33,8 @@ def convert(
     to_fmt: str | None = None,
     date: str | None = None,
     level: str = "records",
+    redact: bool = False,
+    secrets: Sequence[str] = (),
 ) -> str:
     """Convert ``src`` to ``dst``; returns a one-line summary.
 
@@ -57,6 +59,10 @@ def convert(
     if Path(dst).resolve() == Path(src).resolve():
         raise UsageError("out", "output file must differ from the input file")
     transcript = read_capture(src, fmt=from_fmt, date=day)
+    if redact or secrets:
+        from airlab.at.redact import redact_transcript
+
+        transcript = redact_transcript(transcript, secrets, auto=redact or bool(secrets))
     out_dir = Path(dst).parent
     if not out_dir.is_dir():
         raise CaptureFormatError(dst, f"output directory {str(out_dir)!r} does not exist")
@@ -76,6 +82,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         to_fmt=args.to_fmt,
         date=args.date,
         level=args.level,
+        redact=args.redact,
+        secrets=args.secret or (),
     )
     print(summary)
     return 0
@@ -110,6 +118,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     conv.add_argument(
         "--level", default="records", help="records (default) or events (csv/parquet only)"
+    )
+    conv.add_argument(
+        "--redact",
+        action="store_true",
+        help="mask MQTT passwords, HTTP signs and tokens/secrets in replies (same lengths)",
+    )
+    conv.add_argument(
+        "--secret",
+        action="append",
+        metavar="VALUE",
+        help="also mask this value wherever it appears (repeatable; implies --redact)",
     )
     conv.set_defaults(func=_run_convert)
 
