@@ -55,7 +55,8 @@ class CloudRejected(AirlabError):
     """The cloud (Alibaba Cloud IoT or the local emulator) refused a request.
 
     ``code`` is the platform's code (the JSON ``code`` of an HTTPS reply such as 401 or
-    460, or a CONNACK return code); ``explanation`` carries the emulator's human-readable
+    460, or a CONNACK return code; ``None`` when the module does not show it, as for a
+    refused ``AT+MCONNECT``); ``explanation`` carries the emulator's human-readable
     reason when one is known (expected vs received sign content, ...).
 
     Example:
@@ -63,11 +64,14 @@ class CloudRejected(AirlabError):
         'cloud rejected the request: code 401: request auth error'
     """
 
-    def __init__(self, code: int | str, message: str, explanation: str | None = None) -> None:
+    def __init__(
+        self, code: int | str | None, message: str, explanation: str | None = None
+    ) -> None:
         self.code = code
         self.message = message
         self.explanation = explanation
-        text = f"cloud rejected the request: code {code}: {message}"
+        text = "cloud rejected the request: "
+        text += f"code {code}: {message}" if code is not None else message
         if explanation:
             text += f" ({explanation})"
         super().__init__(text)

@@ -596,14 +596,14 @@ class ModemSession:
         name = command_name(line)
         if name == "+MCONNECT":
             return CloudRejected(
-                "CONNACK",
+                None,
                 "the broker refused the MQTT CONNECT (AT+MCONNECT answered OK, then ERROR; "
                 "the module does not print the CONNACK return code)",
                 MCONNECT_REFUSED_HINT,
             )
         if name == "+MSUB":
             return CloudRejected(
-                "SUBACK", "the broker refused the subscription (OK, then ERROR)", MSUB_REFUSED_HINT
+                None, "the broker refused the subscription (OK, then ERROR)", MSUB_REFUSED_HINT
             )
         return CommandError(
             line,
