@@ -73,6 +73,7 @@ from airlab.at.events import (
     Urc,
     cme_meaning,
 )
+from airlab.at.formats.tables import time_column
 
 if TYPE_CHECKING:
     import numpy as np
@@ -519,17 +520,6 @@ def _match(
     }
 
 
-def _time_column(wall: np.ndarray) -> pd.Series:
-    import numpy as np
-    import pandas as pd
-
-    us = np.round(np.asarray(wall, dtype=float) * 1e6)
-    missing = np.isnan(us)
-    vals = np.where(missing, 0, us).astype(np.int64).view("datetime64[us]")
-    if missing.any():
-        vals = vals.copy()
-        vals[missing] = np.datetime64("NaT")
-    return pd.Series(vals).dt.tz_localize("UTC")
 
 
 def _str_col(values: Any) -> pd.Series:
@@ -683,7 +673,7 @@ def match_and_assemble(lx: Lexed) -> pd.DataFrame:
         df = pd.DataFrame(
             {
                 "seq": np.arange(n, dtype=np.int64),
-                "time": _time_column(wall),
+                "time": time_column(wall),
                 "command": _str_col(lines),
                 "name": _str_col(names),
                 "kind": pd.Categorical.from_codes(kind_codes, categories=KINDS),

@@ -43,6 +43,7 @@ __all__ = [
     "events_frame",
     "read_records_table",
     "records_frame",
+    "time_column",
     "write_csv",
     "write_parquet",
 ]
@@ -53,7 +54,8 @@ KIND_CODES = {k: i for i, k in enumerate(RecordKind)}
 EVENT_KINDS = list(dict.fromkeys(_KIND.values()))
 
 
-def _time_column(wall: np.ndarray) -> pd.Series:
+def time_column(wall: np.ndarray) -> pd.Series:
+    """Unix seconds (NaN = unknown) as a UTC ``datetime64[us]`` Series (NaT for NaN)."""
     import numpy as np
     import pandas as pd
 
@@ -87,7 +89,7 @@ def assemble_records_frame(
     text_col = text if isinstance(text, pd.Series) else pd.Series(text, dtype="str")
     return pd.DataFrame(
         {
-            "time": _time_column(wall),
+            "time": time_column(wall),
             "mono": np.asarray(mono, dtype=float),
             "direction": pd.Categorical.from_codes(
                 np.where(sent, 0, 1).astype(np.int8), categories=DIRECTIONS
@@ -135,7 +137,7 @@ def events_frame(events: Sequence[Event]) -> pd.DataFrame:
 
     return pd.DataFrame(
         {
-            "time": _time_column(np.fromiter((e.wall for e in events), float, len(events))),
+            "time": time_column(np.fromiter((e.wall for e in events), float, len(events))),
             "mono": np.fromiter((e.mono for e in events), float, len(events)),
             "direction": pd.Categorical([e.direction.value for e in events], categories=DIRECTIONS),
             "kind": pd.Categorical([e.kind for e in events], categories=EVENT_KINDS),
