@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from airlab.aliyun.identity import MAX_CLIENT_ID_LENGTH, validate_client_id
-from airlab.aliyun.methods import DEFAULT_SIGN_METHOD, SignMethod
+from airlab.aliyun.methods import SignMethod, wire_sign_method
 from airlab.errors import UsageError
 
 __all__ = ["ClientIdParams", "ParsedClientId", "build_client_id", "parse_client_id"]
@@ -100,13 +100,7 @@ class ParsedClientId:
             >>> parse_client_id("c|signmethod=HmacSHA1|").sign_method
             <SignMethod.HMACSHA1: 'hmacsha1'>
         """
-        text = self.params.get("signmethod")
-        if text is None:
-            return DEFAULT_SIGN_METHOD
-        try:
-            return SignMethod(text.strip().lower())
-        except ValueError:
-            return None
+        return wire_sign_method(self.params.get("signmethod"))
 
     @property
     def timestamp(self) -> str | None:

@@ -20,7 +20,13 @@ from enum import StrEnum
 
 from airlab.errors import UsageError
 
-__all__ = ["DEFAULT_SIGN_METHOD", "SignMethod", "hmac_hex", "parse_sign_method"]
+__all__ = [
+    "DEFAULT_SIGN_METHOD",
+    "SignMethod",
+    "hmac_hex",
+    "parse_sign_method",
+    "wire_sign_method",
+]
 
 
 class SignMethod(StrEnum):
@@ -62,6 +68,21 @@ def parse_sign_method(value: str | SignMethod, field: str = "sign_method") -> Si
     except ValueError:
         known = ", ".join(m.value for m in SignMethod)
         raise UsageError(field, f"unknown sign method {value!r} (use one of {known})") from None
+
+
+def wire_sign_method(text: str | None) -> SignMethod | None:
+    """The sign method a device sent (server side, never raises): absent → the default
+    ``hmacmd5``, any case accepted, an unknown name → ``None``.
+
+    >>> wire_sign_method(None), wire_sign_method("HmacSHA1"), wire_sign_method("sha9")
+    (<SignMethod.HMACMD5: 'hmacmd5'>, <SignMethod.HMACSHA1: 'hmacsha1'>, None)
+    """
+    if text is None:
+        return DEFAULT_SIGN_METHOD
+    try:
+        return SignMethod(text.strip().lower())
+    except ValueError:
+        return None
 
 
 def hmac_hex(secret: str, content: str, method: SignMethod | str, *, upper: bool = False) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from airlab.aliyun.clientid import ParsedClientId, parse_client_id
-from airlab.aliyun.methods import DEFAULT_SIGN_METHOD, SignMethod, hmac_hex
+from airlab.aliyun.methods import SignMethod, hmac_hex, wire_sign_method
 from airlab.aliyun.signing import form_sign_content, signatures_equal
 
 __all__ = [
@@ -97,15 +97,6 @@ class SignatureCheck:
         )
 
 
-def _sign_method(text: str | None) -> SignMethod | None:
-    if text is None:
-        return DEFAULT_SIGN_METHOD
-    try:
-        return SignMethod(text.strip().lower())
-    except ValueError:
-        return None
-
-
 def _check(
     rule: str,
     secret: str,
@@ -114,7 +105,7 @@ def _check(
     received: str,
     reason: str | None = None,
 ) -> SignatureCheck:
-    method = _sign_method(method_text)
+    method = wire_sign_method(method_text)
     received = received if isinstance(received, str) else repr(received)
     masked = mask_secret(secret) if isinstance(secret, str) else "?"
     if reason is None and method is None:
