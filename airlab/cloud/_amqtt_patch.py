@@ -143,20 +143,26 @@ def connack_bytes(code: int, session_present: bool = False) -> bytes:
     return bytes((0x20, 2, 1 if session_present and code == 0 else 0, code))
 
 
+async def _length_tail(reader: asyncio.StreamReader, length: int) -> int:
+    """The rest of an MQTT remaining length whose first byte (continuation bit set) gave
+    ``length`` (its low 7 bits)."""
+    shift = 7
+    while True:
+        b = (await reader.readexactly(1))[0]
+        length |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return length
+        shift += 7
+        if shift > 21:
+            raise _Malformed("remaining length longer than 4 bytes")
+
+
 async def _read_packet(reader: asyncio.StreamReader, limit: int) -> tuple[int, int, bytes]:
     """One MQTT packet: (type, flags, body).  EOF between packets -> IncompleteReadError."""
     head = await reader.readexactly(2)
     length = head[1] & 0x7F
     if head[1] & 0x80:
-        shift = 7
-        while True:
-            b = (await reader.readexactly(1))[0]
-            length |= (b & 0x7F) << shift
-            if not b & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise _Malformed("remaining length longer than 4 bytes")
+        length = await _length_tail(reader, length)
     if length > limit:
         raise _Malformed(f"packet of {length} bytes exceeds {limit}")
     body = await reader.readexactly(length) if length else b""
@@ -183,18 +189,10 @@ async def _read_connect(reader: asyncio.StreamReader) -> _Connect:
         if first[0] == 0x16:
             raise _Malformed("a TLS handshake arrived on the plain-TCP MQTT port")
         raise _Malformed(f"first packet is not CONNECT (byte 0x{first[0]:02x})")
-    # reuse the framing reader for the remaining length + body
-    buf = bytearray()
-    length, shift = 0, 0
-    while True:
-        b = (await reader.readexactly(1))[0]
-        buf.append(b)
-        length |= (b & 0x7F) << shift
-        if not b & 0x80:
-            break
-        shift += 7
-        if shift > 21:
-            raise _Malformed("remaining length longer than 4 bytes")
+    b = (await reader.readexactly(1))[0]
+    length = b & 0x7F
+    if b & 0x80:
+        length = await _length_tail(reader, length)
     if length > MAX_CONNECT:
         raise _Malformed(f"CONNECT of {length} bytes")
     body = await reader.readexactly(length)
