@@ -520,8 +520,6 @@ def _match(
     }
 
 
-
-
 def _str_col(values: Any) -> pd.Series:
     import pandas as pd
     import pyarrow as pa
