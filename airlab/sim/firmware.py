@@ -191,6 +191,21 @@ class _Base:
             raise ArgError("out of range")
         return value
 
+    def _int_setting(self, cmd: Command, attr: str, lo: int, hi: int, test: str, read: str) -> None:
+        """A plain numeric setting: ``=?`` answers ``test``, ``?`` answers ``read`` and the
+        value, ``=<n>`` stores n (``lo``..``hi``) in ``attr`` and answers OK."""
+        if cmd.form == "test":
+            return self._answer([test])
+        if cmd.form == "read":
+            return self._answer([f"{read}{getattr(self, attr)}"])
+        if cmd.form != "set":
+            return self._error()
+        args = split_args(cmd.args)
+        if len(args) != 1:
+            raise ArgError("one value")
+        setattr(self, attr, self._int(args[0].text, lo, hi))
+        self._ok()
+
     # provided by Firmware
     _cmee: int
 
@@ -858,17 +873,7 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         self._start_timer("reboot", self.config.reboot_seconds)
 
     def _h_cmee(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+CMEE: (0-2)"])
-        if cmd.form == "read":
-            return self._answer([f"+CMEE: {self._cmee}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        self._cmee = self._int(args[0].text, 0, 2)
-        self._ok()
+        self._int_setting(cmd, "_cmee", 0, 2, "+CMEE: (0-2)", "+CMEE: ")
 
     def _h_ipr(self, cmd: Command) -> None:
         rates = (0, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400, 460800, 921600)

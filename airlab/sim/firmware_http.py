@@ -131,17 +131,7 @@ class HttpMixin(_Base):
         self._ok()
 
     def _h_httpssl(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+HTTPSSL: (0-1)"])
-        if cmd.form == "read":
-            return self._answer([f"+HTTPSSL: {self._http_ssl}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        self._http_ssl = self._int(args[0].text, 0, 1)
-        self._ok()
+        self._int_setting(cmd, "_http_ssl", 0, 1, "+HTTPSSL: (0-1)", "+HTTPSSL: ")
 
     def _h_httpdata(self, cmd: Command) -> None:
         if cmd.form == "test":

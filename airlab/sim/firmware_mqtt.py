@@ -341,30 +341,10 @@ class MqttMixin(_Base):
             self._mpubex_finish()
 
     def _h_mqttmode(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+MQTTMODE: (0,1)"])
-        if cmd.form == "read":
-            return self._answer([f"+MQTTMODE: {self._mq_hex}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        self._mq_hex = self._int(args[0].text, 0, 1)
-        self._ok()
+        self._int_setting(cmd, "_mq_hex", 0, 1, "+MQTTMODE: (0,1)", "+MQTTMODE: ")
 
     def _h_mqttmsgset(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+MQTTMSGSET:(0,1)"])
-        if cmd.form == "read":
-            return self._answer([f"+MQTTMSGSET:{self._mq_msgset}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        self._mq_msgset = self._int(args[0].text, 0, 1)
-        self._ok()
+        self._int_setting(cmd, "_mq_msgset", 0, 1, "+MQTTMSGSET:(0,1)", "+MQTTMSGSET:")
 
     def _h_mqttmsgget(self, cmd: Command) -> None:
         if cmd.form == "test":
