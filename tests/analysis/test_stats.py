@@ -95,9 +95,6 @@ def test_export_csv_and_parquet(t01: pd.DataFrame, tmp_path: Path) -> None:
 SIMULATED = ROOT / "data" / "simulated"
 
 
-@pytest.mark.skipif(
-    not (SIMULATED / "publishes_tutorial.jsonl").exists(), reason="dataset not generated"
-)
 def test_simulated_dataset_matches_its_tables() -> None:
     from airlab.analysis import pair_records
     from airlab.at import Transcript

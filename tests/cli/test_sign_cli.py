@@ -277,17 +277,6 @@ def test_missing_required_option_exits_2(capsys: pytest.CaptureFixture[str]) -> 
     assert "--device-name" in capsys.readouterr().err
 
 
-def _dispatcher_works() -> bool:
-    try:
-        from airlab.cli import build_parser
-
-        build_parser()
-    except Exception:  # other command groups may not exist yet
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _dispatcher_works(), reason="airlab.cli dispatcher cannot build yet")
 def test_python_dash_m_airlab_sign_direct() -> None:
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
