@@ -30,6 +30,8 @@ __all__ = [
     "validate_client_id",
     "validate_device_name",
     "validate_hex_signature",
+    "validate_platform_device_name",
+    "validate_platform_product_key",
     "validate_product_key",
     "validate_secret",
     "validate_secure_mode",
@@ -67,6 +69,53 @@ def validate_device_name(device_name: str, field: str = "device_name") -> str:
         'light1983432'
     """
     return _check_text(device_name, field, max_length=MAX_DEVICE_NAME_LENGTH)
+
+
+_PLATFORM_DEVICE_NAME = re.compile(r"[A-Za-z0-9_\-@.:]{4,32}")
+_PLATFORM_PRODUCT_KEY = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
+def validate_platform_device_name(device_name: object, field: str = "device_name") -> str:
+    """Return ``device_name`` if the platform would create it: 4-32 characters of
+    letters, digits and ``-_@.:`` (RegisterDevice's rule). The cloud emulator creates
+    devices only through this check, so no name can act as a pattern (``${x}``, ``+``).
+
+    Example:
+        >>> validate_platform_device_name("868488076506128")
+        '868488076506128'
+        >>> validate_platform_device_name("${x}")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        airlab.errors.UsageError: device_name: '${x}' is not a valid DeviceName: ...
+    """
+    if not isinstance(device_name, str):
+        raise UsageError(field, f"must be a string, not {type(device_name).__name__}")
+    if not _PLATFORM_DEVICE_NAME.fullmatch(device_name):
+        shown = device_name if len(device_name) <= 40 else device_name[:40] + "..."
+        raise UsageError(
+            field,
+            f"{shown!r} is not a valid DeviceName: use 4-32 characters of letters, digits "
+            "and - _ @ . :",
+        )
+    return device_name
+
+
+def validate_platform_product_key(product_key: object, field: str = "product_key") -> str:
+    """Return ``product_key`` if it is 1-32 ASCII letters and digits (the platform's
+    keys are 11 such characters, e.g. ``k1hipglLdjU``); the emulator's products use it.
+
+    Example:
+        >>> validate_platform_product_key("a1/b")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        airlab.errors.UsageError: product_key: 'a1/b' is not a valid ProductKey: ...
+    """
+    if not isinstance(product_key, str):
+        raise UsageError(field, f"must be a string, not {type(product_key).__name__}")
+    if not _PLATFORM_PRODUCT_KEY.fullmatch(product_key):
+        shown = product_key if len(product_key) <= 40 else product_key[:40] + "..."
+        raise UsageError(field, f"{shown!r} is not a valid ProductKey: use 1-32 letters and digits")
+    return product_key
 
 
 def validate_product_key(product_key: str, field: str = "product_key") -> str:

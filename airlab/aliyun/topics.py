@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from airlab.errors import UsageError
 
@@ -52,6 +53,7 @@ __all__ = [
     "TopicClass",
     "TopicPermission",
     "check_topic_access",
+    "class_covers",
     "instantiate_topic",
     "parse_topic_permission",
     "topic_covers",
@@ -151,7 +153,9 @@ def instantiate_topic(template: str, product_key: str, device_name: str) -> str:
         ...                   "pk", "dn")
         '/sys/pk/dn/thing/event/${identifier}/post'
     """
-    return template.replace(PK, product_key).replace(DN, device_name)
+    values = {PK: product_key, DN: device_name}
+    # One pass: a name that itself contains "${deviceName}" is not expanded again.
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), template)
 
 
 def _c(template: str, permission: str, *, max_qos: int = 1) -> TopicClass:
@@ -304,11 +308,73 @@ def topic_problem(topic: str, *, is_filter: bool = False) -> str | None:
     return None
 
 
-def _level_regex(level: str) -> re.Pattern[str] | None:
+@lru_cache(maxsize=4096)
+def _level_regex(
+    level: str, product_key: str | None = None, device_name: str | None = None
+) -> re.Pattern[str] | None:
+    """A level with placeholders as a regex: ``${productKey}``/``${deviceName}``, when
+    given, match only their own text; any other placeholder matches one concrete level
+    (no wildcard). None when the level has no placeholder."""
     if not _PLACEHOLDER.search(level):
         return None
-    parts = _PLACEHOLDER.split(level)
-    return re.compile("[^/+#]+".join(re.escape(p) for p in parts))
+    literals = {PK: product_key, DN: device_name}
+    pieces: list[str] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(level):
+        pieces.append(re.escape(level[pos : match.start()]))
+        value = literals.get(match.group(0))
+        pieces.append("[^/+#]+" if value is None else re.escape(value))
+        pos = match.end()
+    pieces.append(re.escape(level[pos:]))
+    return re.compile("".join(pieces))
+
+
+def _covers_levels(
+    plevels: Sequence[str],
+    topic_or_filter: str,
+    product_key: str | None = None,
+    device_name: str | None = None,
+) -> bool:
+    flevels = topic_or_filter.split("/")
+    for index, plevel in enumerate(plevels):
+        if plevel == "#":
+            return True
+        if index >= len(flevels):
+            return False
+        flevel = flevels[index]
+        if flevel == "#":
+            return False
+        if plevel == "+":
+            continue
+        if flevel == "+":  # a wildcard level is covered only by a wildcard level
+            return False
+        regex = _level_regex(plevel, product_key, device_name)
+        if regex is not None:
+            if not regex.fullmatch(flevel):
+                return False
+            continue
+        if plevel != flevel:
+            return False
+    return len(flevels) == len(plevels)
+
+
+def class_covers(
+    topic_class: TopicClass, product_key: str, device_name: str, topic_or_filter: str
+) -> bool:
+    """True if ``topic_class``, filled in for device (pk, dn), covers ``topic_or_filter``.
+
+    The productKey and deviceName are matched as literal text, whatever characters they
+    hold: a device named ``${x}`` or ``+`` gains nothing beyond its own topics.
+
+    Example:
+        >>> get = TopicClass("/${productKey}/${deviceName}/user/get", TopicPermission.SUB)
+        >>> class_covers(get, "pk", "dn", "/pk/dn/user/get")
+        True
+        >>> class_covers(get, "pk", "${x}", "/pk/other/user/get")
+        False
+    """
+    plevels = topic_class.template.split("/")
+    return _covers_levels(plevels, topic_or_filter, product_key, device_name)
 
 
 def topic_covers(pattern: str, topic_or_filter: str) -> bool:
@@ -327,26 +393,7 @@ def topic_covers(pattern: str, topic_or_filter: str) -> bool:
         ...              "/sys/pk/dn/thing/service/Reboot_reply")
         True
     """
-    plevels = pattern.split("/")
-    flevels = topic_or_filter.split("/")
-    for index, plevel in enumerate(plevels):
-        if plevel == "#":
-            return True
-        if index >= len(flevels):
-            return False
-        flevel = flevels[index]
-        if flevel == "#":
-            return False
-        if plevel == "+":
-            continue
-        regex = _level_regex(plevel)
-        if regex is not None:
-            if flevel == "+" or not regex.fullmatch(flevel):
-                return False
-            continue
-        if plevel != flevel:
-            return False
-    return len(flevels) == len(plevels)
+    return _covers_levels(pattern.split("/"), topic_or_filter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,7 +467,7 @@ def check_topic_access(
     levels = len(topic.split("/")) - 1
     matched: TopicClass | None = None
     for candidate in usable:
-        if topic_covers(candidate.topic(product_key, device_name), topic):
+        if class_covers(candidate, product_key, device_name, topic):
             matched = candidate
             break
     if matched is None:
@@ -461,6 +508,8 @@ def _rrpc_match(
         return None
     message_id = parts[3]
     if message_id == "#" or (message_id == "+" and action != "sub"):
+        return None
+    if any("+" in p or "#" in p for p in parts[4:]):
         return None
     inner = "/" + "/".join(parts[4:])
     if inner in _custom_plain(classes, pk, dn):

@@ -46,8 +46,8 @@ from airlab.aliyun import (
     DEFAULT_TOPIC_CLASSES,
     TopicClass,
     TopicPermission,
-    validate_device_name,
-    validate_product_key,
+    validate_platform_device_name,
+    validate_platform_product_key,
     validate_region,
     validate_secret,
     validate_topic_class,
@@ -326,8 +326,7 @@ class Registry:
             >>> reg.add_product("pk1", "s" * 16, region="cn-beijing").region
             'cn-beijing'
         """
-        validate_product_key(product_key)
-        _check_topic_safe(product_key, "product_key")
+        validate_platform_product_key(product_key)
         secret = product_secret if product_secret is not None else _random_text(16)
         validate_secret(secret, "product_secret")
         validate_region(region)
@@ -441,8 +440,7 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             ...
             airlab.errors.UsageError: device_name: device pk1/dev1 already exists
         """
-        validate_device_name(device_name)
-        _check_topic_safe(device_name, "device_name")
+        validate_platform_device_name(device_name)
         secret = device_secret if device_secret is not None else secrets.token_hex(16)
         validate_secret(secret, "device_secret")
         now = self._clock()
@@ -851,9 +849,3 @@ def _as_class(value: TopicClass | tuple[str, str]) -> TopicClass:
         return validate_topic_class(value.template, value.permission)
     template, permission = value
     return validate_topic_class(template, permission)
-
-
-def _check_topic_safe(value: str, field: str) -> None:
-    for char in "/+#":
-        if char in value:
-            raise UsageError(field, f"must not contain {char!r} (it would break topics)")

@@ -160,13 +160,18 @@ def test_registry_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert code == 0 and product["dynamic_registration"] == "on"
     assert len(product["product_secret"]) == 16
     code, out, _ = run(capsys, "add-device", "--db", db, "--product-key", "a1TestPk001",
-                       "--device-name", "d1", "--device-secret", "abc123")  # fmt: skip
+                       "--device-name", "dev1", "--device-secret", "abc123")  # fmt: skip
     assert code == 0 and json.loads(out)["device_secret"] == "abc123"
     code, out, _ = run(capsys, "log", "--db", db)
     assert code == 0 and "empty" in out
     code, _, err = run(capsys, "add-device", "--db", db, "--product-key", "a1TestPk001",
-                       "--device-name", "d1")  # fmt: skip
+                       "--device-name", "dev1")  # fmt: skip
     assert code == 2 and err.startswith("airlab: error: --device-name:") and "exists" in err
+    for hostile in ("${x}", "+", "a/b", "x1"):  # names outside the platform's rule
+        code, _, err = run(capsys, "add-device", "--db", db, "--product-key", "a1TestPk001",
+                           "--device-name", hostile)  # fmt: skip
+        assert code == 2 and err.startswith("airlab: error: --device-name:")
+        assert "not a valid DeviceName" in err
 
 
 @pytest.mark.parametrize(

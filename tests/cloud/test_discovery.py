@@ -164,7 +164,7 @@ def test_remote_cloud_without_a_shared_registry(tmp_path: Path) -> None:
     with CloudEmulator() as cloud:
         remote = RemoteCloud(load_endpoints(cloud.write_endpoints(tmp_path / "ep.json")))
         with pytest.raises(UsageError) as err:
-            remote.add_device(PK, "x1")
+            remote.add_device(PK, "dev0001")
         assert err.value.field == "db"
         assert remote.online_devices() == []
     with pytest.raises(EndpointsError):
