@@ -106,6 +106,7 @@ from airlab.aliyun.verification import (
     connect_sign_content,
     mask_secret,
     parse_username,
+    signature_prefix,
 )
 
 __all__ = [
@@ -178,6 +179,7 @@ __all__ = [
     "register_request",
     "register_sign_content",
     "sign",
+    "signature_prefix",
     "signatures_equal",
     "token_mqtt_credentials",
     "topic_covers",

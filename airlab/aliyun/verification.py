@@ -12,10 +12,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from airlab.aliyun.clientid import ParsedClientId, parse_client_id
+from airlab.aliyun.identity import is_hex
 from airlab.aliyun.methods import SignMethod, hmac_hex, wire_sign_method
 from airlab.aliyun.signing import form_sign_content, signatures_equal
 
@@ -31,6 +32,7 @@ __all__ = [
     "connect_sign_content",
     "mask_secret",
     "parse_username",
+    "signature_prefix",
 ]
 
 DEVICENAME_FORM_UNSIGNED = frozenset({"version", "sign", "resources", "signmethod"})
@@ -51,50 +53,122 @@ def mask_secret(secret: str) -> str:
     return secret[:2] + "*" * (len(secret) - 4) + secret[-2:]
 
 
+SHOWN_PREFIX = 4
+"""Characters of a signature an explanation may show: enough to compare by eye, far
+too few to log in with."""
+
+
+def signature_prefix(value: str) -> str:
+    """The first :data:`SHOWN_PREFIX` characters of a signature and its length, never
+    the whole value (a valid signature is a password: no timestamp window limits it).
+
+    Example:
+        >>> signature_prefix("0f655b12adf519b9a7a2b0a990f398b6")
+        '0f65… (32 characters)'
+        >>> signature_prefix("")
+        '(empty)'
+    """
+    if not value:
+        return "(empty)"
+    return f"{value[:SHOWN_PREFIX]}… ({len(value)} characters)"
+
+
 @dataclass(frozen=True, slots=True)
 class SignatureCheck:
     """Outcome of one signature check; truthy when it passed.
 
     ``rule`` names what was checked (``"mqtt-connect"``, ``"auth-devicename"`` ...);
-    ``reason`` is None on success, else why it failed. ``expected`` is the lowercase
-    hex we computed (empty when we could not compute one).
+    ``reason`` is None on success, else why it failed; ``hint`` says what differs
+    (the algorithm, a field of the sign content) when that could be found out.
+    ``expected`` is the lowercase hex we computed (empty when we could not compute
+    one): it is a valid password, so it is kept out of ``repr`` and :meth:`explain`,
+    which show only :func:`signature_prefix` of it.
     """
 
     rule: str
     ok: bool
     sign_content: str
     sign_method: SignMethod | None
-    expected: str
-    received: str
+    expected: str = field(repr=False)
+    received: str = field(repr=False)
     secret_masked: str
     reason: str | None = None
+    hint: str | None = None
 
     def __bool__(self) -> bool:
         return self.ok
 
     def explain(self) -> str:
-        """A few lines for people: the rule, content, algorithm and both signatures.
+        """A few lines for people: the rule, content, algorithm, what differs, and the
+        first characters of both signatures (never a whole one).
 
         Example:
-            >>> print(SignatureCheck("mqtt-connect", False, "c", SignMethod.HMACMD5, "ab",
-            ...     "cd", "s*", "signature mismatch").explain())
+            >>> print(SignatureCheck("mqtt-connect", False, "c", SignMethod.HMACMD5, "ab12cd",
+            ...     "cd34ef", "s*", "signature mismatch", "the algorithm").explain())
             mqtt-connect: REFUSED (signature mismatch)
               sign content: 'c'
               algorithm:    hmacmd5 with key s*
-              expected:     ab
-              received:     cd
+              differs:      the algorithm
+              expected:     ab12… (6 characters)
+              received:     cd34… (6 characters)
         """
         verdict = "OK" if self.ok else f"REFUSED ({self.reason})"
         method = self.sign_method.value if self.sign_method else "?"
-        return "\n".join(
-            [
-                f"{self.rule}: {verdict}",
-                f"  sign content: {self.sign_content!r}",
-                f"  algorithm:    {method} with key {self.secret_masked}",
-                f"  expected:     {self.expected}",
-                f"  received:     {self.received}",
-            ]
+        lines = [
+            f"{self.rule}: {verdict}",
+            f"  sign content: {self.sign_content!r}",
+            f"  algorithm:    {method} with key {self.secret_masked}",
+        ]
+        if self.hint:
+            lines.append(f"  differs:      {self.hint}")
+        lines += [
+            f"  expected:     {signature_prefix(self.expected)}",
+            f"  received:     {signature_prefix(self.received)}",
+        ]
+        return "\n".join(lines)
+
+
+_HEX_DIGITS = {SignMethod.HMACMD5: 32, SignMethod.HMACSHA1: 40, SignMethod.HMACSHA256: 64}
+
+
+def _difference(
+    secret: str,
+    content: str,
+    method: SignMethod,
+    received: str,
+    variants: Sequence[tuple[str, str]],
+) -> str:
+    """Say what differs between ``received`` and HMAC(secret, content), without the
+    expected value: the format, the algorithm, or one field of the sign content."""
+    text = received.strip()
+    if not text:
+        return "the signature is empty"
+    if text != received:
+        return "the signature has spaces or line breaks around it"
+    if not is_hex(text):
+        return "the signature is not hexadecimal: send the HMAC as hex digits"
+    others = [m for m in SignMethod if m is not method]
+    for other in others:
+        if signatures_equal(hmac_hex(secret, content, other), text):
+            return (
+                f"the algorithm: the signature is {other.value} of the right content, "
+                f"but {method.value} was asked for (signmethod)"
+            )
+    if len(text) != _HEX_DIGITS[method]:
+        guess = [m.value for m in SignMethod if _HEX_DIGITS[m] == len(text)]
+        also = f" ({guess[0]} gives {len(text)})" if guess else ""
+        return (
+            f"the length: {method.value} gives {_HEX_DIGITS[method]} hex digits, the "
+            f"signature has {len(text)}{also}"
         )
+    for label, variant in variants:
+        for candidate in (method, *others):
+            if signatures_equal(hmac_hex(secret, variant, candidate), text):
+                return label
+    return (
+        "the value: the signature is not the HMAC of this sign content with this secret; "
+        "check the secret and each field of the sign content"
+    )
 
 
 def _check(
@@ -104,6 +178,7 @@ def _check(
     method_text: str | None,
     received: str,
     reason: str | None = None,
+    variants: Sequence[tuple[str, str]] = (),
 ) -> SignatureCheck:
     method = wire_sign_method(method_text)
     received = received if isinstance(received, str) else repr(received)
@@ -115,8 +190,11 @@ def _check(
     expected = ""
     if method is not None and isinstance(secret, str) and secret:
         expected = hmac_hex(secret, content, method)
+    hint = None
     if reason is None and not signatures_equal(expected, received):
         reason = "signature mismatch"
+        assert method is not None
+        hint = _difference(secret, content, method, received, variants)
     return SignatureCheck(
         rule=rule,
         ok=reason is None,
@@ -126,6 +204,7 @@ def _check(
         received=received,
         secret_masked=masked,
         reason=reason,
+        hint=hint,
     )
 
 
@@ -196,7 +275,55 @@ def check_mqtt_connect(
     user = parse_username(username)
     content = connect_sign_content(parsed, user)
     reason = parsed.reason or user.reason
-    return _check("mqtt-connect", device_secret, content, parsed.sign_method_text, password, reason)
+    return _check(
+        "mqtt-connect",
+        device_secret,
+        content,
+        parsed.sign_method_text,
+        password,
+        reason,
+        _connect_variants(client_id, parsed, user),
+    )
+
+
+def _connect_variants(
+    client_id: str, parsed: ParsedClientId, user: ParsedUsername
+) -> list[tuple[str, str]]:
+    """Sign contents a device may have signed by mistake, each with what differs."""
+    base = {
+        "clientId": parsed.client_id,
+        "deviceName": user.device_name,
+        "productKey": user.product_key,
+    }
+    if parsed.timestamp is not None:
+        base["timestamp"] = parsed.timestamp
+    variants: list[tuple[str, str]] = []
+    if client_id != parsed.client_id:
+        variants.append(
+            (
+                "clientId: the whole client id, |…| block included, was signed; sign only "
+                "the part before the first '|'",
+                form_sign_content({**base, "clientId": client_id}),
+            )
+        )
+    if parsed.timestamp is not None:
+        without = {k: v for k, v in base.items() if k != "timestamp"}
+        variants.append(
+            (
+                "timestamp: the client id carries timestamp=…, so it must be signed too",
+                form_sign_content(without),
+            )
+        )
+    variants.append(
+        (
+            "deviceName/productKey: the two were swapped (the username is "
+            "'<deviceName>&<productKey>')",
+            form_sign_content(
+                {**base, "deviceName": user.product_key, "productKey": user.device_name}
+            ),
+        )
+    )
+    return variants
 
 
 def check_mqtt_register_connect(
@@ -242,7 +369,16 @@ def _form_check(
     missing = [name for name in required if not params.get(name)]
     reason = f"missing parameter(s): {', '.join(missing)}" if missing else None
     content = form_sign_content(params, exclude=unsigned)
-    return _check(rule, secret, content, params.get(method_key), params.get("sign", ""), reason)
+    variants = [
+        (
+            f"the fields: {', '.join(sorted(unsigned - {'sign'}))} must be left out of the "
+            "sign content",
+            form_sign_content(params, exclude=frozenset({"sign"})),
+        )
+    ]
+    return _check(
+        rule, secret, content, params.get(method_key), params.get("sign", ""), reason, variants
+    )
 
 
 def check_devicename_form(params: Mapping[str, str], device_secret: str) -> SignatureCheck:

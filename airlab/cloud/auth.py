@@ -75,6 +75,7 @@ from airlab.aliyun import (
     mqtt_host,
     parse_client_id,
     parse_username,
+    signature_prefix,
 )
 from airlab.aliyun.clientid import ParsedClientId
 from airlab.aliyun.identity import MAX_CLIENT_ID_LENGTH
@@ -128,11 +129,14 @@ def _dumps(value: object) -> bytes:
 
 
 def _sign_details(check: SignatureCheck, **extra: str) -> dict[str, str]:
+    """What a refusal may show: never a whole signature, expected or received (either
+    can be a valid password, and no timestamp window limits its use)."""
     details = {
         "sign_content": check.sign_content,
         "algorithm": check.sign_method.value if check.sign_method else "?",
-        "expected": check.expected,
-        "received": check.received,
+        "differs": check.hint or check.reason or "?",
+        "expected": signature_prefix(check.expected),
+        "received": signature_prefix(check.received),
         "secret": check.secret_masked,
     }
     details.update(extra)
