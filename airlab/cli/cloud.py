@@ -6,7 +6,8 @@
 * ``add-product`` / ``add-device`` create registry rows (also while ``serve`` runs on
   the same ``--db``); ``add-device`` prints the DeviceSecret it stored;
 * ``log`` prints the connection and message logs, refusals with their reasons
-  (``--csv`` for a CSV table);
+  (``--csv`` for a CSV table); secrets and tokens in payloads (a registration push's
+  ``deviceSecret``, a ``deviceToken``) are masked unless ``--show-secrets``;
 * ``publish`` sends a cloud-to-device message through the running service's admin API.
 
 Bad input exits with status 2 and one line naming the option.
@@ -115,6 +116,11 @@ def register(subparsers: Any) -> None:
     log.add_argument("--db", help="registry file")
     log.add_argument("--csv", action="store_true", help="write CSV instead of a table")
     log.add_argument("--device", help="only this device (productKey/deviceName)")
+    log.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print secrets and tokens in message payloads (masked by default)",
+    )
     log.set_defaults(func=_log)
 
     publish = group.add_parser("publish", help="publish to a device through the running service")
@@ -307,7 +313,8 @@ _CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def _log_rows(db: Path, device: str | None) -> list[dict[str, Any]]:
+def _log_rows(db: Path, device: str | None, show_secrets: bool = False) -> list[dict[str, Any]]:
+    from airlab.at.redact import redact_bytes
     from airlab.cloud.model import CONNACK_MEANINGS, DeviceRef
     from airlab.cloud.registry import Registry
 
@@ -358,7 +365,9 @@ def _log_rows(db: Path, device: str | None) -> list[dict[str, Any]]:
                 "topic": m.topic,
                 "qos": m.qos,
                 "size": len(m.payload),
-                "payload": m.payload.decode("utf-8", errors="replace"),
+                "payload": (m.payload if show_secrets else redact_bytes(m.payload)).decode(
+                    "utf-8", errors="replace"
+                ),
                 "reason": m.reason or "",
             }
         )
@@ -372,7 +381,7 @@ def _iso(seconds: float) -> str:
 
 def _log(args: argparse.Namespace) -> int:
     db = _existing_db(args.db)
-    rows = _log_rows(db, args.device)
+    rows = _log_rows(db, args.device, args.show_secrets)
     if args.csv:
         writer = csv.DictWriter(
             sys.stdout, _CSV_COLUMNS, extrasaction="ignore", lineterminator="\n"

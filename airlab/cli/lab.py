@@ -163,7 +163,8 @@ def start_cloud_service(
         "--watch-pid", str(os.getpid()),
     ]  # fmt: skip
     log_path = log_path or db.with_name("cloud.log")
-    with open(log_path, "ab") as log:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **_child_options()
         )

@@ -29,7 +29,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
 import secrets
 import sqlite3
@@ -260,6 +262,8 @@ class Registry:
         self.path = str(path)
         self._clock = clock
         self._lock = threading.RLock()
+        if self.path != ":memory:":
+            _make_private(self.path)
         self._conn = sqlite3.connect(
             self.path, timeout=10.0, isolation_level=None, check_same_thread=False
         )
@@ -849,3 +853,23 @@ def _as_class(value: TopicClass | tuple[str, str]) -> TopicClass:
         return validate_topic_class(value.template, value.permission)
     template, permission = value
     return validate_topic_class(template, permission)
+
+
+def _make_private(path: str) -> None:
+    """Create the registry file (and its ``-wal``/``-shm`` companions, if any) readable
+    by its owner only: it holds secrets and tokens. SQLite creates the WAL and SHM files
+    with the main file's permissions, so they follow."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # sqlite3.connect reports the problem in its own words
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            companion = path + suffix
+            if os.stat(companion).st_uid == os.getuid():
+                os.chmod(companion, 0o600)
