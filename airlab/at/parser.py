@@ -9,8 +9,12 @@ Sent side (host -> module): command lines (CR, LF or CRLF; empty lines ignored) 
 ``AT+MPUBEX``, ``AT+CIPSEND``, ``AT+FSWRITE``, ``AT+HTTPEXPOST``, see
 :data:`~airlab.at.urcs.DATA_PHASE_COMMANDS`) the raw bytes that follow become one
 :class:`~airlab.at.events.DataSent` (by announced length, else up to 0x1A; 0x1B aborts).
-Data written before the prompt was seen is classified the same way; a final result
-received before any data was sent cancels the data phase (the command failed).
+Data written before the prompt was seen is classified the same way.  Any final result
+ends the data phase, as it does in the module: after a refusal (``ERROR`` / ``+CME
+ERROR`` instead of the prompt) the bytes already written before it (the CR LF of a
+``CR CR LF`` line ending, or data sent blindly) are parsed again as command lines;
+after the prompt (a short data phase whose timer expired) they are one short
+:class:`~airlab.at.events.DataSent`.
 
 Received side (module -> host): lines framed by CR/LF become
 :class:`~airlab.at.events.Echo`, :class:`~airlab.at.events.InfoLine`,
@@ -230,13 +234,14 @@ class _Body:
 class _DataPhase:
     """A host data phase announced by a command (sent side)."""
 
-    __slots__ = ("buf", "command", "mono", "remaining", "started", "wall")
+    __slots__ = ("buf", "command", "mono", "prompted", "remaining", "started", "wall")
 
     def __init__(self, command: str, length: int | None) -> None:
         self.command = command
         self.remaining = length  # None: until 0x1A / 0x1B
         self.buf = bytearray()
         self.started = False
+        self.prompted = False  # the module printed DOWNLOAD / '>' for it
         self.wall = 0.0
         self.mono = 0.0
 
@@ -485,11 +490,26 @@ class AtParser:
         spec = DATA_PHASE_COMMANDS.get(name) if name else None
         self._gt_ok = spec is not None and spec.prompt == ">"
 
-    def _end_command(self) -> None:
-        self._set_pending(None, echoed=False)
+    def _final(self, final: FinalResult, out: list[Event]) -> None:
+        """A final result: the pending command is over, and so is its data phase.
+
+        The module reads commands again after any final result: a refusal (``ERROR``
+        / ``+CME ERROR`` instead of the prompt) or the end of a short data phase (its
+        timer expired).  Bytes the host sent after the prompt become one (short)
+        :class:`DataSent` before the result; bytes sent before any prompt (the CR LF
+        of a ``CR CR LF`` line ending, or data written blindly) went to the module's
+        command interpreter, so they are parsed again as command lines, after it.
+        """
         dp = self._dp
-        if dp is not None and not dp.started:
-            self._dp = None  # the command failed before its data phase
+        self._dp = None
+        if dp is not None and dp.started and dp.prompted:
+            out.append(
+                DataSent(wall=dp.wall, mono=dp.mono, raw=bytes(dp.buf), for_command=dp.command)
+            )
+        out.append(final)
+        self._set_pending(None, echoed=False)
+        if dp is not None and dp.started and not dp.prompted and dp.buf:
+            self._sent(bytes(dp.buf), dp.wall, dp.mono, out)
 
     # ------------------------------------------------------------------ received side
 
@@ -684,6 +704,8 @@ class AtParser:
 
     def _prompt(self, raw: bytes, prompt: str, wall: float, mono: float, out: list[Event]) -> None:
         out.append(Prompt(wall=wall, mono=mono, raw=raw, prompt=prompt))
+        if self._dp is not None:
+            self._dp.prompted = True
         if prompt == ">":
             self._gt_ok = False
 
@@ -731,22 +753,19 @@ class AtParser:
         # 1. final results
         word = FINAL_RESULTS.get(t)
         if word is not None:
-            out.append(FinalResult(wall=wall, mono=mono, raw=lb, result=word))
-            self._end_command()
+            self._final(FinalResult(wall=wall, mono=mono, raw=lb, result=word), out)
             return
         c0 = t[0]
         if c0 == "+" and t.startswith(ERROR_PREFIXES):
-            out.append(self._error_result(lb, t, wall, mono))
-            self._end_command()
+            self._final(self._error_result(lb, t, wall, mono), out)
             return
         if c0 == "D":
             if t.startswith("DATA ACCEPT"):
                 nums = re.findall(r"\d+", t)
                 code = int(nums[-1]) if nums else None
-                out.append(
-                    FinalResult(wall=wall, mono=mono, raw=lb, result="DATA ACCEPT", code=code)
+                self._final(
+                    FinalResult(wall=wall, mono=mono, raw=lb, result="DATA ACCEPT", code=code), out
                 )
-                self._end_command()
                 return
             if t == "DOWNLOAD":
                 self._prompt(lb, "DOWNLOAD", wall, mono, out)
@@ -794,8 +813,7 @@ class AtParser:
                 word = m.group(2)
                 final = MULTILINK_WORDS.get(word)
                 if final is True:
-                    out.append(FinalResult(wall=wall, mono=mono, raw=lb, result=word))
-                    self._end_command()
+                    self._final(FinalResult(wall=wall, mono=mono, raw=lb, result=word), out)
                     return
                 if final is False:
                     out.append(

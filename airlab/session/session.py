@@ -77,6 +77,10 @@ log = logging.getLogger("airlab.session")
 
 #: URCs (and an unsolicited ``ERROR`` after ``OK``) that end a two-phase wait in failure.
 DEFAULT_FAIL: tuple[str, ...] = ("ERROR", "CLOSED", "CONNECT FAIL")
+#: Accepted ``line_ending`` values; ``"\r\r\n"`` is what a terminal sends when the typed
+#: line already ends with CR and the tool appends CR LF (the module ends the command at
+#: the first CR and reads the rest as a blank line, or as data after a prompt).
+LINE_ENDINGS: tuple[str, ...] = ("\r\n", "\r", "\n", "\r\r\n")
 #: What to do when ``AT+MCONNECT`` comes too late after ``CONNECT OK`` (or after CLOSED).
 LATE_MCONNECT_POLICIES = ("reconnect", "warn", "raise")
 
@@ -102,10 +106,11 @@ class ModemSession:
     chunk by chunk, kept in memory too), a :class:`~airlab.at.transcript.Transcript` to
     append to, or None (in memory).  ``default_timeout``: seconds for a final result;
     ``urc_timeout``: seconds for a two-phase command's URC.  ``line_ending``: appended
-    to every command (a real module accepts CR too).  ``mconnect_window``: seconds after
-    ``CONNECT OK`` within which ``AT+MCONNECT`` must follow (the server drops an idle
-    link after ~5 s); ``late_mconnect``: ``"reconnect"`` (warn, reopen the link with the
-    last MIPSTART line, then MCONNECT), ``"warn"`` (warn and send anyway) or ``"raise"``.
+    to every command (a real module accepts CR too; see :data:`LINE_ENDINGS`).
+    ``mconnect_window``: seconds after ``CONNECT OK`` within which ``AT+MCONNECT``
+    must follow (the server drops an idle link after ~5 s); ``late_mconnect``:
+    ``"reconnect"`` (warn, reopen the link with the last MIPSTART line, then
+    MCONNECT), ``"warn"`` (warn and send anyway) or ``"raise"``.
     ``close_port``: close the port in :meth:`close` (default true).
     """
 
@@ -127,8 +132,8 @@ class ModemSession:
             raise UsageError(
                 "late_mconnect", f"must be one of {LATE_MCONNECT_POLICIES}, got {late_mconnect!r}"
             )
-        if line_ending not in ("\r\n", "\r", "\n"):
-            raise UsageError("line_ending", "must be '\\r\\n', '\\r' or '\\n'")
+        if line_ending not in LINE_ENDINGS:
+            raise UsageError("line_ending", "must be '\\r\\n', '\\r', '\\n' or '\\r\\r\\n'")
         for name, value in (
             ("default_timeout", default_timeout),
             ("urc_timeout", urc_timeout),

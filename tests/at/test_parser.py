@@ -537,6 +537,83 @@ def test_failed_data_command_cancels_data_phase() -> None:
     assert kinds(events) == ["command", "echo", "final", "command"]
 
 
+REFUSED_DATA_COMMANDS = [
+    (b"AT+HTTPDATA=5000,1000", b"ERROR"),  # DOWNLOAD phase, length out of range
+    (b'AT+MPUBEX="t",0,0,50', b"+CME ERROR: 767"),  # '>' phase, MQTT down
+    (b"AT+CIPSEND=5", b"ERROR"),  # '>' phase, no link
+]
+
+
+@pytest.mark.parametrize(("line", "final"), REFUSED_DATA_COMMANDS)
+@pytest.mark.parametrize("echo", [True, False], ids=["ATE1", "ATE0"])
+def test_refused_data_command_sent_with_cr_cr_lf_ends_the_data_phase(
+    line: bytes, final: bytes, echo: bool
+) -> None:
+    # Audit item 8: the CR LF after the CR used to start the data phase, so the
+    # refusal did not cancel it and the next command was taken as payload.
+    echoed = line + b"\r\r\n" if echo else b""
+    nxt = b"AT\r\n" if echo else b""
+    events = parse_stream(
+        [
+            (S, line + b"\r\r\n", 0, 0),
+            (R, echoed + final + b"\r\n", 1, 1),  # the simulator's exact bytes
+            (S, b"AT\r\n", 2, 2),
+            (R, nxt + b"\r\nOK\r\n", 3, 3),
+        ]
+    )
+    expected = ["command", "echo", "final", "command", "echo", "final"]
+    assert kinds(events) == (expected if echo else ["command", "final", "command", "final"])
+    assert not [e for e in events if isinstance(e, DataSent)]
+    assert [e.line for e in events if isinstance(e, CommandSent)] == [line.decode(), "AT"]
+
+
+def test_refused_data_command_returns_early_data_to_the_command_parser() -> None:
+    # bytes written before the module refused the data phase are what its AT
+    # interpreter reads next: commands, not payload
+    events = parse_stream(
+        [
+            (S, b'AT+MPUBEX="t",0,0,20\r\nAT+CSQ\r\n', 0, 0),
+            (R, b'AT+MPUBEX="t",0,0,20\r\n\r\n+CME ERROR: 767\r\n', 1, 1),
+            (R, b"AT+CSQ\r\n\r\n+CSQ: 25,0\r\n\r\nOK\r\n", 2, 2),
+        ]
+    )
+    assert kinds(events) == ["command", "echo", "final", "command", "echo", "info", "final"]
+    assert events[3].line == "AT+CSQ" and events[3].mono == 0
+
+
+def test_final_result_after_the_prompt_ends_a_short_data_phase() -> None:
+    # fewer bytes than announced: the module's timer expires, it answers OK and reads
+    # commands again; the bytes sent so far are one (short) DataSent
+    events = parse_stream(
+        [
+            (S, b"AT+HTTPDATA=10,1000\r\n", 0, 0),
+            (R, b"AT+HTTPDATA=10,1000\r\n\r\nDOWNLOAD\r\n", 1, 1),
+            (S, b"abc", 2, 2),
+            (R, b"\r\nOK\r\n", 3, 3),
+            (S, b"AT\r\n", 4, 4),
+            (R, b"AT\r\n\r\nOK\r\n", 5, 5),
+        ]
+    )
+    first, then = ["command", "echo", "prompt", "data", "final"], ["command", "echo", "final"]
+    assert kinds(events) == [*first, *then]
+    assert events[3].raw == b"abc" and events[3].mono == 2
+
+
+def test_accepted_data_command_with_cr_cr_lf_takes_the_crlf_as_data() -> None:
+    # like the module (and the simulator): the command ends at the first CR, the
+    # CR LF after it are the first two data bytes
+    events = parse_stream(
+        [
+            (S, b"AT+HTTPDATA=5,1000\r\r\n", 0, 0),
+            (R, b"AT+HTTPDATA=5,1000\r\r\nDOWNLOAD\r\n", 1, 1),
+            (S, b"abcde", 2, 2),
+            (R, b"\r\nOK\r\nde", 3, 3),
+        ]
+    )
+    assert kinds(events)[:5] == ["command", "echo", "prompt", "data", "final"]
+    assert events[3].raw == b"\r\nabc"
+
+
 def test_sent_side_line_endings() -> None:
     p = AtParser()
     out = p.feed_sent(b"AT\r", 0, 0)

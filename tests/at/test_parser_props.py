@@ -53,12 +53,35 @@ SYNTHETIC: list[Record] = [
 ]
 
 
+# refused data phases (CR CR LF, data written before the refusal), a short data phase
+REFUSED: list[Record] = [
+    (S, b"AT+HTTPDATA=5000,1000\r\r\n"),
+    (R, b"AT+HTTPDATA=5000,1000\r\r\nERROR\r\n"),
+    (S, b"AT\r\n"),
+    (R, b"AT\r\n\r\nOK\r\n"),
+    (S, b'AT+MPUBEX="t",0,0,50\r\r\nAT+CSQ\r\nAT+CGATT?\r'),
+    (R, b'AT+MPUBEX="t",0,0,50\r\r\n\r\n+CME ERROR: 767\r\n'),
+    (R, b"AT+CSQ\r\n\r\n+CSQ: 25,0\r\n\r\nOK\r\n"),
+    (S, b"\n"),
+    (R, b"AT+CGATT?\r\r\n+CGATT: 1\r\n\r\nOK\r\n"),
+    (S, b"AT+HTTPDATA=10,1000\r\n"),
+    (R, b"AT+HTTPDATA=10,1000\r\n\r\nDOWNLOAD\r\n"),
+    (S, b"abc"),
+    (R, b"\r\nOK\r\n"),
+    (S, b"AT+CIPSEND=5\r\r\n"),
+    (R, b"AT+CIPSEND=5\r\r\nERROR\r\n"),
+    (S, b"ATI\r\n"),
+    (R, b"ATI\r\n\r\nAir780EP\r\n\r\nOK\r\n"),
+]
+
+
 def _records_from_chunks(chunks) -> list[Record]:
     return [(d, data) for d, data, _w, _m in chunks]
 
 
 STREAMS: dict[str, list[Record]] = {
     "synthetic": SYNTHETIC,
+    "refused": REFUSED,
     "http_auth": _records_from_chunks(sscom_chunks(find_capture("seed_http_auth_then_mqtt"))),
     "T04": _records_from_chunks(sscom_chunks(find_capture("T04"))),
     "T05": _records_from_chunks(sscom_chunks(find_capture("T05"))),
@@ -118,6 +141,22 @@ def test_reference_streams_have_the_interesting_events() -> None:
     assert {"Prompt", "DataSent", "Payload", "Urc", "Garbage", "Echo", "InfoLine"} <= kinds
     datas = [k for k in reference("synthetic") if k[0] == "DataSent"]
     assert [d[1] for d in datas] == [b"a=1\r\nb=2\r\n", b"\r\n>x", b"hi\r\nthere", b"abcde"]
+
+
+def test_refused_stream_has_no_data_taken_from_commands() -> None:
+    ref = reference("refused")
+    commands = [k[-1] for k in ref if k[0] == "CommandSent"]
+    assert commands == [
+        "AT+HTTPDATA=5000,1000",
+        "AT",
+        'AT+MPUBEX="t",0,0,50',
+        "AT+CSQ",
+        "AT+CGATT?",
+        "AT+HTTPDATA=10,1000",
+        "AT+CIPSEND=5",
+        "ATI",
+    ]
+    assert [k[1] for k in ref if k[0] == "DataSent"] == [b"abc"]
 
 
 def _check(events: list[Event]) -> None:
