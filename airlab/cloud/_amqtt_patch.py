@@ -28,6 +28,7 @@ import logging
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -65,6 +66,7 @@ MAX_SUBSCRIPTIONS = 100
 MAX_OFFLINE_QUEUE = 1000  # QoS1 messages kept for an offline persistent session
 CLOSE_GRACE = 1.0  # seconds before a closing transport is aborted
 KICK_WAIT = 3.0
+LOG_WAIT = 5.0  # seconds a refusal waits for its log record before it is answered anyway
 KICK_PAYLOAD = b'{"title":"kick","content":"Kicked by the same device"}'
 
 # packet types
@@ -235,6 +237,11 @@ def _valid_filter(f: str) -> bool:
     return True
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _why(explanation: Explanation | None, default: str) -> str:
     if explanation is None:
         return default
@@ -385,11 +392,36 @@ class EmuBroker(Broker):
             if exc is not None and not isinstance(exc, TimeoutError | asyncio.TimeoutError):
                 log.debug("delivery task failed: %r", exc)
 
-    def _log_conn(self, event: str, accepted: bool, **kw: Any) -> None:
+    def _log_conn(
+        self, event: str, accepted: bool, on_commit: Callable[[], None] | None = None, **kw: Any
+    ) -> None:
+        record = ConnectionEvent(time.time(), "mqtt", event, accepted, **kw)
         try:
-            self.rules.log_connection(ConnectionEvent(time.time(), "mqtt", event, accepted, **kw))
+            if on_commit is None:
+                self.rules.log_connection(record)
+            else:
+                self.rules.log_connection(record, on_commit)
         except Exception:
             log.exception("rules.log_connection failed")
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> Callable[[], None]:
+        """A callback for another thread (the registry's writer) that runs ``fn(*args)``
+        on this broker's loop."""
+        loop = asyncio.get_running_loop()
+
+        def call() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has stopped meanwhile
+                loop.call_soon_threadsafe(fn, *args)
+
+        return call
+
+    async def _log_refusal(self, event: str, **kw: Any) -> None:
+        """Log a refusal and wait until it is committed, so the device (and a lesson
+        asking ``explain_last_refusal()`` right after) never learns of it first."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._log_conn(event, False, self._on_loop(_resolve, committed), **kw)
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(committed, LOG_WAIT)
 
     def _log_msg(
         self,
@@ -401,13 +433,16 @@ class EmuBroker(Broker):
         device: DeviceRef | None,
         client_id: str | None,
         reason: str | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
+        record = MessageRecord(
+            time.time(), direction, topic, qos, payload, accepted, device, client_id, reason
+        )
         try:
-            self.rules.log_message(
-                MessageRecord(
-                    time.time(), direction, topic, qos, payload, accepted, device, client_id, reason
-                )
-            )
+            if on_commit is None:
+                self.rules.log_message(record)
+            else:
+                self.rules.log_message(record, on_commit)
         except Exception:
             log.exception("rules.log_message failed")
 
@@ -498,10 +533,8 @@ class EmuBroker(Broker):
                 _abort(writer)
                 return
             except _Unsupported as exc:
-                writer.write(connack_bytes(1))
-                self._log_conn(
+                await self._log_refusal(
                     "refused",
-                    False,
                     remote=remote,
                     code=1,
                     reason=CONNACK_MEANINGS[1],
@@ -510,6 +543,7 @@ class EmuBroker(Broker):
                         f"unsupported {exc}; the emulator speaks MQTT 3.1 and 3.1.1",
                     ),
                 )
+                writer.write(connack_bytes(1))
                 _close_writer(writer)
                 return
             except (_Malformed, asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -530,10 +564,8 @@ class EmuBroker(Broker):
             )
             decision = self._decide(request)
             if not decision.accepted:
-                writer.write(connack_bytes(decision.return_code))
-                self._log_conn(
+                await self._log_refusal(
                     "refused",
-                    False,
                     device=decision.device,
                     client_id=connect.client_id,
                     remote=remote,
@@ -541,6 +573,7 @@ class EmuBroker(Broker):
                     reason=CONNACK_MEANINGS.get(decision.return_code),
                     explanation=decision.explanation,
                 )
+                writer.write(connack_bytes(decision.return_code))
                 _close_writer(writer)
                 return
             conn = await self._accept(request, decision, writer)
@@ -737,7 +770,7 @@ class EmuBroker(Broker):
                     conn.write(_PINGRESP)
                 elif ptype == _SUBSCRIBE:
                     conn.last_rx = loop.time()
-                    self._on_subscribe(conn, body)
+                    await self._on_subscribe(conn, body)
                 elif ptype == _UNSUBSCRIBE:
                     self._on_unsubscribe(conn, body)
                 elif ptype == _DISCONNECT:
@@ -783,8 +816,9 @@ class EmuBroker(Broker):
             )
             conn.close("protocol", "QoS 2 PUBLISH is not supported by the platform")
             return True
-        if qos == 1:
-            conn.write(b"\x40\x02" + pid)  # PUBACK even when the message is refused
+        # PUBACK even when the message is refused, and only once its log record is
+        # committed: no acknowledged uplink can be missing from the log after a crash
+        ack = self._on_loop(conn.write, b"\x40\x02" + pid) if qos == 1 else None
         if len(payload) > MAX_PAYLOAD:
             self._log_msg(
                 "up",
@@ -795,6 +829,7 @@ class EmuBroker(Broker):
                 conn.device,
                 conn.client_id,
                 f"message of {len(payload)} bytes exceeds 256 KB: discarded",
+                ack,
             )
             return False
         rate = conn.over_rate(qos, self.uplink_limits, time.monotonic())
@@ -802,7 +837,9 @@ class EmuBroker(Broker):
             # the platform drops throttled uplinks silently (log text as in its log service)
             limit = self.uplink_limits[qos]  # type: ignore[index]
             reason = f"Rate limit:{limit},current qps:{rate}"
-            self._log_msg("up", topic, qos, payload, False, conn.device, conn.client_id, reason)
+            self._log_msg(
+                "up", topic, qos, payload, False, conn.device, conn.client_id, reason, ack
+            )
             return False
         perm: Permission = self.rules.may_publish(conn.device, topic, qos)
         if not perm.allowed:
@@ -815,10 +852,11 @@ class EmuBroker(Broker):
                 conn.device,
                 conn.client_id,
                 _why(perm.explanation, "No authorization"),
+                ack,
             )
             return False
         self.route(topic, payload, qos)
-        self._log_msg("up", topic, qos, payload, True, conn.device, conn.client_id)
+        self._log_msg("up", topic, qos, payload, True, conn.device, conn.client_id, None, ack)
         for push in self.rules.replies_to(conn.device, topic, payload):
             recipients = self.route(push.topic, push.payload, min(push.qos, 1))
             self._log_msg(
@@ -833,7 +871,7 @@ class EmuBroker(Broker):
             )
         return False
 
-    def _on_subscribe(self, conn: Conn, body: bytes) -> None:
+    async def _on_subscribe(self, conn: Conn, body: bytes) -> None:
         _u16(body, 0)  # packet id, echoed from body[:2]
         pos = 2
         requested: list[tuple[str, int]] = []
@@ -864,9 +902,8 @@ class EmuBroker(Broker):
                     why = _why(explanation, "No authorization")
             if why is not None:
                 codes.append(0x80)
-                self._log_conn(
+                await self._log_refusal(
                     "subscribe",
-                    False,
                     device=conn.device,
                     client_id=conn.client_id,
                     remote=conn.remote,

@@ -770,13 +770,34 @@ class Rules:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_connection(self, event: ConnectionEvent) -> None:
-        """Record a connection event in the registry (non-blocking)."""
-        self.registry.log_connection(event)
+    def log_connection(
+        self, event: ConnectionEvent, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record a connection event in the registry (non-blocking); ``on_commit`` runs
+        once it is committed (the broker answers a refusal only then)."""
+        self.registry.log_connection(event, on_commit)
 
-    def log_message(self, record: MessageRecord) -> None:
-        """Record a message in the registry (non-blocking)."""
-        self.registry.log_message(record)
+    def log_message(
+        self, record: MessageRecord, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record a message in the registry (non-blocking); ``on_commit`` runs once it
+        is committed (the broker sends the PUBACK only then)."""
+        self.registry.log_message(record, on_commit)
+
+    def log_refusal(self, event: ConnectionEvent, timeout: float = 10.0) -> None:
+        """Record ``event`` and wait until it is committed, for callers on their own
+        thread (the HTTP handlers) that must log a refusal before they answer it.
+
+        Example:
+            >>> from airlab.cloud.registry import Registry
+            >>> rules = Rules(Registry())
+            >>> rules.log_refusal(ConnectionEvent(1.0, "http", "auth", False, code=401))
+            >>> len(rules.registry.connection_log())
+            1
+        """
+        done = threading.Event()
+        self.registry.log_connection(event, done.set)
+        done.wait(timeout)
 
     # -- HTTP endpoints -----------------------------------------------------------------
 
@@ -796,7 +817,9 @@ class Rules:
         if data is not None:
             body["data"] = data
         body["message"] = message
-        self.log_connection(
+        # a refusal is committed before the device can learn of it (and ask why)
+        record = self.log_connection if code == 200 else self.log_refusal
+        record(
             ConnectionEvent(
                 time=self._clock(),
                 protocol="http",

@@ -31,15 +31,20 @@ decide; this broker enforces their decisions on the wire:
   ``Connection reset by peer``, ``Kicked by the same device``, ``Keepalive timeout`` ...).
 
 Rules are called on the broker's own thread (its event loop): they must be thread-safe and
-quick (``log_message`` should be a queue put).
+quick (``log_message`` should be a queue put). ``log_connection``/``log_message`` take an
+``on_commit`` callback (any thread) that they call once the record is stored for good: a
+refusal (CONNACK, SUBACK 0x80) is answered and a QoS 1 uplink PUBACKed only then, so a
+crash never loses an acknowledged message and a refusal is in the log before the device
+learns of it.
 
 Example:
     >>> from airlab.cloud.model import ConnectDecision
     >>> class DenyAll:  # a minimal rules object: refuses every CONNECT
     ...     def decide_connect(self, request):
     ...         return ConnectDecision.refuse(5, rule="demo", message="nobody gets in")
-    ...     def log_connection(self, event):
-    ...         pass
+    ...     def log_connection(self, event, on_commit=None):
+    ...         if on_commit:  # nothing to store: "committed" at once
+    ...             on_commit()
     >>> with EmulatedBroker(DenyAll()) as broker:
     ...     broker.mqtt_port > 0, broker.online()
     (True, [])

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -187,6 +187,14 @@ class CloudRules(Protocol):
         """A session was established (marks the device activated/online)."""
         ...
 
-    def log_connection(self, event: ConnectionEvent) -> None: ...
+    def log_connection(
+        self, event: ConnectionEvent, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record ``event``; call ``on_commit`` once it is stored for good."""
+        ...
 
-    def log_message(self, record: MessageRecord) -> None: ...
+    def log_message(
+        self, record: MessageRecord, on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record ``record``; call ``on_commit`` once it is stored for good."""
+        ...

@@ -6,11 +6,15 @@ connection and message logs, in SQLite.
   cached here: the running service sees a new device on its next lookup.
 * Thread-safe: one connection guarded by a lock (the broker thread, the HTTP threads and
   the notebook all share it).
-* Logging never throttles the broker: :meth:`Registry.log_connection` and
+* Logging never blocks the broker: :meth:`Registry.log_connection` and
   :meth:`Registry.log_message` only enqueue; a writer thread commits in batches
-  (``executemany``; every 200 records or ~50 ms). :meth:`Registry.flush` waits until
-  everything queued is written; reads of the logs flush first; :meth:`Registry.close`
-  flushes.
+  (``executemany``; every 200 records or ~50 ms). A record may carry ``on_commit``,
+  called (in the writer thread, in queue order) once its transaction is committed:
+  the broker sends a PUBACK or a refusal only then, so nothing acknowledged is missing
+  from the log after a crash. Such a record ends the batch's wait at once (group
+  commit: whatever is queued goes in one transaction). :meth:`Registry.flush` waits
+  until everything queued is written; reads of the logs flush first;
+  :meth:`Registry.close` flushes.
 
 Example:
     >>> reg = Registry()
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import secrets
@@ -73,10 +78,14 @@ __all__ = [
 TOKEN_LIFETIME = 7 * 24 * 3600.0
 """Seconds an iotToken from ``/auth/devicename`` stays valid (7 days)."""
 
+log = logging.getLogger(__name__)
+
 _ALNUM = string.ascii_letters + string.digits
 _BATCH = 200
 _LINGER = 0.05
-_FLUSH: tuple[str, tuple[Any, ...]] = ("flush", ())
+OnCommit = Callable[[], None]
+_Item = tuple[str, tuple[Any, ...], OnCommit | None]
+_FLUSH: _Item = ("flush", (), None)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -274,7 +283,7 @@ class Registry:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
-        self._queue: queue.SimpleQueue[tuple[str, tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._enqueued = 0
         self._written = 0
@@ -591,8 +600,9 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
 
     # -- logs ---------------------------------------------------------------------------
 
-    def log_connection(self, event: ConnectionEvent) -> None:
-        """Queue one connection-log line (returns at once; see :meth:`flush`)."""
+    def log_connection(self, event: ConnectionEvent, on_commit: OnCommit | None = None) -> None:
+        """Queue one connection-log line (returns at once; see :meth:`flush`);
+        ``on_commit`` is called once it is committed."""
         dev = event.device
         self._enqueue(
             "INSERT INTO connection_log (time, protocol, event, accepted, product_key, "
@@ -611,10 +621,19 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 event.reason,
                 _explanation_json(event.explanation),
             ),
+            on_commit,
         )
 
-    def log_message(self, record: MessageRecord) -> None:
-        """Queue one message-log line (returns at once; see :meth:`flush`)."""
+    def log_message(self, record: MessageRecord, on_commit: OnCommit | None = None) -> None:
+        """Queue one message-log line (returns at once; see :meth:`flush`);
+        ``on_commit`` is called once it is committed.
+
+        Example:
+            >>> reg = Registry(); done = threading.Event()
+            >>> reg.log_message(MessageRecord(1.0, "up", "/t", 1, b"x", True), done.set)
+            >>> done.wait(5), len(reg.message_log())
+            (True, 1)
+        """
         dev = record.device
         self._enqueue(
             "INSERT INTO message_log (time, direction, product_key, device_name, client_id, "
@@ -633,14 +652,15 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 record.reason,
                 None,
             ),
+            on_commit,
         )
 
-    def _enqueue(self, sql: str, params: tuple[Any, ...]) -> None:
+    def _enqueue(self, sql: str, params: tuple[Any, ...], on_commit: OnCommit | None) -> None:
         with self._cond:
             if self._closed:  # late lines from a stopping broker are dropped
                 return
             self._enqueued += 1
-        self._queue.put((sql, params))
+        self._queue.put((sql, params, on_commit))
 
     def _write_loop(self) -> None:
         stop = False
@@ -651,9 +671,10 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             if item is _FLUSH:
                 continue
             batch = [item]
+            urgent = item[2] is not None  # someone waits for this commit: no lingering
             deadline = time.monotonic() + _LINGER
             while len(batch) < _BATCH:
-                remaining = deadline - time.monotonic()
+                remaining = 0.0 if urgent else deadline - time.monotonic()
                 try:
                     if remaining > 0:
                         nxt = self._queue.get(timeout=remaining)
@@ -667,12 +688,14 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 if nxt is _FLUSH:  # someone waits: commit now instead of lingering
                     break
                 batch.append(nxt)
+                urgent = urgent or nxt[2] is not None
             self._write_batch(batch)
 
-    def _write_batch(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _write_batch(self, batch: list[_Item]) -> None:
         grouped: dict[str, list[tuple[Any, ...]]] = {}
-        for sql, params in batch:
+        for sql, params, _ in batch:
             grouped.setdefault(sql, []).append(params)
+        committed = False
         try:
             with self._lock:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -680,15 +703,24 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                     for sql, rows in grouped.items():
                         self._conn.executemany(sql, rows)
                     self._conn.execute("COMMIT")
+                    committed = True
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
         except Exception as exc:  # pragma: no cover - disk full, locked for 10 s ...
             self.last_write_error = exc
+            log.error("the registry could not write %d log records: %r", len(batch), exc)
         finally:
             with self._cond:
                 self._written += len(batch)
                 self._cond.notify_all()
+        if committed:  # an unwritten record is never acknowledged
+            for _, _, on_commit in batch:
+                if on_commit is not None:
+                    try:
+                        on_commit()
+                    except Exception:
+                        log.exception("an on_commit callback of the registry failed")
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every record queued so far is committed; False on timeout.

@@ -39,15 +39,23 @@ class Recorder:
         self.messages: list[MessageRecord] = []
         self.connects: list[tuple[DeviceRef, ConnectKind]] = []
 
-    def log_connection(self, event: ConnectionEvent) -> None:
+    def log_connection(
+        self, event: ConnectionEvent, on_commit: Callable[[], None] | None = None
+    ) -> None:
         with self._cond:
             self.connections.append(event)
             self._cond.notify_all()
+        if on_commit is not None:  # recorded in memory: "committed" at once
+            on_commit()
 
-    def log_message(self, record: MessageRecord) -> None:
+    def log_message(
+        self, record: MessageRecord, on_commit: Callable[[], None] | None = None
+    ) -> None:
         with self._cond:
             self.messages.append(record)
             self._cond.notify_all()
+        if on_commit is not None:
+            on_commit()
 
     def wait_for(self, items: str, pred: Callable[[Any], bool], timeout: float = WAIT) -> Any:
         deadline = time.monotonic() + timeout

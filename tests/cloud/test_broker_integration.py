@@ -44,12 +44,12 @@ class Recording:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._rules, name)
 
-    def log_connection(self, event: ConnectionEvent) -> None:
-        self._rules.log_connection(event)
+    def log_connection(self, event: ConnectionEvent, on_commit=None) -> None:
+        self._rules.log_connection(event, on_commit)
         self.rec.log_connection(event)
 
-    def log_message(self, record: MessageRecord) -> None:
-        self._rules.log_message(record)
+    def log_message(self, record: MessageRecord, on_commit=None) -> None:
+        self._rules.log_message(record, on_commit)
         self.rec.log_message(record)
 
 

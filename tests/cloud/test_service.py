@@ -55,12 +55,12 @@ def attach_recorder(cloud: CloudEmulator) -> Recorder:
     assert rules is not None
     log_connection, log_message = rules.log_connection, rules.log_message
 
-    def on_connection(event: ConnectionEvent) -> None:
-        log_connection(event)
+    def on_connection(event: ConnectionEvent, on_commit=None) -> None:  # type: ignore[no-untyped-def]
+        log_connection(event, on_commit)
         rec.log_connection(event)
 
-    def on_message(record: MessageRecord) -> None:
-        log_message(record)
+    def on_message(record: MessageRecord, on_commit=None) -> None:  # type: ignore[no-untyped-def]
+        log_message(record, on_commit)
         rec.log_message(record)
 
     rules.log_connection = on_connection  # type: ignore[method-assign]
