@@ -12,6 +12,12 @@ into :mod:`airlab.at.events` (``events()``), becomes a pandas DataFrame
 :class:`TranscriptWriter` appends one JSONL line per record and flushes it, so a killed
 process loses at most the chunk in flight.
 
+Transcripts hold secrets (``AT+MCONFIG`` passwords, signatures, tokens): every file
+this module writes (:class:`TranscriptWriter`, :meth:`Transcript.save`,
+:meth:`Transcript.to_csv`, :meth:`Transcript.to_parquet`) is created readable by its
+owner only (mode 0600, never wider even for an instant), and an existing file written
+to is set to 0600 (:func:`open_private`, :func:`make_private`).
+
 Time conventions: ``wall`` is Unix epoch seconds (``NaN`` when the source has no
 time); the ``time`` column of a DataFrame is ``datetime64[us, UTC]`` made from
 ``wall``.  Logs whose stamps carry no zone (sscom) are read as if their clock were UTC,
@@ -29,22 +35,91 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from airlab.at.events import Direction, Event
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Record", "RecordKind", "Transcript", "TranscriptWriter"]
+__all__ = [
+    "PRIVATE_MODE",
+    "Record",
+    "RecordKind",
+    "Transcript",
+    "TranscriptWriter",
+    "make_private",
+    "open_private",
+]
 
 NAN = math.nan
+
+#: Permission bits of every transcript file airlab writes: owner read/write only.
+PRIVATE_MODE = 0o600
+
+log = logging.getLogger("airlab.at.transcript")
+
+
+def _open_private_fd(path: str | os.PathLike[str], flags: int) -> int:
+    """``os.open`` creating with :data:`PRIVATE_MODE`; an existing file is chmod-ed."""
+    fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, PRIVATE_MODE)
+        else:  # pragma: no cover - Windows: only the read-only bit exists
+            os.chmod(path, PRIVATE_MODE)
+    except PermissionError:  # not our file: its owner could read it anyway
+        log.warning("cannot restrict %s to mode 0600 (not the owner)", os.fspath(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_private(path: str | os.PathLike[str], mode: Literal["w", "a"] = "w") -> TextIO:
+    """Open a UTF-8 text file for writing (``"w"`` truncates, ``"a"`` appends) that
+    only its owner can read: a new file is created with mode 0600 (whatever the
+    umask), an existing one is set to 0600 before anything is written.
+
+    >>> import tempfile, os, stat
+    >>> path = os.path.join(tempfile.mkdtemp(), "secret.jsonl")
+    >>> with open_private(path) as fh:
+    ...     _ = fh.write("AT+MCONFIG=...\\n")
+    >>> oct(stat.S_IMODE(os.stat(path).st_mode))
+    '0o600'
+    """
+    if mode not in ("w", "a"):
+        from airlab.errors import UsageError
+
+        raise UsageError("mode", f"expected 'w' or 'a', got {mode!r}")
+    flags = os.O_WRONLY | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = _open_private_fd(path, flags)
+    try:
+        return os.fdopen(fd, mode, encoding="utf-8", newline="\n")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def make_private(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` empty with mode 0600 if missing, else set its mode to 0600
+    (its content is kept): a writer that opens it afterwards (``open(path, "w")``,
+    pandas, pyarrow) keeps those bits.
+
+    >>> import tempfile, os, stat
+    >>> path = os.path.join(tempfile.mkdtemp(), "export.csv")
+    >>> make_private(path)
+    >>> oct(stat.S_IMODE(os.stat(path).st_mode)), os.path.getsize(path)
+    ('0o600', 0)
+    """
+    os.close(_open_private_fd(path, os.O_WRONLY))
 
 
 class RecordKind(StrEnum):
@@ -221,20 +296,24 @@ class Transcript:
         """Write the records (exact bytes as base64) or the events as CSV."""
         from airlab.at.formats import tables
 
+        make_private(path)
         tables.write_csv(self, path, level=level)
 
     def to_parquet(self, path: str | os.PathLike[str], level: str = "records") -> None:
         """Write the records (exact bytes in a binary column) or the events as Parquet."""
         from airlab.at.formats import tables
 
+        make_private(path)
         tables.write_parquet(self, path, level=level)
 
     # ------------------------------------------------------------------ JSONL
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the transcript as JSONL (lossless; see :mod:`airlab.at.formats.jsonl`)."""
+        """Write the transcript as JSONL (lossless; see :mod:`airlab.at.formats.jsonl`),
+        to a file only its owner can read (mode 0600)."""
         from airlab.at.formats import jsonl
 
+        make_private(path)
         jsonl.write_jsonl(self, path)
 
     @classmethod
@@ -249,8 +328,9 @@ class TranscriptWriter:
     """Append records to a JSONL transcript, one flushed line per record.
 
     The file is opened in append mode; a header line is written first when the file
-    is empty.  ``fsync=True`` also forces each line to disk (slower, survives a power
-    cut, not only a killed process).
+    is empty.  It is created with mode 0600 (an existing one is set to 0600): records
+    hold passwords and tokens.  ``fsync=True`` also forces each line to disk (slower,
+    survives a power cut, not only a killed process).
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "t.jsonl")
@@ -273,7 +353,7 @@ class TranscriptWriter:
         self.fsync = fsync
         self._jsonl = jsonl
         torn = self._ends_torn(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+        self._fh = open_private(self.path, "a")
         if torn:  # end a torn last line so it stays one unparsed line, apart from ours
             self._write_line("")
         if self._fh.tell() == 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from airlab.at.events import Direction
 from airlab.at.formats import read_capture, write_capture
-from airlab.at.transcript import Record, RecordKind, Transcript, TranscriptWriter
+from airlab.at.transcript import Record, RecordKind, Transcript, TranscriptWriter, open_private
 
 CAPTURES = Path(__file__).resolve().parents[2] / "data" / "captures"
 
@@ -155,3 +157,79 @@ def test_events_table_export(tmp_path: Path, fmt: str) -> None:
     write_capture(t, path, level="events")
     df = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
     assert {"PUBACK", "SUBACK"} <= set(df["name"].dropna())
+
+
+# ---------------------------------------------------------------- private files (audit item 3)
+
+
+@pytest.fixture
+def umask_022():  # type: ignore[no-untyped-def]
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+
+
+@posix_only
+@pytest.mark.usefixtures("umask_022")
+def test_writer_creates_its_file_private(tmp_path: Path) -> None:
+    path = tmp_path / "new.jsonl"
+    with TranscriptWriter(path) as w:
+        assert _mode(path) == 0o600  # from the first moment, before any record
+        w.write(Record(Direction.SENT, b'AT+MCONFIG="c","u","secret"\r\n', 1.0, 0.0))
+    assert _mode(path) == 0o600
+
+
+@posix_only
+@pytest.mark.usefixtures("umask_022")
+def test_writer_makes_an_existing_file_private(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    with TranscriptWriter(path) as w:
+        w.add(Direction.SENT, b"AT\r")
+    path.chmod(0o644)
+    with TranscriptWriter(path) as w:
+        w.add(Direction.SENT, b"ATI\r")
+    assert _mode(path) == 0o600
+    assert Transcript.load(path).sent() == b"AT\rATI\r"
+
+
+@posix_only
+@pytest.mark.usefixtures("umask_022")
+@pytest.mark.parametrize("how", ["save", "save-existing", "csv", "parquet"])
+def test_transcript_exports_are_private(tmp_path: Path, how: str) -> None:
+    t = _sample()
+    path = tmp_path / f"out.{how}"
+    if how == "save-existing":
+        path.write_text("old, readable by all\n")
+        path.chmod(0o644)
+    if how.startswith("save"):
+        t.save(path)
+        assert Transcript.load(path).sent() == t.sent()
+    elif how == "csv":
+        t.to_csv(path)
+    else:
+        pytest.importorskip("pyarrow")
+        t.to_parquet(path)
+    assert _mode(path) == 0o600
+
+
+@posix_only
+@pytest.mark.usefixtures("umask_022")
+def test_open_private_text_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.txt"
+    with open_private(path, "w") as fh:
+        fh.write("a\n")
+    with open_private(path, "a") as fh:
+        fh.write("b\n")
+    assert path.read_text() == "a\nb\n" and _mode(path) == 0o600
+    with open_private(path, "w") as fh:
+        fh.write("c\n")
+    assert path.read_text() == "c\n"
