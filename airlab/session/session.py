@@ -8,6 +8,11 @@ The session never knows whether its port is a real Air780EP (``/dev/ttyUSB0``,
   to a JSONL file when a path was given), fed to the :class:`~airlab.at.parser.AtParser`,
   and its events appended to :attr:`ModemSession.events`.  Writes are recorded the same
   way, in the order they crossed the line.
+* **Bounded memory**: the session keeps the last ``max_events`` events (default
+  :data:`DEFAULT_MAX_EVENTS`) and, when it writes a transcript file, the last
+  ``max_events`` records in memory; the file keeps every record
+  (``Transcript.load(path).events()`` gives every event).  Event indices
+  (:meth:`~ModemSession.mark`, ``since=``) count every event since the start.
 * **One command at a time**: :meth:`~ModemSession.command` writes the line, waits for
   the final result and returns a frozen :class:`~airlab.session.response.Response`.
 * **Two-phase commands** (:meth:`~ModemSession.command_and_wait`) are awaited to their
@@ -31,10 +36,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -71,12 +78,24 @@ from airlab.session.errors import (
 from airlab.session.response import MessageQueue, MqttMessage, Response
 from airlab.session.urcs import UrcCallback, UrcDispatcher, UrcMatcher, UrcSubscription, urc_matcher
 
-__all__ = ["DEFAULT_FAIL", "LATE_MCONNECT_POLICIES", "ModemSession"]
+__all__ = [
+    "DEFAULT_FAIL",
+    "DEFAULT_MAX_EVENTS",
+    "LATE_MCONNECT_POLICIES",
+    "LINE_ENDINGS",
+    "MIN_MAX_EVENTS",
+    "ModemSession",
+]
 
 log = logging.getLogger("airlab.session")
 
 #: URCs (and an unsolicited ``ERROR`` after ``OK``) that end a two-phase wait in failure.
 DEFAULT_FAIL: tuple[str, ...] = ("ERROR", "CLOSED", "CONNECT FAIL")
+#: Events a session keeps in memory by default (the newest; older ones are in the
+#: transcript file).  About 0.3 KB each with their transcript records: ~3 MB.
+DEFAULT_MAX_EVENTS = 10_000
+#: Smallest ``max_events`` accepted (one exchange must fit in the window).
+MIN_MAX_EVENTS = 100
 #: Accepted ``line_ending`` values; ``"\r\r\n"`` is what a terminal sends when the typed
 #: line already ends with CR and the tool appends CR LF (the module ends the command at
 #: the first CR and reads the rest as a blank line, or as data after a prompt).
@@ -111,7 +130,11 @@ class ModemSession:
     must follow (the server drops an idle link after ~5 s); ``late_mconnect``:
     ``"reconnect"`` (warn, reopen the link with the last MIPSTART line, then
     MCONNECT), ``"warn"`` (warn and send anyway) or ``"raise"``.
-    ``close_port``: close the port in :meth:`close` (default true).
+    ``close_port``: close the port in :meth:`close` (default true).  ``max_events``:
+    how many of the newest events :attr:`events` keeps in memory (default
+    :data:`DEFAULT_MAX_EVENTS`, at least :data:`MIN_MAX_EVENTS`; ``None``: all); with
+    a transcript path the in-memory :attr:`transcript` keeps as many records, the file
+    keeps them all.
     """
 
     def __init__(
@@ -127,6 +150,7 @@ class ModemSession:
         late_mconnect: str = "reconnect",
         read_timeout: float = 0.05,
         close_port: bool = True,
+        max_events: int | None = DEFAULT_MAX_EVENTS,
     ) -> None:
         if late_mconnect not in LATE_MCONNECT_POLICIES:
             raise UsageError(
@@ -143,6 +167,15 @@ class ModemSession:
                 raise UsageError(name, f"must be a positive number of seconds, got {value!r}")
         if not isinstance(mconnect_window, int | float) or mconnect_window < 0:
             raise UsageError("mconnect_window", "must be a number of seconds >= 0")
+        if max_events is not None and (
+            not isinstance(max_events, int)
+            or isinstance(max_events, bool)
+            or max_events < MIN_MAX_EVENTS
+        ):
+            raise UsageError(
+                "max_events", f"must be None or an integer >= {MIN_MAX_EVENTS}, got {max_events!r}"
+            )
+        self.max_events = max_events
         self.default_timeout = float(default_timeout)
         self.urc_timeout = float(urc_timeout)
         self.line_ending = line_ending
@@ -159,6 +192,7 @@ class ModemSession:
 
         meta = {"device": str(self.url), "recorder": "airlab.session"}
         self._writer: TranscriptWriter | None = None
+        self._max_records: int | None = None  # bound of the in-memory copy of a file
         if isinstance(transcript, Transcript):
             self._transcript = transcript
         elif transcript is None:
@@ -166,6 +200,7 @@ class ModemSession:
         elif isinstance(transcript, str | PathLike):
             self._transcript = Transcript(source=str(transcript), format="jsonl", meta=meta)
             self._writer = TranscriptWriter(Path(transcript), meta=meta)
+            self._max_records = max_events
         else:
             raise UsageError("transcript", "expected a path, a Transcript or None")
 
@@ -185,7 +220,8 @@ class ModemSession:
 
         self._parser = AtParser()
         self._cond = threading.Condition()
-        self._events: list[Event] = []
+        self._events: deque[Event] = deque(maxlen=max_events)
+        self._dropped = 0  # events that left the window: the index of self._events[0]
         self._cmd_lock = threading.RLock()
         self._qos1_lock = threading.Lock()
         self._failure: BaseException | None = None
@@ -219,9 +255,50 @@ class ModemSession:
 
     @property
     def events(self) -> list[Event]:
-        """The parsed events so far (a copy)."""
+        """The newest parsed events, oldest first (a copy; at most ``max_events``).
+
+        ``events[0]`` has the index :attr:`first_index`; older events are in the
+        transcript file (``Transcript.load(path).events()``).
+        """
         with self._cond:
             return list(self._events)
+
+    @property
+    def first_index(self) -> int:
+        """The index of the oldest event still in memory (0 until the window is full).
+
+        >>> import airlab
+        >>> with ModemSession("airsim://?profile=instant", max_events=100) as s:
+        ...     for _ in range(40):
+        ...         _ = s.command("AT")
+        ...     s.first_index, s.mark(), len(s.events)
+        (20, 120, 100)
+        """
+        with self._cond:
+            return self._dropped
+
+    def events_since(self, index: int) -> list[Event]:
+        """The events from index ``index`` (a :meth:`mark`) on that are still in memory.
+
+        Events older than :attr:`first_index` have left the window: they are not
+        returned (read them from the transcript file).
+
+        >>> import airlab
+        >>> with ModemSession("airsim://?profile=instant") as s:
+        ...     mark = s.mark()
+        ...     _ = s.command("AT")
+        ...     [e.kind for e in s.events_since(mark)]
+        ['command', 'echo', 'final']
+        """
+        with self._cond:
+            return self._slice(index, None)
+
+    def _slice(self, start: int, stop: int | None) -> list[Event]:
+        """Events with indices in ``[start, stop)`` still in memory (``self._cond`` held)."""
+        base = self._dropped
+        lo = max(0, start - base)
+        hi = None if stop is None else max(lo, stop - base)
+        return list(itertools.islice(self._events, lo, hi))
 
     @property
     def reader_thread(self) -> threading.Thread:
@@ -236,9 +313,10 @@ class ModemSession:
         return not self._closed and self._failure is None
 
     def mark(self) -> int:
-        """The index of the next event (for ``wait_for_urc(since=...)``)."""
+        """The index of the next event (for ``wait_for_urc(since=...)``): the number of
+        events so far, including those that left the in-memory window."""
         with self._cond:
-            return len(self._events)
+            return self._dropped + len(self._events)
 
     # ------------------------------------------------------------------ I/O core
 
@@ -267,6 +345,9 @@ class ModemSession:
         """Record a chunk, parse it, publish its events (``self._cond`` held)."""
         rec = Record(direction, bytes(data), wall, mono)
         self._transcript.append(rec)
+        limit = self._max_records
+        if limit is not None and len(self._transcript.records) > limit:
+            del self._transcript.records[0]  # the file keeps it
         if self._writer is not None:
             try:
                 self._writer.write(rec)
@@ -275,9 +356,12 @@ class ModemSession:
         self._absorb(self._parser.feed(direction, data, wall, mono))
 
     def _absorb(self, events: Sequence[Event]) -> None:
+        window = self._events
         for ev in events:
             self._track(ev)
-            self._events.append(ev)
+            if len(window) == window.maxlen:
+                self._dropped += 1
+            window.append(ev)
             if isinstance(ev, Urc):
                 if ev.topic is not None and ev.payload is not None:
                     self.messages.put(MqttMessage(ev.topic, ev.payload, ev.wall, ev.mono))
@@ -320,18 +404,20 @@ class ModemSession:
             if self._cur_cmd in _MIPSTART:
                 self._mipstart_waiting = False
 
-    def _write(self, data: bytes, command: str | None) -> int:
-        """Write and record ``data``; returns the index of its first event."""
+    def _write(self, data: bytes, command: str | None) -> tuple[int, Event | None]:
+        """Write and record ``data``; returns the index of its first event and that
+        event (the :class:`CommandSent` of a command line)."""
         with self._cond:
             self._check_alive(command)
-            start = len(self._events)
+            start = self._dropped + len(self._events)
             wall, mono = time.time(), time.monotonic()
             try:
                 self._port.write(data)
             except Exception as exc:
                 raise PortClosed(command, f"writing to the serial port failed: {exc}") from exc
             self._ingest(Direction.SENT, data, wall, mono)
-            return start
+            i = start - self._dropped
+            return start, self._events[i] if 0 <= i < len(self._events) else None
 
     def _check_alive(self, command: str | None) -> None:
         if self._closed:
@@ -353,16 +439,22 @@ class ModemSession:
     ) -> tuple[int, Event]:
         """The first event at index >= ``pos`` that ``accept(index, event)`` takes."""
         with self._cond:
+            events = self._events
             while True:
-                events = self._events
-                while pos < len(events):
-                    if accept(pos, events[pos]):
-                        return pos, events[pos]
+                base = self._dropped
+                pos = max(pos, base)  # older events left the window
+                end = base + len(events)
+                while pos < end:
+                    ev = events[pos - base]
+                    if accept(pos, ev):
+                        return pos, ev
                     pos += 1
                 self._check_alive(command)
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = tuple(e.text for e in events[start:] if not isinstance(e, CommandSent))
+                    seen = tuple(
+                        e.text for e in self._slice(start, None) if not isinstance(e, CommandSent)
+                    )
                     raise error(command, awaited, timeout, seen)
                 self._cond.wait(left)
 
@@ -491,7 +583,7 @@ class ModemSession:
             self._pub_guard(line, deadline if wait_pub else None)
             if command_name(line) == "+MCONNECT":
                 self._before_mconnect(line)
-            start = self._write((line + self.line_ending).encode("utf-8"), line)
+            start, sent = self._write((line + self.line_ending).encode("utf-8"), line)
             wait = dict(command=line, timeout=timeout, start=start)
             prompt_mono = None
             if data is not None:
@@ -514,7 +606,7 @@ class ModemSession:
             )
             assert isinstance(final, FinalResult)
             if not final.ok or match is None:
-                resp = self._response(line, start, idx_final, final, prompt_mono)
+                resp = self._response(line, start, idx_final, final, prompt_mono, sent)
                 if not final.ok and check:
                     raise CommandError(line, final.result, final.code, final.meaning, response=resp)
                 return resp
@@ -544,7 +636,8 @@ class ModemSession:
                 **wait,
             )
             assert isinstance(got, Urc)
-            return self._response(line, start, max(idx_final, idx_urc), final, prompt_mono, urc=got)
+            end = max(idx_final, idx_urc)
+            return self._response(line, start, end, final, prompt_mono, sent, urc=got)
         finally:
             if locked:
                 self._cmd_lock.release()
@@ -556,11 +649,13 @@ class ModemSession:
         end: int,
         final: FinalResult,
         prompt_mono: float | None,
+        sent: Event | None,
         urc: Urc | None = None,
     ) -> Response:
         with self._cond:
-            evs = tuple(self._events[start : end + 1])
-        sent = evs[0]
+            evs = tuple(self._slice(start, end + 1))  # partial if the window moved past start
+        if sent is None:
+            sent = evs[0] if evs else final
         echo = next((e for e in evs if isinstance(e, Echo)), None)
         return Response(
             command=line,
@@ -588,7 +683,7 @@ class ModemSession:
                 state = next(
                     (
                         e.line
-                        for e in self._events[start:]
+                        for e in self._slice(start, None)
                         if isinstance(e, Urc) and e.name == "STATE"
                     ),
                     None,
