@@ -41,11 +41,13 @@ from airlab.session.recipes import (
     subscribe,
 )
 from airlab.session.response import MessageQueue, MqttMessage, Response
-from airlab.session.session import DEFAULT_FAIL, ModemSession
+from airlab.session.session import DEFAULT_FAIL, DEFAULT_MAX_EVENTS, LINE_ENDINGS, ModemSession
 from airlab.session.urcs import UrcSubscription
 
 __all__ = [
     "DEFAULT_FAIL",
+    "DEFAULT_MAX_EVENTS",
+    "LINE_ENDINGS",
     "AttachResult",
     "CloudRejected",
     "CommandError",
