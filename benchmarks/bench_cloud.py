@@ -10,10 +10,15 @@
 * through ``mosquitto -c conf`` (``listener <free port> 127.0.0.1``, ``allow_anonymous
   true``) with the same load.
 
-Prints both rates (messages/s) and their ratio (emulator / mosquitto; target ≥ 0.5).
+Prints both rates (messages/s), each broker's CPU time per message (user + system time
+of its process during the load, from /proc), and their ratio (emulator / mosquitto;
+target ≥ 0.5).  ``--compare-ref REF`` also runs the emulator of another git revision
+(checked out in a temporary worktree) under the same load in the same run, to measure
+what a change costs (e.g. committing each uplink's log record before its PUBACK).
 Everything runs on 127.0.0.1 and is bounded in count and time.
 
     $ .venv/bin/python benchmarks/bench_cloud.py [--clients 50] [--messages 100] [--check]
+    $ .venv/bin/python benchmarks/bench_cloud.py --compare-ref 57e8708
 """
 
 from __future__ import annotations
@@ -78,8 +83,18 @@ def wait_file(path: Path, proc: subprocess.Popen[bytes]) -> dict:
 Login = tuple[str, str, str, str]  # client id, username, password, topic
 
 
-def run_load(port: int, logins: list[Login], messages: int) -> float:
-    """Connect every client, then publish in parallel; returns messages per second."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+Result = tuple[float, float]  # messages per second, broker CPU microseconds per message
+
+
+def run_load(port: int, logins: list[Login], messages: int, pid: int) -> Result:
+    """Connect every client, then publish in parallel; returns messages per second and
+    the broker's CPU time per message."""
     clients: list[mqtt.Client] = []
     for client_id, username, password, _ in logins:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -112,21 +127,26 @@ def run_load(port: int, logins: list[Login], messages: int) -> float:
     ]
     for t in threads:
         t.start()
+    cpu_before = cpu_seconds(pid)
     start.wait()
     began = time.perf_counter()
     for t in threads:
         t.join(RUN_TIMEOUT)
     elapsed = time.perf_counter() - began
+    cpu = cpu_seconds(pid) - cpu_before
     for c in clients:
         c.disconnect()
         c.loop_stop()
     if errors or any(t.is_alive() for t in threads):
         raise SystemExit(f"run failed: {errors[:3] or 'timeout'}")
-    return len(clients) * messages / elapsed
+    total = len(clients) * messages
+    return total / elapsed, cpu / total * 1e6
 
 
-def bench_emulator(folder: Path, clients: int, messages: int) -> float:
+def bench_emulator(folder: Path, clients: int, messages: int, root: Path = ROOT) -> Result:
     db = folder / "bench.db"
+    for old in folder.glob("bench.db*"):
+        old.unlink()
     with Registry(db) as registry:
         from airlab.cloud.fixtures import load_tutorial
 
@@ -140,7 +160,8 @@ def bench_emulator(folder: Path, clients: int, messages: int) -> float:
         [sys.executable, "-m", "airlab", "cloud", "serve", "--db", str(db),
          "--endpoints-file", str(ep_file), "--fixture", "tutorial",
          "--no-throttle"],  # same work as mosquitto: no uplink dropped by the 10/s limit
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )  # fmt: skip
     try:
         ep = wait_file(ep_file, proc)
@@ -149,7 +170,7 @@ def bench_emulator(folder: Path, clients: int, messages: int) -> float:
         for dn, secret in secrets.items():
             cred = direct_mqtt_credentials(PK, dn, secret)
             logins.append((cred.client_id, cred.username, cred.password, f"/{PK}/{dn}/user/update"))
-        rate = run_load(port, logins, messages)
+        result = run_load(port, logins, messages, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -162,10 +183,10 @@ def bench_emulator(folder: Path, clients: int, messages: int) -> float:
         raise SystemExit(
             f"the emulator logged {accepted} accepted uplinks, not {clients * messages}"
         )
-    return rate
+    return result
 
 
-def bench_mosquitto(folder: Path, clients: int, messages: int) -> float:
+def bench_mosquitto(folder: Path, clients: int, messages: int) -> Result:
     binary = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
     )
@@ -183,7 +204,7 @@ def bench_mosquitto(folder: Path, clients: int, messages: int) -> float:
             (f"bench{i:03d}", f"bench{i:03d}&{PK}", "x", f"/{PK}/bench{i:03d}/user/update")
             for i in range(clients)
         ]
-        return run_load(port, logins, messages)
+        return run_load(port, logins, messages, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -192,11 +213,23 @@ def bench_mosquitto(folder: Path, clients: int, messages: int) -> float:
             proc.kill()
 
 
+def worktree(ref: str, folder: Path) -> Path:
+    """A checkout of ``ref`` of this repository in ``folder`` (removed by the caller)."""
+    target = folder / "ref"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(target), ref],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--messages", type=int, default=100, help="QoS 1 messages per client")
     parser.add_argument("--check", action="store_true", help=f"exit 1 below ratio {TARGET}")
+    parser.add_argument("--compare-ref", help="also run the emulator of this git revision")
     args = parser.parse_args()
     if not 1 <= args.clients <= 200 or not 1 <= args.messages <= 1000:
         parser.error("--clients must be 1..200 and --messages 1..1000")
@@ -204,13 +237,28 @@ def main() -> int:
         folder = Path(tmp)
         total = args.clients * args.messages
         print(f"{args.clients} clients x {args.messages} QoS 1 messages = {total} per broker")
-        mosq = bench_mosquitto(folder, args.clients, args.messages)
-        print(f"mosquitto:          {mosq:8.0f} msg/s")
-        emu = bench_emulator(folder, args.clients, args.messages)
-        print(f"airlab cloud serve: {emu:8.0f} msg/s")
+        mosq, mosq_cpu = bench_mosquitto(folder, args.clients, args.messages)
+        print(f"mosquitto:          {mosq:8.0f} msg/s  {mosq_cpu:6.1f} µs CPU/msg")
+        emu, emu_cpu = bench_emulator(folder, args.clients, args.messages)
+        print(f"airlab cloud serve: {emu:8.0f} msg/s  {emu_cpu:6.1f} µs CPU/msg")
+        if args.compare_ref:
+            ref_root = worktree(args.compare_ref, folder)
+            try:
+                ref, ref_cpu = bench_emulator(folder, args.clients, args.messages, ref_root)
+            finally:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_root)],
+                    capture_output=True,
+                )
+            print(f"airlab @ {args.compare_ref:<9}: {ref:8.0f} msg/s  {ref_cpu:6.1f} µs CPU/msg")
+            print(
+                f"this tree / {args.compare_ref}: rate {emu / ref:.2f}, "
+                f"CPU per message {emu_cpu / ref_cpu:.2f}"
+            )
     ratio = emu / mosq
     verdict = "target met" if ratio >= TARGET else "BELOW target"
     print(f"ratio emulator/mosquitto: {ratio:.2f} ({verdict}: >= {TARGET})")
+    print(f"CPU per message emulator/mosquitto: {emu_cpu / mosq_cpu:.1f}")
     return 1 if args.check and ratio < TARGET else 0
 
 

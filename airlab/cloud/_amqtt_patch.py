@@ -27,6 +27,7 @@ import contextlib
 import logging
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -337,6 +338,11 @@ class EmuBroker(Broker):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bg: set[asyncio.Task[Any]] = set()
         self._accept_lock = asyncio.Lock()
+        self._loop = loop
+        # work handed over by other threads (the registry's writer): one wake-up of the
+        # loop per batch of commits, not one per PUBACK
+        self._handed: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._handed_lock = threading.Lock()
 
     # ---- amqtt overrides ------------------------------------------------------------
 
@@ -406,14 +412,26 @@ class EmuBroker(Broker):
 
     def _on_loop(self, fn: Callable[..., Any], *args: Any) -> Callable[[], None]:
         """A callback for another thread (the registry's writer) that runs ``fn(*args)``
-        on this broker's loop."""
-        loop = asyncio.get_running_loop()
+        on this broker's loop, in the order such callbacks were called."""
 
         def call() -> None:
+            with self._handed_lock:
+                self._handed.append((fn, args))
+                if len(self._handed) > 1:  # a wake-up is already on its way
+                    return
             with contextlib.suppress(RuntimeError):  # the loop has stopped meanwhile
-                loop.call_soon_threadsafe(fn, *args)
+                self._loop.call_soon_threadsafe(self._run_handed)
 
         return call
+
+    def _run_handed(self) -> None:
+        with self._handed_lock:
+            work, self._handed = self._handed, []
+        for fn, args in work:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("handed-over work failed")
 
     async def _log_refusal(self, event: str, **kw: Any) -> None:
         """Log a refusal and wait until it is committed, so the device (and a lesson

@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 _ALNUM = string.ascii_letters + string.digits
 _BATCH = 200
 _LINGER = 0.05
+# Someone waits for the commit (a PUBACK, a refusal): gather what arrives within this
+# window into the same transaction (group commit), then commit at once.
+_GROUP_WINDOW = 0.002
 OnCommit = Callable[[], None]
 _Item = tuple[str, tuple[Any, ...], OnCommit | None]
 _FLUSH: _Item = ("flush", (), None)
@@ -671,7 +674,9 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             if item is _FLUSH:
                 continue
             batch = [item]
-            urgent = item[2] is not None  # someone waits for this commit: no lingering
+            urgent = item[2] is not None
+            if urgent:
+                time.sleep(_GROUP_WINDOW)  # one wake-up per group, not one per record
             deadline = time.monotonic() + _LINGER
             while len(batch) < _BATCH:
                 remaining = 0.0 if urgent else deadline - time.monotonic()
@@ -688,7 +693,8 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 if nxt is _FLUSH:  # someone waits: commit now instead of lingering
                     break
                 batch.append(nxt)
-                urgent = urgent or nxt[2] is not None
+                if nxt[2] is not None and not urgent:
+                    urgent = True  # from now on take only what is already queued
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[_Item]) -> None:
