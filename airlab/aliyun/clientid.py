@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -25,6 +26,8 @@ from types import MappingProxyType
 from airlab.aliyun.identity import MAX_CLIENT_ID_LENGTH, validate_client_id
 from airlab.aliyun.methods import SignMethod, wire_sign_method
 from airlab.errors import UsageError
+
+_SECURE_MODE = re.compile(r"-?(?:0|[1-9][0-9]*)")
 
 __all__ = ["ClientIdParams", "ParsedClientId", "build_client_id", "parse_client_id"]
 
@@ -109,12 +112,19 @@ class ParsedClientId:
 
     @property
     def secure_mode(self) -> int | None:
-        """``securemode`` as an int, or None when absent or not an integer."""
+        """``securemode`` as an int, or None when absent or not a plain ASCII integer.
+
+        Example:
+            >>> parse_client_id("c|securemode=3|").secure_mode, parse_client_id(
+            ...     "c|securemode=03|").secure_mode
+            (3, None)
+        """
         text = self.params.get("securemode")
-        try:
-            return int(text) if text is not None else None
-        except ValueError:
+        # written exactly as the SDKs write it: " 3", "03", "+3" or a fullwidth digit
+        # are unknown values (CONNACK 2), not 3
+        if text is None or not _SECURE_MODE.fullmatch(text):
             return None
+        return int(text)
 
     @property
     def auth_type(self) -> str | None:

@@ -72,15 +72,18 @@ def parse_sign_method(value: str | SignMethod, field: str = "sign_method") -> Si
 
 def wire_sign_method(text: str | None) -> SignMethod | None:
     """The sign method a device sent (server side, never raises): absent → the default
-    ``hmacmd5``, any case accepted, an unknown name → ``None``.
+    ``hmacmd5``, any case accepted, an unknown name → ``None`` (also with spaces around
+    it: the platform refuses ``hmacmd5 ``).
 
     >>> wire_sign_method(None), wire_sign_method("HmacSHA1"), wire_sign_method("sha9")
     (<SignMethod.HMACMD5: 'hmacmd5'>, <SignMethod.HMACSHA1: 'hmacsha1'>, None)
+    >>> wire_sign_method("hmacmd5 ") is None
+    True
     """
     if text is None:
         return DEFAULT_SIGN_METHOD
     try:
-        return SignMethod(text.strip().lower())
+        return SignMethod(text.lower())
     except ValueError:
         return None
 

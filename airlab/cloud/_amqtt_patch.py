@@ -121,9 +121,12 @@ def _binary(body: bytes, pos: int) -> tuple[bytes, int]:
 def _utf8(body: bytes, pos: int) -> tuple[str, int]:
     raw, pos = _binary(body, pos)
     try:
-        return raw.decode("utf-8"), pos
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _Malformed("string is not UTF-8") from exc
+    if "\x00" in text:  # MQTT 3.1.1 §1.5.3: U+0000 is malformed
+        raise _Malformed("string contains U+0000")
+    return text, pos
 
 
 def _remaining_length(n: int) -> bytes:
@@ -214,6 +217,13 @@ def parse_connect(body: bytes) -> _Connect:
         raise _Unsupported(f"protocol {name!r} level {level}")
     if flags & 0x01:
         raise _Malformed("CONNECT reserved flag set")
+    will_qos = (flags >> 3) & 0x03
+    if will_qos == 3:
+        raise _Malformed("CONNECT with will QoS 3")
+    if not flags & 0x04 and (will_qos or flags & 0x20):
+        raise _Malformed("CONNECT with will QoS or will retain but no will flag")
+    if flags & 0x40 and not flags & 0x80 and level == 4:
+        raise _Malformed("CONNECT with a password but no user name")
     client_id, pos = _utf8(body, pos)
     if flags & 0x04:  # will: parsed, then ignored (not supported by the platform)
         _, pos = _utf8(body, pos)
@@ -223,6 +233,8 @@ def parse_connect(body: bytes) -> _Connect:
         username, pos = _utf8(body, pos)
     if flags & 0x40:
         password, pos = _binary(body, pos)
+    if pos != len(body):
+        raise _Malformed(f"{len(body) - pos} bytes after the end of the CONNECT payload")
     return _Connect(name, level, bool(flags & 0x02), keepalive, client_id, username, password)
 
 
@@ -539,9 +551,8 @@ class EmuBroker(Broker):
             try:
                 connect = await asyncio.wait_for(_read_connect(reader), self.connect_timeout)
             except TimeoutError:
-                self._log_conn(
+                await self._log_refusal(
                     "timeout",
-                    False,
                     remote=remote,
                     reason=f"no CONNECT within {self.connect_timeout:g} s: closed",
                 )
@@ -566,7 +577,7 @@ class EmuBroker(Broker):
                 return
             except (_Malformed, asyncio.IncompleteReadError, ConnectionError) as exc:
                 reason = str(exc) if isinstance(exc, _Malformed) else "closed inside CONNECT"
-                self._log_conn("refused", False, remote=remote, reason=reason)
+                await self._log_refusal("refused", remote=remote, reason=reason)
                 _abort(writer)
                 return
 

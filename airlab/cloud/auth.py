@@ -197,6 +197,17 @@ class Rules:
                 ),
                 details={"protocol_level": str(request.protocol_level)},
             )
+        if not request.client_id and not request.clean_session:
+            # MQTT 3.1.1 §3.1.3.1: a zero-length client id needs CleanSession=1
+            return ConnectDecision.refuse(
+                2,
+                rule="client_id_format",
+                message=(
+                    "an empty client id needs clean session on (MQTT 3.1.1): send the "
+                    "client id '<clientId>|securemode=3,signmethod=hmacmd5|'"
+                ),
+                details={"client_id": "", "clean_session": "0"},
+            )
         parsed = parse_client_id(request.client_id)
         if not parsed.valid:
             return ConnectDecision.refuse(
