@@ -106,13 +106,15 @@ class Worker:
 class EventFollower:
     """Hands every event of ``session`` (from ``since``, default: now) to ``callback``
     in batches, from a background thread woken by the session itself (no polling of
-    the widget, no sleeps).  ``position`` is the index of the next event to deliver.
+    the widget, no sleeps): ``callback(events, end)``, ``end`` being the index after
+    the batch.  ``position`` is the index of the next event to deliver.  A follower
+    that falls more than the session's ``max_events`` behind skips what left the window.
     """
 
     def __init__(
         self,
         session: ModemSession,
-        callback: Callable[[Sequence[Event]], object],
+        callback: Callable[[Sequence[Event], int], object],
         *,
         since: int | None = None,
         name: str = "airlab-widget-follower",
@@ -141,34 +143,41 @@ class EventFollower:
         with self._cond:
             return self._cond.wait_for(lambda: self._pos >= mark or not self.alive, timeout)
 
-    def _next(self, pos: int, timeout: float) -> Event:
-        return self.session.wait_for_event(lambda e: True, timeout, since=pos)
+    def _read_from(self, pos: int) -> tuple[int, list[Event]]:
+        """(index of the first event returned, the events from ``pos`` on still in
+        memory). Events that left the session's window (``max_events``) are skipped,
+        so a follower far behind never repeats or misnumbers one."""
+        while True:
+            first = self.session.first_index
+            start = max(pos, first)
+            batch = self.session.events_since(start)
+            if self.session.first_index == first:  # the window did not move meanwhile
+                return start, batch
 
     def _run(self) -> None:
         pos = self._pos
         while not self._stop.is_set():
             try:
-                batch = [self._next(pos, self._tick)]
+                self.session.wait_for_event(lambda e: True, self._tick, since=pos)
             except ResponseTimeout:
                 continue
             except PortClosed:  # the session is closed and every event was delivered
                 break
-            end = self.session.mark()
-            while pos + len(batch) < end:  # drain what is already there (never waits)
-                batch.append(self._next(pos + len(batch), self._tick))
-            pos = self._deliver(batch)
+            start, batch = self._read_from(pos)
+            if batch:
+                pos = self._deliver(batch, start + len(batch))
         with self._cond:
             self._cond.notify_all()
 
-    def _deliver(self, batch: Sequence[Event]) -> int:
+    def _deliver(self, batch: Sequence[Event], end: int) -> int:
         try:
-            self._callback(batch)
+            self._callback(batch, end)
         except Exception:  # a display problem must not stop the log
             import logging
 
             logging.getLogger("airlab.widgets").exception("widget event callback failed")
         with self._cond:
-            self._pos += len(batch)
+            self._pos = end
             self._cond.notify_all()
             return self._pos
 

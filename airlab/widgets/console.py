@@ -179,13 +179,12 @@ class AtConsole:
 
     # ------------------------------------------------------------------ the log
 
-    def _on_events(self, events: Sequence[Event]) -> None:
+    def _on_events(self, events: Sequence[Event], end: int) -> None:
         lines = [t for t in (format_event(e, clock=self.clock) for e in events) if t]
         with self._cond:
             if lines:
                 self._append(lines)
-            self._seen += len(events)
-            end = self._seen
+            self._seen = end
             due = [p for p in self._pending_errors if p[0] <= end]
             if due:
                 self._pending_errors = [p for p in self._pending_errors if p[0] > end]

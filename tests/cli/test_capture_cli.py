@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +32,13 @@ EXTS = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet", "sscom": "log", "l
 def test_convert_every_pair(tmp_path: Path, src_fmt: str, to_fmt: str) -> None:
     src = SOURCES[src_fmt]
     out = tmp_path / f"out.{EXTS[to_fmt]}"
-    rc = main_convert([str(src), str(out), "--from", src_fmt, "--to", to_fmt])
+    old_umask = os.umask(0o022)
+    try:
+        rc = main_convert([str(src), str(out), "--from", src_fmt, "--to", to_fmt])
+    finally:
+        os.umask(old_umask)
     assert rc == 0 and out.exists()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # it may hold signatures and tokens
     before = read_capture(src)
     after = read_capture(out)
 

@@ -142,3 +142,22 @@ def test_display_bundle_is_stable(session: ModemSession) -> None:
         assert bundle["text/plain"].startswith("AtConsole(")
         assert "application/vnd.jupyter.widget-view+json" in bundle
         assert console.widget is console._box
+
+
+def test_history_of_a_long_session_shows_each_event_in_the_window_once() -> None:
+    # 150 commands, 3 events each, in a window of 100 events: the console's history
+    # starts at the window's oldest event and repeats none (issue 8 item 8's window).
+    with ModemSession("airsim://?profile=instant", max_events=100) as session:
+        for i in range(150):
+            session.command("AT+CSQ" if i % 2 else "AT")
+        assert session.first_index == session.mark() - 100 > 0
+        with AtConsole(session, history=True, clock=False) as console:
+            wait_until(lambda: console._follower.position >= session.mark())
+            sent = [line for line in console.lines if line.startswith(">> ")]
+            assert len(sent) == len([e for e in session.events if e.kind == "command"])
+            assert len(sent) <= 34
+            assert len(console.lines) <= 100  # one line at most per event in the window
+            console.text.value = "ATI"
+            console.send_button.click()
+            console.wait_for("AirM2M_780EP")
+            assert sum(line == ">> ATI" for line in console.lines) == 1

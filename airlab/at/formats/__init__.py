@@ -171,6 +171,9 @@ def write_capture(
         raise UsageError("level", f"expected 'records' or 'events', got {level!r}")
     if level == "events" and fmt not in ("csv", "parquet"):
         raise UsageError("level", f"events can only be written as csv or parquet, not {fmt}")
+    from airlab.at.transcript import make_private
+
+    make_private(path)  # a capture holds signatures and tokens unless redacted
     if fmt == "jsonl":
         jsonl.write_jsonl(transcript, path)
     elif fmt == "csv":
