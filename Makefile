@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_capture_import.py
 	$(BIN)/python benchmarks/bench_cloud.py
 	$(BIN)/python benchmarks/bench_sim.py
+	$(BIN)/python benchmarks/attack_cloud.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info
