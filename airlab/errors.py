@@ -57,7 +57,7 @@ class CloudRejected(AirlabError):
     ``code`` is the platform's code (the JSON ``code`` of an HTTPS reply such as 401 or
     460, or a CONNACK return code; ``None`` when the module does not show it, as for a
     refused ``AT+MCONNECT``); ``explanation`` carries the emulator's human-readable
-    reason when one is known (expected vs received sign content, ...).
+    reason when one is known (the sign content, what differs, ...).
 
     Example:
         >>> str(CloudRejected(401, "request auth error"))

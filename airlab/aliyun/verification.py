@@ -1,5 +1,5 @@
 """Server-side checks the cloud emulator makes, each with an explanation a notebook can
-show (which rule, the sign content rebuilt, the algorithm, expected vs received, the
+show (which rule, the sign content rebuilt, the algorithm, what differs, the
 secret masked). Wire input never raises: a bad value gives a failed check saying why.
 
 Example:

@@ -73,7 +73,8 @@ class Explanation:
     ``rule`` is a short stable identifier (``"signature"``, ``"unknown_device"``,
     ``"keepalive"``, ``"client_id_format"``, ``"topic_permission"`` ...); ``message``
     one human sentence; ``details`` the facts behind it (sign content built, algorithm,
-    expected and received values; secrets masked).
+    what differs, the first characters of the expected and received signatures;
+    secrets masked, never a whole signature).
     """
 
     rule: str

@@ -413,7 +413,7 @@ class CloudConsole:
 
     def explain_last_refusal(self, device: DeviceArg = None) -> str:
         """The latest refusal (of ``device``) in plain words: what was refused, the code,
-        the rule, the explanation and its details (sign content, expected vs received)."""
+        the rule, the explanation and its details (sign content, what differs)."""
         frame = self.refusals(device)
         if frame.empty:
             who = f" for {_device_ref(device)}" if device is not None else ""

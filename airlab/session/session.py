@@ -105,7 +105,7 @@ LATE_MCONNECT_POLICIES = ("reconnect", "warn", "raise")
 
 MCONNECT_REFUSED_HINT = (
     "check the signature: see CloudEmulator.refusals() / explain_last_refusal() for the "
-    "expected vs received sign content (on the real cloud: the device secret, sign method, "
+    "sign content and what differs (on the real cloud: the device secret, sign method, "
     "client id and username)"
 )
 MSUB_REFUSED_HINT = (
