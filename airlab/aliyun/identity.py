@@ -88,16 +88,10 @@ def validate_platform_device_name(device_name: object, field: str = "device_name
         ...
         airlab.errors.UsageError: device_name: '${x}' is not a valid DeviceName: ...
     """
-    if not isinstance(device_name, str):
-        raise UsageError(field, f"must be a string, not {type(device_name).__name__}")
-    if not _PLATFORM_DEVICE_NAME.fullmatch(device_name):
-        shown = device_name if len(device_name) <= 40 else device_name[:40] + "..."
-        raise UsageError(
-            field,
-            f"{shown!r} is not a valid DeviceName: use 4-32 characters of letters, digits "
-            "and - _ @ . :",
-        )
-    return device_name
+    return _follow_rule(
+        device_name, field, _PLATFORM_DEVICE_NAME, "DeviceName",
+        "use 4-32 characters of letters, digits and - _ @ . :",
+    )  # fmt: skip
 
 
 def validate_platform_product_key(product_key: object, field: str = "product_key") -> str:
@@ -110,12 +104,18 @@ def validate_platform_product_key(product_key: object, field: str = "product_key
         ...
         airlab.errors.UsageError: product_key: 'a1/b' is not a valid ProductKey: ...
     """
-    if not isinstance(product_key, str):
-        raise UsageError(field, f"must be a string, not {type(product_key).__name__}")
-    if not _PLATFORM_PRODUCT_KEY.fullmatch(product_key):
-        shown = product_key if len(product_key) <= 40 else product_key[:40] + "..."
-        raise UsageError(field, f"{shown!r} is not a valid ProductKey: use 1-32 letters and digits")
-    return product_key
+    return _follow_rule(
+        product_key, field, _PLATFORM_PRODUCT_KEY, "ProductKey", "use 1-32 letters and digits"
+    )
+
+
+def _follow_rule(value: object, field: str, rule: re.Pattern[str], what: str, how: str) -> str:
+    if not isinstance(value, str):
+        raise UsageError(field, f"must be a string, not {type(value).__name__}")
+    if not rule.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise UsageError(field, f"{shown!r} is not a valid {what}: {how}")
+    return value
 
 
 def validate_product_key(product_key: str, field: str = "product_key") -> str:

@@ -14,6 +14,7 @@ from airlab.cloud.fixtures import load_tutorial
 from airlab.cloud.http_api import HttpEndpoints
 from airlab.cloud.registry import Device, Registry
 from airlab.cloud.tls import make_server_context
+from tests.cloud.broker_helpers import Client
 
 
 class FakeClock:
@@ -79,3 +80,12 @@ def endpoints(rules: Rules) -> Iterator[HttpEndpoints]:
     api.published = published  # type: ignore[attr-defined]
     with api:
         yield api
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    """paho clients a test makes (append them); stopped at the end."""
+    made: list[Client] = []
+    yield made
+    for c in made:
+        c.stop()

@@ -41,14 +41,6 @@ def broker(rules: AllowRules):
         yield b
 
 
-@pytest.fixture
-def clients():
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.stop()
-
-
 def new(clients: list[Client], port: int, *args, **kw) -> Client:
     c = Client(port, *args, **kw)
     clients.append(c)

@@ -78,14 +78,6 @@ def broker(rules, tls_contexts):
         yield b
 
 
-@pytest.fixture
-def clients():
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.stop()
-
-
 def device(
     clients: list[Client],
     port: int,

@@ -102,14 +102,6 @@ def broker(registry):
         yield b
 
 
-@pytest.fixture
-def clients():
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.stop()
-
-
 def test_regnwl_cannot_create_a_placeholder_device(registry, broker, clients) -> None:
     cred = mqtt_register_credentials(
         PK, "${x}", TUTORIAL_PRODUCT_SECRET, random="r1", auth_type="regnwl"
