@@ -134,7 +134,11 @@ class ModemSession:
     how many of the newest events :attr:`events` keeps in memory (default
     :data:`DEFAULT_MAX_EVENTS`, at least :data:`MIN_MAX_EVENTS`; ``None``: all); with
     a transcript path the in-memory :attr:`transcript` keeps as many records, the file
-    keeps them all.
+    keeps them all.  ``guards``: with ``False`` (raw mode) the session no longer protects
+    you from the module's pitfalls: a wrong data length, a second QoS1 publish before
+    PUBACK, a late ``AT+MCONNECT``, an ``AT+MPUB`` line the firmware will refuse all go
+    to the module as written, so you see what it does; :meth:`send_text` types like a
+    serial terminal (sscom).  The attribute can be switched at any time.
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class ModemSession:
         read_timeout: float = 0.05,
         close_port: bool = True,
         max_events: int | None = DEFAULT_MAX_EVENTS,
+        guards: bool = True,
     ) -> None:
         if late_mconnect not in LATE_MCONNECT_POLICIES:
             raise UsageError(
@@ -176,6 +181,7 @@ class ModemSession:
                 "max_events", f"must be None or an integer >= {MIN_MAX_EVENTS}, got {max_events!r}"
             )
         self.max_events = max_events
+        self.guards = bool(guards)
         self.default_timeout = float(default_timeout)
         self.urc_timeout = float(urc_timeout)
         self.line_ending = line_ending
@@ -524,7 +530,7 @@ class ModemSession:
         """
         line = guards.check_line(line)
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-        if not allow_length_mismatch:
+        if not allow_length_mismatch and self.guards:
             guards.check_data_length(line, raw)
         elif guards.data_phase_length(line) is False:
             raise UsageError("line", f"{line!r} has no data phase: use session.command()")
@@ -540,6 +546,48 @@ class ModemSession:
             hold_lock=True,
         )
 
+    def send_text(
+        self, text: str | bytes, *, end: str | None = None, timeout: float | None = None
+    ) -> int:
+        """Type ``text`` to the module the way a serial terminal (sscom) sends it: its
+        bytes exactly as given (UTF-8 for text), then ``end`` (default the session's
+        ``line_ending``; ``""`` for none, as for a data body), with no check and no wait
+        for an answer. Returns the :meth:`mark` before the write: wait for what follows
+        with :meth:`wait_for_event`/:meth:`wait_for_urc` ``(since=mark)`` or read
+        :meth:`events_since`.
+
+        Raw typing is what the tutorial does: a body of the wrong length, a typo, a
+        missing space reach the module, and its answer shows what went wrong.
+
+        >>> import airlab
+        >>> from airlab.at.events import FinalResult
+        >>> with ModemSession("airsim://?profile=instant", guards=False) as s:
+        ...     mark = s.send_text("AT+CSQ")
+        ...     s.wait_for_event(lambda e: isinstance(e, FinalResult), 2, since=mark).text
+        'OK'
+        """
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+        elif isinstance(text, bytes | bytearray):
+            data = bytes(text)
+        else:
+            raise UsageError("text", f"expected text or bytes, got {type(text).__name__}")
+        ending = self.line_ending if end is None else end
+        if not isinstance(ending, str):
+            raise UsageError("end", f"expected a string such as '\\r\\n' or '', got {end!r}")
+        data += ending.encode("ascii", errors="strict")
+        if not data:
+            raise UsageError("text", "nothing to send")
+        wait = self.default_timeout if timeout is None else float(timeout)
+        if not self._cmd_lock.acquire(timeout=wait):  # never inside another command
+            raise ResponseTimeout(None, "turn (another command is still running)", wait)
+        try:
+            line = data.split(b"\r", 1)[0].split(b"\n", 1)[0].decode("utf-8", "replace")
+            start, _ = self._write(data, line or None)
+            return start
+        finally:
+            self._cmd_lock.release()
+
     def http_post_body(self, body: str | bytes, timeout_ms: int = 20000) -> Response:
         """``AT+HTTPDATA=<len>,<time>`` with the length computed from the bytes,
         ``DOWNLOAD``, the bytes, ``OK``."""
@@ -554,9 +602,11 @@ class ModemSession:
             raise UsageError(
                 "line",
                 f"{line} starts a data phase: use session.http_post_body(body) (the length is "
-                "computed from the bytes) or session.send_data(line, data)",
+                "computed from the bytes), session.send_data(line, data), or type it as it "
+                "is with session.send_text(line)",
             )
-        guards.check_mpub_line(line)
+        if self.guards:
+            guards.check_mpub_line(line)
         return line
 
     def _exchange(
@@ -580,9 +630,10 @@ class ModemSession:
             raise ResponseTimeout(line, "turn (another command is still running)", timeout)
         locked = True
         try:
-            self._pub_guard(line, deadline if wait_pub else None)
-            if command_name(line) == "+MCONNECT":
-                self._before_mconnect(line)
+            if self.guards:
+                self._pub_guard(line, deadline if wait_pub else None)
+                if command_name(line) == "+MCONNECT":
+                    self._before_mconnect(line)
             start, sent = self._write((line + self.line_ending).encode("utf-8"), line)
             wait = dict(command=line, timeout=timeout, start=start)
             prompt_mono = None
