@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airlab.at.events import Event
+from airlab.at.events import Event, Prompt
 from airlab.session import ModemSession, Response
 from airlab.widgets._format import format_error, format_event
 from airlab.widgets._threads import EventFollower, Worker
@@ -53,8 +53,16 @@ class AtConsole:
     leaving it last in a cell (or ``display(console.widget)``); :meth:`close` stops its
     threads.  Enter (or leaving the text box) sends the line, like the Send button.
 
+    ``raw=True`` (or the *raw* switch) types like sscom, the tutorial's tool: each line
+    goes to the module exactly as typed (no strip, no check, no waiting), followed by CR
+    LF only while *add CR LF* is on; after ``DOWNLOAD`` or ``>`` the next line is the
+    body, so switch CR LF off to send exactly its bytes.  The *guards* switch is the
+    session's :attr:`~airlab.session.ModemSession.guards` (off: wrong lengths, a second
+    QoS1 before PUBACK and a late MCONNECT reach the module).
+
     Parts, for tests and scripts: ``text``, ``send_button``, ``quick_buttons``,
-    ``output`` (the log), ``lines`` (the log as strings).
+    ``raw_switch``, ``crlf_switch``, ``guards_switch``, ``output`` (the log), ``lines``
+    (the log as strings).
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class AtConsole:
         max_lines: int = 500,
         history: bool = False,
         quick: Sequence[str] = QUICK_COMMANDS,
+        raw: bool = False,
     ) -> None:
         import ipywidgets as w
 
@@ -93,6 +102,14 @@ class AtConsole:
             for cmd in quick
         ]
         self.clear_button = w.Button(description="Clear log", layout=w.Layout(width="auto"))
+        self.raw_switch = w.Checkbox(
+            value=bool(raw), description="raw (as typed, like sscom)", indent=False
+        )
+        self.crlf_switch = w.Checkbox(value=True, description="add CR LF", indent=False)
+        self.guards_switch = w.Checkbox(
+            value=session.guards, description="guards (stop the pitfalls)", indent=False
+        )
+        self.guards_switch.observe(self._on_guards, names="value")
         self.output = w.Output(
             layout=w.Layout(height="260px", overflow="auto", border="1px solid #bbb", padding="2px")
         )
@@ -101,6 +118,7 @@ class AtConsole:
             [
                 w.HBox([self.text, self.send_button, self.state]),
                 w.HBox([*self.quick_buttons, self.clear_button]),
+                w.HBox([self.raw_switch, self.crlf_switch, self.guards_switch]),
                 self.output,
             ]
         )
@@ -137,17 +155,23 @@ class AtConsole:
 
     # ------------------------------------------------------------------ sending
 
+    def _typed(self, text: str) -> str:
+        return text if self.raw_switch.value else text.strip()
+
     def _on_text(self, change: dict[str, Any]) -> None:
-        line = str(change.get("new") or "").strip()
+        line = self._typed(str(change.get("new") or ""))
         if line:
             self.text.value = ""
             self.send(line)
 
     def _on_send(self, _button: object = None) -> None:
-        line = self.text.value.strip()
+        line = self._typed(self.text.value)
         if line:
             self.text.value = ""  # the observer sees "" and does nothing
             self.send(line)
+
+    def _on_guards(self, change: dict[str, Any]) -> None:
+        self.session.guards = bool(change.get("new"))
 
     def send(self, line: str) -> concurrent.futures.Future[Response | None]:
         """Queue ``line``; the worker sends it.  Returns a future of the
@@ -160,6 +184,10 @@ class AtConsole:
 
     def _run(self, line: str) -> Response | None:
         try:
+            if self.raw_switch.value:  # as typed; the log shows what the module answers
+                end = self.session.line_ending if self.crlf_switch.value else ""
+                self.session.send_text(line, end=end, timeout=self.timeout)
+                return None
             return self.session.command(line, self.timeout)
         except Exception as exc:  # every error is one log line
             self._log_error(exc)
@@ -181,6 +209,12 @@ class AtConsole:
 
     def _on_events(self, events: Sequence[Event], end: int) -> None:
         lines = [t for t in (format_event(e, clock=self.clock) for e in events) if t]
+        prompts = [e for e in events if isinstance(e, Prompt)]
+        if prompts and self.raw_switch.value:
+            self.state.value = (
+                f"<span style='color:#06c'>{prompts[-1].prompt}: the module waits for the "
+                "body (switch off 'add CR LF' to send exactly its bytes)</span>"
+            )
         with self._cond:
             if lines:
                 self._append(lines)

@@ -161,3 +161,25 @@ def test_history_of_a_long_session_shows_each_event_in_the_window_once() -> None
             console.send_button.click()
             console.wait_for("AirM2M_780EP")
             assert sum(line == ">> ATI" for line in console.lines) == 1
+
+
+def test_raw_mode_types_like_sscom(session: ModemSession) -> None:
+    # AT+HTTPDATA typed by hand, as the tutorial does: the prompt, then the body
+    with AtConsole(session, clock=False, raw=True) as console:
+        assert console.guards_switch.value is True
+        console.guards_switch.value = False
+        assert session.guards is False
+        console.text.value = "AT+HTTPINIT"
+        console.wait_for("<< OK")
+        console.text.value = "AT+HTTPDATA=5,2000"
+        console.wait_for("DOWNLOAD")
+        wait_until(lambda: "waits for the body" in console.state.value)
+        console.crlf_switch.value = False  # the body's bytes, nothing more
+        console.text.value = "hello"
+        console.wait_for("<< OK")
+        assert any("hello" in line and line.startswith(">>") for line in console.lines)
+        console.crlf_switch.value = True
+        console.text.value = "AT+HTTPTERM "  # typed with a trailing space: sent as is
+        console.wait_for("AT+HTTPTERM")
+        assert any(e.text == "AT+HTTPTERM " for e in session.events if e.kind == "command")
+    session.guards = True
