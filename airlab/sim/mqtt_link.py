@@ -8,6 +8,8 @@ Example:
     >>> from airlab.sim.actions import MqttPublish
     >>> publish_bytes(MqttPublish("a/b", b"hi", qos=1, packet_id=7)).hex()
     '32090003612f6200076869'
+    >>> publish_bytes(MqttPublish("a/+", b"", qos=0)).hex()  # as given: the broker decides
+    '30050003612f2b'
 """
 
 from __future__ import annotations
@@ -72,10 +74,17 @@ def unsubscribe_bytes(req: MqttUnsubscribe) -> bytes:
 
 
 def publish_bytes(req: MqttPublish) -> bytes:
+    """PUBLISH with the topic exactly as the module was given it.
+
+    The firmware does not check the topic name: ``+`` and ``#`` go out as typed and the
+    broker, not the module, enforces MQTT 3.1.1 §3.3.2.1 (it closes the connection).
+    amqtt refuses to *build* such a packet, so it is built on a wildcard-free stand-in
+    and the real name is put into its (public) variable header before encoding.
+    """
     packet_id = req.packet_id if req.qos > 0 else None
-    return PublishPacket.build(
-        req.topic, req.payload, packet_id, False, req.qos, req.retain
-    ).to_bytes()
+    packet = PublishPacket.build("", req.payload, packet_id, False, req.qos, req.retain)
+    packet.variable_header.topic_name = req.topic
+    return packet.to_bytes()
 
 
 def puback_bytes(packet_id: int) -> bytes:

@@ -15,7 +15,10 @@ callback, called from the stack's thread.
   acknowledged by the stack (PUBACK; QoS 2: PUBREC/PUBREL/PUBCOMP) and reported as
   ``MqttMessage``; a PINGREQ goes out every keepalive once connected; a close by the
   server gives ``LinkClosed``.  amqtt's packet classes are the codec
-  (:mod:`airlab.sim.mqtt_link`).
+  (:mod:`airlab.sim.mqtt_link`).  Topics go out as given: a PUBLISH to ``a/+`` is
+  sent and the broker closes the connection (MQTT 3.1.1 §3.3.2.1) → ``LinkClosed``.
+  A request that fails inside the stack (a bug) is logged and closes the link
+  (``LinkClosed``), so the firmware never waits forever for its answer.
 * ``HttpRequest``: one HTTP/1.1 exchange with :mod:`http.client` in a worker thread
   (:mod:`airlab.sim.http_link`), answered by ``HttpResult``.
 * ``CloseLink``: a local close, never reported; answers still in flight for that link
@@ -289,7 +292,14 @@ class NetStack:
             else:
                 log.warning("unknown network request %r", request)
         except Exception:
-            log.exception("network request %r failed", request)
+            # never leave a link half-done (the firmware would wait forever for an
+            # answer): an MQTT request that cannot be carried out closes the link, which
+            # the firmware reports like any close (CLOSED) and which clears its state
+            log.exception("network request %r failed: closing its link", request)
+            if not isinstance(request, (a.OpenLink, a.CloseLink, a.HttpRequest)):
+                state = self._links.get("mqtt")
+                if state is not None:
+                    self._lost(state)
 
     def _new_link(self, name: str) -> _Link:
         old = self._links.get(name)
@@ -380,6 +390,9 @@ class NetStack:
         except ConnectionError:
             reason = "tls" if req.tls else "refused"
         except OSError:
+            reason = "refused"
+        except Exception:  # a bug, not the network: still answer, or MIPSTART hangs
+            log.exception("opening link %s to %s:%s failed", req.link, req.host, req.port)
             reason = "refused"
         if reason is not None:
             state.closed = True
@@ -502,7 +515,13 @@ class NetStack:
             state.http_conn = conn
 
         def work() -> None:
-            result = perform(req, self.hosts, self._tls, dns_fails=dns_fails, on_connection=keep)
+            try:
+                result = perform(
+                    req, self.hosts, self._tls, dns_fails=dns_fails, on_connection=keep
+                )
+            except Exception:  # perform() never raises; if it did, still answer
+                log.exception("HTTP request %r failed", req)
+                result = a.HttpResult(601)
             with contextlib.suppress(RuntimeError):  # loop closed meanwhile
                 loop.call_soon_threadsafe(self._http_done, state, result, t)
 

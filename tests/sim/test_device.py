@@ -241,3 +241,27 @@ def test_flaky_faults_are_scheduled_from_the_seed() -> None:
     with SimulatedModule(profile=profile, seed=1) as m:
         expect(m, b"+CGEV: NW PDN DEACT 1\r\n")
         assert _eventually(lambda: m.stats["fault_pdp_loss"] >= 1)
+
+
+def test_wildcard_mpub_is_sent_and_the_broker_close_is_reported(mosquitto: int) -> None:
+    """Issue 8 item 5: `+`/`#` in an AT+MPUB topic: OK (the PUBLISH goes out as given), the
+    broker closes the connection (MQTT 3.1.1 §3.3.2.1), the module prints CLOSED; later
+    commands behave as after any server-side close, and a new session publishes QoS1."""
+    with SimulatedModule() as m:
+        m.write(b"ATE0\r")
+        expect(m, b"OK\r\n")
+        _mqtt_up(m, mosquitto, "dev-wild")
+        m.write(b'AT+MPUB="a/+/b",1,0,"x"\r')
+        assert m.read_until(b"CLOSED\r\n", 5) == b"\r\nOK\r\n\r\nCLOSED\r\n"
+        m.write(b"AT+MQTTSTATU\r")
+        assert expect(m, b"OK\r\n") == b"\r\n+MQTTSTATU :0\r\n\r\nOK\r\n"
+        m.write(b'AT+MPUB="a/b",1,0,"x"\r')
+        assert expect(m, b"767\r\n") == b"\r\n+CME ERROR: 767\r\n"
+        m.write(b"AT+MIPCLOSE\r")
+        assert expect(m, b"767\r\n") == b"\r\n+CME ERROR: 767\r\n"
+        _mqtt_up(m, mosquitto, "dev-wild")
+        for _ in range(2):  # no stale in-flight QoS1: each publish gets its PUBACK
+            m.write(b'AT+MPUB="a/b",1,0,"x"\r')
+            assert m.read_until(b"PUBACK\r\n", 5) == b"\r\nOK\r\n\r\nPUBACK\r\n"
+        m.write(b'AT+MPUB="a/#",0,0,"x"\r')
+        assert m.read_until(b"CLOSED\r\n", 5) == b"\r\nOK\r\n\r\nCLOSED\r\n"

@@ -475,3 +475,59 @@ def test_close_link_drops_a_pending_http_answer(events: Events, http_server) -> 
         result = events.wait(a.HttpResult)
     assert (result.status, result.body) == (200, b"")
     assert len([e for e in events.items if isinstance(e, a.HttpResult)]) == 1
+
+
+# ---------------------------------------------------------------- wildcard topics (issue 8 item 5)
+
+
+def test_wildcard_publish_goes_out_as_given(stack: NetStack, events: Events) -> None:
+    """The module sends the PUBLISH with the topic as typed (+ and # included)."""
+    from amqtt.mqtt.connack import ConnackPacket
+
+    got: dict[str, bytes] = {}
+
+    def script(conn: socket.socket) -> None:
+        head = recv_exact(conn, 2)
+        recv_exact(conn, head[1])
+        conn.sendall(ConnackPacket.build(0, 0).to_bytes())
+        got["publish"] = recv_exact(conn, 2 + 2 + 5 + 2 + 1)
+
+    server = RawServer(script)
+    try:
+        stack.submit(a.OpenLink("mqtt", "127.0.0.1", server.port))
+        events.wait(a.LinkOpened)
+        stack.submit(a.MqttConnect("cid-w", None, None, 60))
+        events.wait(a.MqttConnack)
+        stack.submit(a.MqttPublish("a/+/#", b"x", qos=1, packet_id=7))
+        assert server.done.wait(5) and server.error is None
+        assert got["publish"] == b"\x32\x0a\x00\x05a/+/#\x00\x07x"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("topic", ["a/+/b", "a/#"])
+def test_broker_closes_on_wildcard_publish(
+    stack: NetStack, events: Events, mosquitto: int, topic: str
+) -> None:
+    """MQTT 3.1.1 §3.3.2.1: a real broker drops the client: LinkClosed, like any server close."""
+    stack.submit(a.OpenLink("mqtt", "127.0.0.1", mosquitto))
+    events.wait(a.LinkOpened)
+    stack.submit(a.MqttConnect("sim-wild", None, None, 60))
+    events.wait(a.MqttConnack)
+    stack.submit(a.MqttPublish(topic, b"x", qos=1, packet_id=1))
+    assert events.wait(a.LinkClosed) == a.LinkClosed("mqtt")
+    assert not any(isinstance(e, a.MqttPuback) for e in events.items)
+    assert not stack.is_open("mqtt")
+
+
+def test_a_request_that_cannot_be_encoded_closes_the_link(
+    stack: NetStack, events: Events, mosquitto: int
+) -> None:
+    """An internal failure on the MQTT link is never left half-done: the link is closed and
+    LinkClosed reported, so the firmware's in-flight state is cleared."""
+    stack.submit(a.OpenLink("mqtt", "127.0.0.1", mosquitto))
+    events.wait(a.LinkOpened)
+    stack.submit(a.MqttConnect("sim-bad", None, None, 60))
+    events.wait(a.MqttConnack)
+    stack.submit(a.MqttPublish("t", b"x", qos=1, packet_id=70000))  # no 2-byte packet id
+    assert events.wait(a.LinkClosed) == a.LinkClosed("mqtt")
