@@ -26,7 +26,12 @@ Several commands in one line
     one final OK, the first failure stops the line.
 Errors
     Syntax or parameter errors print ``ERROR``; state errors print ``+CME ERROR: n``
-    (CMEE 1, default), ``ERROR`` (CMEE 0) or the verbose text (CMEE 2).
+    (CMEE 1, default), ``ERROR`` (CMEE 0) or the verbose text (CMEE 2).  A numeric
+    parameter is 1-10 ASCII digits (``²``, ``-1``, ``+1``, 11+ digits: ``ERROR``).
+    Every command line is answered on its own: a bad line never costs the lines after
+    it in the same chunk their answers.  An internal error (a bug) is logged with its
+    traceback at ERROR level and answered ``ERROR`` for that line only (``strict``:
+    re-raised, as in the tests).
 Power and time
     A new :class:`Firmware` is already booted and registered; :meth:`boot` prints the
     power-on URCs (``RDY``, ``^MODE: 17,17``, ``+E_UTRAN Service``,
@@ -74,6 +79,9 @@ MQTT
 from __future__ import annotations
 
 import datetime as _dt
+import logging
+import os
+import re
 from typing import Any
 
 from airlab.at.events import CME_ERRORS
@@ -112,7 +120,11 @@ from airlab.sim.firmware_mqtt import MqttMixin
 
 __all__ = ["Firmware", "FirmwareConfig"]
 
+log = logging.getLogger(__name__)
+
 _CR, _LF = 0x0D, 0x0A
+#: a decimal parameter: ASCII digits only (str.isdigit() also accepts '²', '٣' ...)
+_DIGITS = re.compile(r"[0-9]{1,10}")
 _DEFAULT_NOW = _dt.datetime(2024, 7, 22, 3, 0, 0, tzinfo=_dt.UTC)
 
 #: commands that cannot share a line with others (two-phase, data mode, power)
@@ -184,7 +196,7 @@ class _Base:
     @staticmethod
     def _int(text: str, lo: int, hi: int) -> int:
         t = text.strip(" ")
-        if not t.isdigit() or len(t) > 10:
+        if not _DIGITS.fullmatch(t):
             raise ArgError("not a number")
         value = int(t)
         if not lo <= value <= hi:
@@ -217,6 +229,12 @@ def _b(text: str) -> bytes:
     return text.encode("latin-1", "replace")
 
 
+def _line_end(data: bytes, pos: int) -> int:
+    """Index just after the next CR or LF at or after ``pos`` (or the end)."""
+    ends = [i for i in (data.find(b"\r", pos), data.find(b"\n", pos)) if i >= 0]
+    return min(ends) + 1 if ends else len(data)
+
+
 class Firmware(HttpMixin, MqttMixin, _Base):
     """The Air780EP AT firmware as a pure state machine (see the module docstring).
 
@@ -226,8 +244,11 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         b'AT+CGMI\\r\\r\\n+CGMI: "AirM2M"\\r\\n\\r\\nOK\\r\\n'
     """
 
-    #: re-raise unexpected internal errors instead of answering ERROR (tests set it)
-    strict = False
+    #: Internal errors (a bug, never bad input: bad input has its own ERROR / +CME ERROR
+    #: answer) are logged with their traceback at ERROR level and answered ERROR, so the
+    #: simulator keeps running.  With ``strict`` they are re-raised instead: the test
+    #: suites set it (``tests/sim/conftest.py``), as does ``AIRLAB_SIM_STRICT=1``.
+    strict: bool = os.environ.get("AIRLAB_SIM_STRICT", "") not in ("", "0")
 
     def __init__(self, config: FirmwareConfig | None = None) -> None:
         self.config = config or FirmwareConfig()
@@ -307,11 +328,11 @@ class Firmware(HttpMixin, MqttMixin, _Base):
                     pos = self._feed_mpubex(data, pos)
                 else:
                     pos = self._feed_cmd(data, pos)
-            except Exception:  # never crash on wire input
-                if self.strict:
-                    raise
+            except Exception:  # a bug: never crash on wire input, never hide it either
+                self._internal_error("input %r (mode %s)", data[before:], self._mode)
                 self._recover()
-                pos = n if pos == before else pos
+                if pos == before:  # drop the line (or data) in the way, keep the rest
+                    pos = _line_end(data, before)
         return self._flush()
 
     def network(self, event: NetEvent) -> list[Action]:
@@ -320,8 +341,7 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         try:
             self._network(event)
         except Exception:
-            if self.strict:
-                raise
+            self._internal_error("network event %r", event)
         return self._flush()
 
     def timer(self, name: str, now: _dt.datetime | None = None) -> list[Action]:
@@ -352,8 +372,7 @@ class Firmware(HttpMixin, MqttMixin, _Base):
                 self._pdp = True
                 self._registration_urcs("urc")
         except Exception:
-            if self.strict:
-                raise
+            self._internal_error("timer %r", name)
         return self._flush()
 
     # ------------------------------------------------------------------ state
@@ -399,6 +418,12 @@ class Firmware(HttpMixin, MqttMixin, _Base):
 
     def _network_ready(self) -> bool:
         return self._cfun == 1 and self._attached and self._pdp
+
+    def _internal_error(self, what: str, *args: object) -> None:
+        """Log the exception being handled (traceback, ERROR level); re-raise if strict."""
+        log.exception("simulated firmware: internal error on " + what, *args)
+        if self.strict:
+            raise  # the exception being handled (only called from except blocks)
 
     def _recover(self) -> None:
         """After an internal error: back to command mode with a clean line."""
@@ -558,8 +583,12 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         self._overflow = False
         if overflow:
             self._error()
-        else:
+            return end
+        try:
             self._execute_line(line)
+        except Exception:  # a bug: this line gets ERROR, the lines after it their answers
+            self._internal_error("command line %r", line)
+            self._recover()
         return end
 
     def _append_line(self, chunk: bytes) -> None:

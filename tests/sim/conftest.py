@@ -130,6 +130,13 @@ class Driver:
         assert self.fw.mqtt_state == "connected"
 
 
+@pytest.fixture(autouse=True)
+def _strict_firmware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every firmware in these tests, including the ones inside a SimulatedModule, re-raises
+    internal errors instead of answering ERROR: a bug fails the test, it is not hidden."""
+    monkeypatch.setattr(Firmware, "strict", True)
+
+
 @pytest.fixture
 def make_driver() -> Callable[..., Driver]:
     return Driver

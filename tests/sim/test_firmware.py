@@ -127,6 +127,77 @@ def test_concatenated_commands(drv):
     assert answer(drv, b"AT+CGMI;+MIPCLOSE\r\n") == ERROR
 
 
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("cmee", [0, 1, 2])
+def test_each_line_of_a_chunk_is_answered_on_its_own(make_driver, strict, cmee):
+    """Issue 8 item 6: b'\\xb2' ('²' in latin-1, str.isdigit() is True) is a bad
+    parameter (ERROR), and the AT and ATI after it in the same chunk are answered."""
+    d = make_driver(cmee=cmee)
+    d.fw.strict = strict
+    revision = d.fw.config.revision.encode()
+    assert d.send(b"AT+CEREG=\xb2\r\nAT\r\nATI\r\n") == (
+        b"AT+CEREG=\xb2\r\n" + ERROR + b"AT\r\n" + OK + b"ATI\r\n\r\n" + revision + b"\r\n" + OK
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ["\xb2", "\xb3", "\xb9", "\xb9\xb9", "1\xb2", "-1", "+1", "99999999999", "9" * 40, ""]
+)
+@pytest.mark.parametrize(
+    "line",
+    [
+        "AT+CEREG={}",
+        "AT+CMEE={}",
+        "AT+IPR={}",
+        "AT+CFUN={}",
+        "AT+CGATT={}",
+        "AT+SAPBR={},1",
+        'AT+SAPBR=3,1,"RATE",{}',
+        "AT+HTTPACTION={}",
+        "AT+HTTPDATA={},1000",
+        'AT+HTTPPARA="TIMEOUT",{}',
+        'AT+MIPSTART="h",{}',
+        'AT+MSUB="t",{}',
+        'AT+MPUB="t",{},0,"x"',
+        "AT+MCONNECT=1,{}",
+    ],
+)
+def test_non_ascii_and_huge_numbers_are_parameter_errors(drv, line, value):
+    drv.send(b"AT+HTTPINIT\r")
+    text = line.format(value).encode("latin-1")
+    assert answer(drv, text + b"\r\n") == ERROR
+    assert answer(drv, b"AT\r\n") == OK
+
+
+def test_internal_error_is_logged_answered_error_and_the_rest_goes_on(
+    make_driver, monkeypatch, caplog
+):
+    """The catch-all stays in production (the simulator keeps running) but is loud; with
+    ``strict`` (set for every test here by conftest) the bug surfaces as an exception."""
+
+    def broken(self, cmd):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(Firmware, "_h_cgmi", broken)
+    d = make_driver()
+    with pytest.raises(RuntimeError):
+        d.send(b"AT+CGMI\r\n")
+    d = make_driver()
+    d.fw.strict = False
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="airlab.sim.firmware"):
+        out = d.send(b"AT+CGMI\r\nAT\r\n")
+    assert out == b"AT+CGMI\r\n" + ERROR + b"AT\r\n" + OK
+    (record,) = caplog.records
+    assert record.levelname == "ERROR" and record.exc_info is not None
+    assert "internal error" in record.getMessage() and "AT+CGMI" in record.getMessage()
+
+
+def test_strict_is_on_in_these_tests():
+    assert Firmware.strict is True
+    assert Firmware().strict is True
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -168,3 +168,56 @@ def test_mutated_command_streams(items, bytewise):
             chunks.append(it)
     tail, emitted = run(fw, chunks)
     check(emitted, tail, FirmwareConfig().mpubex_prompt)
+
+
+# ---------------------------------------------------------------- command-aware fuzzing
+
+#: every command the firmware implements, by its handler names
+NAMES = sorted(
+    ["+" + n[3:].upper() for n in dir(Firmware) if n.startswith("_h_")]
+    + [n[3:].upper() for n in dir(Firmware) if n.startswith("_b_") and "amp" not in n]
+    + ["&W", "&F"]
+)
+#: commands after which the rest of a chunk is data or ignored (HTTPDATA, MPUBEX, reboot)
+MODAL = {"+HTTPDATA", "+MPUBEX", "+RESET", "+CFUN"}
+
+param = st.one_of(
+    st.integers(-5, 70000).map(str),
+    st.sampled_from(["", " ", "-0", "00", "+1", "1e3", "0x1", "4294967296", "9" * 40, "1" * 11]),
+    # digits that are not ASCII: '²' '³' '¹' (str.isdigit() is True), '¼' '½' '¾'
+    st.text(alphabet="0123456789\xb2\xb3\xb9\xbc\xbd\xbe", min_size=1, max_size=12),
+    st.sampled_from(['"', '""', '"a/b"', '"a/+/#"', '","', '"\\22"', '"URL"', '"RATE"']),
+    st.sampled_from(['"TIMEOUT"', '"BREAK"', '"USER_DEFINED"', '"http://h:99999/"']),
+    st.sampled_from(["\x00", "\r", "\x00\r", "\xff", "\x1a", ";", ";+CGMI", ";&W"]),
+)
+command_line = st.builds(
+    lambda prefix, name, form, params: (
+        prefix + name + (form + ",".join(params) if form == "=" else form)
+    ).encode("latin-1"),
+    st.sampled_from(["AT", "at", "AT "]),
+    st.sampled_from(NAMES),
+    st.sampled_from(["", "?", "=?", "=", "="]),
+    st.lists(param, max_size=7),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(command_line, min_size=1, max_size=6), st.sampled_from([0, 1, 2]))
+def test_command_lines_never_raise_and_each_line_is_answered(lines, cmee):
+    """Known commands with hostile parameters: no internal exception (strict), framed
+    output, and a following AT in the same chunk is still answered OK."""
+    fw = Firmware(FirmwareConfig(cmee=cmee))
+    fw.strict = True
+    setup = [b"AT+HTTPINIT\r", b'AT+MCONFIG="c","u","p"\r', b"AT+MIPSTART=h,1883\r"]
+    run(fw, [*setup, b"AT+MCONNECT=1,60\r"])
+    for line in lines:
+        name = line.split(b"=")[0].split(b"?")[0].lstrip(b"ATat ").upper().decode("latin-1")
+        if name in MODAL:
+            tail, emitted = run(fw, [line + b"\r\n"])
+            check(emitted, tail, FirmwareConfig().mpubex_prompt)
+            continue
+        out = b"".join(a.data for a in fw.receive(line + b"\r\nAT\r\n") if isinstance(a, ToHost))
+        echo = b"AT\r\n" if fw.echo else b""  # the line may have been ATE0
+        assert out.endswith(echo + b"\r\nOK\r\n"), (line, out)
+    tail, emitted = run(fw, [])
+    check(emitted, tail, FirmwareConfig().mpubex_prompt)
