@@ -1,8 +1,12 @@
-"""``SigningCalculator``: the direct-MQTT strings (一机一密直连), live as you type.
+"""``SigningCalculator``: what to type for each connection method, live as you type.
 
-Every change of an input recomputes client id, user name, password and sign content
-with :func:`airlab.aliyun.direct_mqtt_credentials` (pure, instant: no thread needed).
-A bad input shows the library's :class:`~airlab.errors.UsageError` message in red.
+Methods (``method``): ``direct`` (一机一密直连: client id, user name, password, the
+``AT+MCONFIG`` line), ``http-auth`` (一机一密 HTTPS auth: the body for ``AT+HTTPDATA``
+and its length in bytes), ``register`` (一型一密 HTTPS dynamic registration body) and
+``mqtt-register`` (一型一密 over MQTT, ``authType=register`` or ``regnwl``).  Every
+change of an input recomputes them with :mod:`airlab.aliyun` (pure, instant: no thread
+needed).  A bad input shows the library's :class:`~airlab.errors.UsageError` message
+in red.
 
 Example:
     >>> from airlab.lesson import Identity
@@ -13,6 +17,9 @@ Example:
     >>> calc.device_name.value = ""
     >>> calc.error
     'device_name: must not be empty'
+    >>> calc.device_name.value = "868488076506128"; calc.method.value = "http-auth"
+    >>> calc.values()["httpdata"]
+    'AT+HTTPDATA=112,20000'
 """
 
 from __future__ import annotations
@@ -20,28 +27,47 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
-from airlab.aliyun import MqttCredentials, SignMethod, direct_mqtt_credentials
+from airlab.aliyun import (
+    MqttCredentials,
+    SignMethod,
+    direct_mqtt_credentials,
+    http_auth_request,
+)
+from airlab.aliyun.dynreg import mqtt_register_credentials, register_request
+from airlab.aliyun.forms import HttpFormRequest
+from airlab.at.commands import httpdata, mconfig
 from airlab.errors import UsageError
 
 if TYPE_CHECKING:
     import ipywidgets
 
-__all__ = ["SigningCalculator"]
+__all__ = ["METHODS", "SigningCalculator"]
+
+#: The calculator's methods: value -> label.
+METHODS: dict[str, str] = {
+    "direct": "direct MQTT (一机一密直连)",
+    "http-auth": "HTTPS auth, then MQTT (一机一密 HTTP认证)",
+    "register": "HTTPS dynamic registration (一型一密)",
+    "mqtt-register": "MQTT dynamic registration (一型一密, register / regnwl)",
+}
 
 ERROR_STYLE = "color:#c00"
 
 
 class SigningCalculator:
-    """Inputs for productKey, deviceName, deviceSecret, sign method, optional timestamp
-    and client id; shows the MQTT connect strings as you type.
+    """Inputs for the method, productKey, deviceName, deviceSecret (or ProductSecret
+    and random for dynamic registration), sign method, optional timestamp and client
+    id; shows what to type as you type.
 
     ``identity``: anything with ``product_key``, ``device_name``, ``device_secret``
-    (``lab.identity``) to fill the inputs, or None (empty).  ``credentials`` is the
-    latest :class:`~airlab.aliyun.MqttCredentials` (None while the inputs are wrong),
-    ``error`` the message shown instead, ``result`` the HTML widget showing either.
+    (and optionally ``product_secret``; ``lab.identity``) to fill the inputs, or None
+    (empty).  ``credentials`` is the latest :class:`~airlab.aliyun.MqttCredentials`
+    of an MQTT method, ``form`` the latest HTTPS form (each None otherwise or while the
+    inputs are wrong), ``error`` the message shown instead, ``result`` the HTML widget
+    showing either; :meth:`values` the strings as a dict.
     """
 
-    def __init__(self, identity: Any = None) -> None:
+    def __init__(self, identity: Any = None, method: str = "direct") -> None:
         import ipywidgets as w
 
         def text(description: str, value: str, placeholder: str = "") -> ipywidgets.Text:
@@ -53,6 +79,15 @@ class SigningCalculator:
                 layout=w.Layout(width="36em"),
             )
 
+        if method not in METHODS:
+            raise UsageError("method", f"must be one of {', '.join(METHODS)}, not {method!r}")
+        self.method = w.Dropdown(
+            options=[(label, key) for key, label in METHODS.items()],
+            value=method,
+            description="method",
+            style={"description_width": "9em"},
+            layout=w.Layout(width="36em"),
+        )
         self.product_key = text("productKey", getattr(identity, "product_key", "") or "")
         self.device_name = text("deviceName", getattr(identity, "device_name", "") or "")
         self.device_secret = text("deviceSecret", getattr(identity, "device_secret", "") or "")
@@ -64,13 +99,29 @@ class SigningCalculator:
         )
         self.timestamp = text("timestamp", "", "optional, milliseconds")
         self.client_id = text("client id", "", "optional: the device name")
+        self.product_secret = text(
+            "productSecret", getattr(identity, "product_secret", "") or "", "dynamic registration"
+        )
+        self.random = text("random", "123456", "dynamic registration: any text")
+        self.auth_type = w.Dropdown(
+            options=["register", "regnwl"],
+            value="register",
+            description="authType",
+            style={"description_width": "9em"},
+        )
         self.result = w.HTML()
         self.credentials: MqttCredentials | None = None
+        self.form: HttpFormRequest | None = None
         self.error: str | None = None
+        self._rows: list[tuple[str, str, str]] = []
         self.inputs = (
+            self.method,
             self.product_key,
             self.device_name,
             self.device_secret,
+            self.product_secret,
+            self.random,
+            self.auth_type,
             self.sign_method,
             self.timestamp,
             self.client_id,
@@ -91,7 +142,8 @@ class SigningCalculator:
         return bundle
 
     def compute(self) -> MqttCredentials:
-        """The credentials for the current inputs (UsageError when one is wrong)."""
+        """The direct-MQTT credentials for the current inputs (UsageError when one is
+        wrong)."""
         return direct_mqtt_credentials(
             self.product_key.value.strip(),
             self.device_name.value.strip(),
@@ -101,36 +153,99 @@ class SigningCalculator:
             timestamp=self.timestamp.value.strip() or None,
         )
 
+    def _compute(self) -> MqttCredentials | HttpFormRequest:
+        pk, dn = self.product_key.value.strip(), self.device_name.value.strip()
+        method = self.method.value
+        if method == "direct":
+            return self.compute()
+        if method == "http-auth":
+            return http_auth_request(
+                pk,
+                dn,
+                self.device_secret.value.strip(),
+                client_id=self.client_id.value.strip() or None,
+                sign_method=self.sign_method.value,
+                timestamp=self.timestamp.value.strip() or None,
+            )
+        if method == "register":
+            return register_request(
+                pk,
+                dn,
+                self.product_secret.value.strip(),
+                random=self.random.value.strip(),
+                sign_method=self.sign_method.value,
+            )
+        return mqtt_register_credentials(
+            pk,
+            dn,
+            self.product_secret.value.strip(),
+            random=self.random.value.strip(),
+            auth_type=self.auth_type.value,
+            sign_method=self.sign_method.value,
+        )
+
+    def _visible(self) -> None:
+        method = self.method.value
+        dynamic = method in ("register", "mqtt-register")
+        shown = {
+            self.device_secret: not dynamic,
+            self.product_secret: dynamic,
+            self.random: dynamic,
+            self.auth_type: method == "mqtt-register",
+            self.timestamp: not dynamic,
+            self.client_id: not dynamic,
+        }
+        for widget, visible in shown.items():
+            widget.layout.display = None if visible else "none"
+
     def _update(self, _change: object = None) -> None:
+        self._visible()
+        self.credentials, self.form = None, None
         try:
-            creds = self.compute()
+            result = self._compute()
+            rows = _rows(result)
         except UsageError as exc:
-            self.credentials, self.error = None, str(exc)
+            self.error = str(exc)
             self.result.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(exc))}</span>"
             return
-        self.credentials, self.error = creds, None
-        rows = (
-            ("client id", creds.client_id),
-            ("username", creds.username),
-            ("password", creds.password),
-            ("sign content", creds.sign_content),
-            ("host", f"{creds.host}:{creds.port}"),
-        )
+        if isinstance(result, HttpFormRequest):
+            self.form = result
+        else:
+            self.credentials = result
+        self.error = None
+        self._rows = rows
         cells = "".join(
-            f"<tr><td style='text-align:left'><b>{k}</b></td>"
+            f"<tr><td style='text-align:left'><b>{html.escape(label)}</b></td>"
             f"<td style='text-align:left'><code>{html.escape(v)}</code></td></tr>"
-            for k, v in rows
+            for _, label, v in rows
         )
         self.result.value = f"<table>{cells}</table>"
 
     def values(self) -> dict[str, str]:
-        """client id, username, password, sign content (empty dict while in error)."""
-        c = self.credentials
-        if c is None:
+        """The strings shown, by key (``client_id``, ``username``, ``password``,
+        ``mconfig``, ``sign_content``, ``host`` for MQTT; ``url``, ``body``,
+        ``length``, ``httpdata``, ``sign_content`` for HTTPS); empty while in error."""
+        if self.error is not None:
             return {}
-        return {
-            "client_id": c.client_id,
-            "username": c.username,
-            "password": c.password,
-            "sign_content": c.sign_content,
-        }
+        return {key: value for key, _, value in self._rows}
+
+
+def _rows(result: MqttCredentials | HttpFormRequest) -> list[tuple[str, str, str]]:
+    if isinstance(result, HttpFormRequest):
+        line, _ = httpdata(result.body)
+        return [
+            ("url", "URL (AT+HTTPPARA)", result.url),
+            ("body", "body (after DOWNLOAD)", result.body),
+            ("length", "length in bytes", str(result.length)),
+            ("httpdata", "AT+HTTPDATA line", line),
+            ("sign_content", "sign content", result.sign_content),
+        ]
+    return [
+        ("client_id", "client id", result.client_id),
+        ("username", "username", result.username),
+        ("password", "password", result.password),
+        ("mconfig", "AT+MCONFIG line", mconfig(result.client_id, result.username,
+                                               result.password)),
+        ("sign_content", "sign content", result.sign_content),
+        ("host", "host", f"{result.host}:{result.port}"),
+    ]  # fmt: skip

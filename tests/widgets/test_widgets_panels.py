@@ -95,6 +95,31 @@ def test_signing_calculator_is_live() -> None:
     assert calc.values()["sign_content"].startswith("clientId12345deviceName")
 
 
+def test_signing_calculator_covers_every_method() -> None:
+    # the tutorial's numbers: a 112-byte auth body, a 120-byte registration body
+    calc = SigningCalculator(Identity.tutorial(), method="http-auth")
+    assert calc.form is not None and calc.credentials is None
+    assert calc.values()["httpdata"] == "AT+HTTPDATA=112,20000"
+    assert calc.values()["body"].startswith("productKey=k1hipglLdjU&")
+    assert calc.device_secret.layout.display is None and calc.random.layout.display == "none"
+    calc.method.value = "register"
+    calc.product_secret.value = "8LQwOYSZMwp3DFBd"
+    assert calc.values()["httpdata"] == "AT+HTTPDATA=120,20000"
+    assert calc.values()["sign_content"] == (
+        "deviceName868488076506128productKeyk1hipglLdjUrandom123456"
+    )
+    assert calc.device_secret.layout.display == "none"
+    calc.method.value = "mqtt-register"
+    calc.auth_type.value = "regnwl"
+    assert "authType=regnwl" in calc.values()["client_id"]
+    assert calc.values()["mconfig"].startswith('AT+MCONFIG="')
+    calc.method.value = "direct"
+    assert calc.values()["password"] == TUTORIAL_PASSWORD
+    calc.product_secret.value = ""
+    calc.method.value = "register"
+    assert calc.error is not None and calc.values() == {}
+
+
 def test_signing_calculator_bad_input_shows_usage_error_in_red() -> None:
     calc = SigningCalculator(Identity.tutorial())
     calc.device_name.value = ""
