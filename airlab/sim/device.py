@@ -11,8 +11,9 @@ are carried out in order: bytes for the host go to the output buffer after the d
 their latency category in the :mod:`profile <airlab.sim.profiles>` (a delayed output
 holds back the later ones, so the order on the line is the firmware's order), timers
 and delayed outputs run on a scheduler thread (a heap of due times on the monotonic
-clock), network requests go to the :class:`~airlab.sim.netstack.NetStack` (started on
-the first request), whose events come back into the firmware.
+clock; a cancelled or restarted timer leaves it: :attr:`SimulatedModule.scheduled`),
+network requests go to the :class:`~airlab.sim.netstack.NetStack` (started on the first
+request), whose events come back into the firmware.
 
 Fast path: when the delays are zero and nothing is pending, :meth:`write` runs the
 firmware in the caller's thread and the answer is in the output buffer when it returns.
@@ -59,32 +60,88 @@ log = logging.getLogger(__name__)
 OutputHook = Callable[[bytes], None]
 
 
+class _Call:
+    """A scheduled call; :meth:`cancel` takes it out of the scheduler."""
+
+    __slots__ = ("args", "cancelled", "fn", "sched")
+
+    def __init__(self, sched: _Scheduler, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.sched: _Scheduler | None = sched  # None once run, cancelled or dropped
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run it (no effect once it has run)."""
+        sched = self.sched
+        if sched is not None:
+            sched._cancel(self)
+
+
 class _Scheduler:
-    """Calls functions at monotonic due times on one background thread (started lazily)."""
+    """Calls functions at monotonic due times on one background thread (started lazily).
+
+    A cancelled call leaves the heap at once when it is the next one due, else when the
+    cancelled entries make up more than half of the heap (the heap is then rebuilt
+    without them, as asyncio does): the heap stays proportional to the live calls however
+    many timers are started and cancelled (issue 8 item 7: 200,000 ``AT+HTTPDATA``
+    windows of 60 s used to keep 200,000 entries until they expired).
+    """
+
+    _COMPACT_MIN = 64  # fewer cancelled entries than this are left to expire
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._heap: list[tuple[float, int, Callable[..., Any], tuple[Any, ...]]] = []
+        self._heap: list[tuple[float, int, _Call]] = []
+        self._cancelled = 0  # cancelled entries still in the heap
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def call_at(self, due: float, fn: Callable[..., Any], *args: Any) -> None:
+    def __len__(self) -> int:
+        """Entries held in the heap, cancelled ones not yet removed included."""
+        return len(self._heap)
+
+    def call_at(self, due: float, fn: Callable[..., Any], *args: Any) -> _Call:
+        call = _Call(self, fn, args)
         with self._cond:
             if self._closed:
-                return
-            heapq.heappush(self._heap, (due, next(self._seq), fn, args))
+                call.sched = None
+                return call
+            heapq.heappush(self._heap, (due, next(self._seq), call))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
             else:
                 self._cond.notify()
+        return call
+
+    def _cancel(self, call: _Call) -> None:
+        with self._cond:
+            if call.sched is None:  # ran, or was cancelled or dropped meanwhile
+                return
+            call.sched = None
+            call.cancelled = True
+            self._cancelled += 1
+            if self._heap[0][2] is call:
+                self._drop_cancelled_top()
+            elif self._cancelled >= self._COMPACT_MIN and 2 * self._cancelled > len(self._heap):
+                self._heap = [e for e in self._heap if not e[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _drop_cancelled_top(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+            self._cancelled -= 1
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._closed:
+                    self._drop_cancelled_top()
                     if self._heap:
                         wait = self._heap[0][0] - time.monotonic()
                         if wait <= 0:
@@ -94,16 +151,20 @@ class _Scheduler:
                         self._cond.wait()
                 if self._closed:
                     return
-                _, _, fn, args = heapq.heappop(self._heap)
+                _, _, call = heapq.heappop(self._heap)
+                call.sched = None
             try:
-                fn(*args)
+                call.fn(*call.args)
             except Exception:
-                log.exception("simulator scheduler: %r failed", fn)
+                log.exception("simulator scheduler: %r failed", call.fn)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
+            for _, _, call in self._heap:
+                call.sched = None
             self._heap.clear()
+            self._cancelled = 0
             self._cond.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -161,7 +222,7 @@ class SimulatedModule:
         self._out = bytearray()
         self._pending: collections.deque[tuple[float, bytes]] = collections.deque()
         self._line_free = 0.0  # monotonic time the paced line is free again
-        self._timers: dict[str, int] = {}
+        self._timers: dict[str, tuple[int, _Call]] = {}  # name -> (generation, call)
         self._timer_seq = itertools.count(1)
         self._sched = _Scheduler("airlab-sim-clock")
         self._net: Any = None
@@ -325,6 +386,8 @@ class SimulatedModule:
         if self._net is not None:
             self._net.close_links()
         with self._lock:
+            for _, call in self._timers.values():
+                call.cancel()
             self._timers.clear()
             if not self._instant:
                 self._boot_shift = float(getattr(self.firmware.config, "reboot_seconds", 0.0))
@@ -342,6 +405,12 @@ class SimulatedModule:
         """Hold the next network-caused URC back by ``seconds`` more."""
         with self._lock:
             self._urc_extra += seconds
+
+    @property
+    def scheduled(self) -> int:
+        """Entries in the module's clock: pending timers and delayed outputs (a cancelled
+        timer may count until the heap is next compacted, at most as many as live ones)."""
+        return len(self._sched)
 
     @property
     def netstack(self) -> Any:
@@ -383,11 +452,16 @@ class SimulatedModule:
                 self._to_host(action)
             elif isinstance(action, a.StartTimer):
                 gen = next(self._timer_seq)
-                self._timers[action.name] = gen
                 due = time.monotonic() + max(0.0, action.seconds)
-                self._sched.call_at(due, self._fire_timer, action.name, gen)
+                call = self._sched.call_at(due, self._fire_timer, action.name, gen)
+                old = self._timers.get(action.name)
+                self._timers[action.name] = (gen, call)
+                if old is not None:  # a restart: the previous expiry leaves the heap
+                    old[1].cancel()
             elif isinstance(action, a.CancelTimer):
-                self._timers.pop(action.name, None)
+                old = self._timers.pop(action.name, None)
+                if old is not None:
+                    old[1].cancel()
             elif isinstance(action, a.NetRequest):
                 if not self._closed:
                     self._network().submit(action)
@@ -454,7 +528,8 @@ class SimulatedModule:
 
     def _fire_timer(self, name: str, gen: int) -> None:
         with self._lock:
-            if self._closed or self._timers.get(name) != gen:
+            entry = self._timers.get(name)
+            if self._closed or entry is None or entry[0] != gen:
                 return
             del self._timers[name]
             if self._timer_takes_now:

@@ -265,3 +265,53 @@ def test_wildcard_mpub_is_sent_and_the_broker_close_is_reported(mosquitto: int) 
             assert m.read_until(b"PUBACK\r\n", 5) == b"\r\nOK\r\n\r\nPUBACK\r\n"
         m.write(b'AT+MPUB="a/#",0,0,"x"\r')
         assert m.read_until(b"CLOSED\r\n", 5) == b"\r\nOK\r\n\r\nCLOSED\r\n"
+
+
+# ---------------------------------------------------------------- the clock (issue 8 item 7)
+
+
+@pytest.mark.parametrize("live_timer", [False, True])
+def test_cancelled_timers_leave_the_clock(live_timer: bool) -> None:
+    """Each AT+HTTPDATA=1,60000 starts a 60 s timer that the data cancels: the clock must
+    not keep them (it held one entry per cycle until they expired).  With a live timer
+    due earlier, the cancelled entries are not at the top and the heap is compacted."""
+    config = FirmwareConfig(echo=False, register_seconds=30)
+    cycles = 20_000
+    with SimulatedModule(config=config) as m:
+        m.write(b"AT+HTTPINIT\r")
+        if live_timer:
+            m.write(b"AT+CFUN=0\r")
+            m.write(b"AT+CFUN=1\r")  # the registration timer: due in 30 s, before 60 s
+        assert m.read_available().endswith(b"\r\nOK\r\n")
+        most = 0
+        for i in range(cycles):
+            m.write(b"AT+HTTPDATA=1,60000\r")
+            m.write(b"x")
+            if i % 97 == 0:
+                most = max(most, m.scheduled)
+        out = m.read_available()
+        assert out.count(b"\r\nDOWNLOAD\r\n\r\nOK\r\n") == cycles
+        assert most <= 66 and m.scheduled <= 66  # live timers + fewer than 64 cancelled
+        assert ("register" in m.firmware.pending_timers) is live_timer
+
+
+def test_scheduler_compaction_keeps_live_calls() -> None:
+    from airlab.sim.device import _Scheduler
+
+    sched = _Scheduler("test-clock")
+    ran = threading.Event()
+    try:
+        now = time.monotonic()
+        sched.call_at(now + 0.05, ran.set)
+        for _ in range(10_000):
+            sched.call_at(now + 60, ran.clear).cancel()
+        assert len(sched) <= 66
+        assert ran.wait(5)
+    finally:
+        sched.close()
+    sched = _Scheduler("test-clock")
+    try:
+        sched.call_at(time.monotonic() + 60, ran.clear).cancel()
+        assert len(sched) == 0  # the next one due, cancelled: gone at once
+    finally:
+        sched.close()
