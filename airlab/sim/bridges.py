@@ -7,9 +7,14 @@
   plain ``serial.Serial(path)`` can open it like ``/dev/ttyUSB0``.  Note that
   ``serial.tools.list_ports.comports()`` does not list ptys.
 * :class:`TcpBridge`: a TCP server (``socket://127.0.0.1:PORT`` in pyserial) serving
-  one host at a time; a second connection while one is active is closed at once.  It
-  stays up across host disconnects: a new connection gets the same module, in whatever
-  state the previous host left it (like re-plugging a USB-serial cable).
+  one host at a time.  It stays up across host disconnects: a new connection gets the
+  same module, in whatever state the previous host left it (like re-plugging a
+  USB-serial cable).  When a host connects while another is still attached, the bridge
+  first finishes the attached one: what it sent is handed to the module up to its end of
+  stream (as a serial line delivers every byte sent), and if it has left, the new host
+  is accepted — a host reconnecting right after closing is never turned away.  Only a
+  host still connected (silent for ``busy_grace`` seconds without closing) makes the
+  bridge close the new connection at once.
 
 Both move bytes with one thread: host → module through :meth:`SimulatedModule.write`;
 module → host through the module's output sink (non-blocking writes, the rest queued
@@ -33,6 +38,7 @@ import pty
 import select
 import socket
 import threading
+import time
 import tty
 from pathlib import Path
 from typing import Any
@@ -240,10 +246,16 @@ class TcpBridge(_Bridge):
 
     name = "tcp"
 
+    #: seconds a new connection waits for the attached host to close before being refused
+    busy_grace = 0.25
+    #: at most this long is spent finishing an attached host that keeps sending
+    busy_limit = 2.0
+
     def __init__(self, module: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(module)
         self.host = host
         self.port = port
+        self.refused = 0  # connections closed because another host was attached
         self._server: socket.socket | None = None
         self._client: socket.socket | None = None
         self.connections = 0
@@ -311,6 +323,8 @@ class TcpBridge(_Bridge):
                 self._drain_wake()
             if server in readable:
                 self._accept(server)
+                if self._client is not client:  # the previous host left meanwhile
+                    continue
             if client is not None and client in readable:
                 try:
                     data = client.recv(65536)
@@ -332,8 +346,9 @@ class TcpBridge(_Bridge):
             conn, _ = server.accept()
         except (BlockingIOError, InterruptedError, OSError):
             return
-        if self._client is not None:
+        if self._client is not None and not self._finish_client():
             conn.close()  # busy: one host at a time
+            self.refused += 1
             return
         conn.setblocking(False)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -341,6 +356,32 @@ class TcpBridge(_Bridge):
             self._client = conn
             self._pending.clear()
         self.connections += 1
+
+    def _finish_client(self) -> bool:
+        """A new host knocks: hand the attached host's pending input to the module up to
+        its end of stream (then drop it: True), or find it still connected (False)."""
+        client = self._client
+        assert client is not None
+        deadline = time.monotonic() + self.busy_limit
+        while time.monotonic() < deadline:
+            try:
+                readable, _, _ = select.select([client], [], [], self.busy_grace)
+            except (OSError, ValueError):
+                readable = [client]  # recv() tells what happened
+            if not readable:
+                return False  # silent but not closed: still attached
+            try:
+                data = client.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:  # reset: whatever it still had in flight is lost
+                data = b""
+            if not data:
+                self._drop_client()
+                return True
+            with contextlib.suppress(OSError):
+                self.module.write(data)
+        return False
 
     def close(self) -> None:
         self._stop_thread()

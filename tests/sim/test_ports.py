@@ -393,3 +393,41 @@ def test_tcp_bridge_survives_host_disconnects() -> None:
         finally:
             second.close()
         assert bridge.connections == 2
+
+
+def _recv_until(conn: socket.socket, text: bytes, timeout: float = 5.0) -> bytes:
+    """Read from a raw socket until ``text`` arrived, the peer closed or the deadline."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while text not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+@pytest.mark.parametrize("burst", [b"AT+CGMI\r" * 2000, b"AT\r" * 50])
+def test_tcp_bridge_accepts_a_host_right_after_the_previous_one_left(burst: bytes) -> None:
+    """Issue 8 item 11: a host that reconnects at once, while the bridge is still busy with
+    what the previous host sent, is accepted (not closed, not reset) and answered."""
+    with SimulatedModule() as module, TcpBridge(module) as bridge:
+        for _ in range(10):
+            old = socket.create_connection(("127.0.0.1", bridge.port), 5)
+            old.sendall(burst)
+            old.close()
+            new = socket.create_connection(("127.0.0.1", bridge.port), 5)
+            try:
+                new.sendall(b"AT\r")
+                # exactly the echo and OK: nothing of the previous host's answers
+                assert _recv_until(new, b"OK\r\n") == b"AT\r\r\nOK\r\n"
+            finally:
+                new.close()
+        assert (bridge.connections, bridge.refused) == (20, 0)
