@@ -44,21 +44,26 @@ import base64
 import binascii
 import contextlib
 import hmac
+import io
 import json
 import logging
+import re
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
 from airlab.cloud.auth import JSON_CONTENT_TYPE, HttpReply, Rules
 from airlab.cloud.model import ConnectionEvent, Explanation
+from airlab.errors import UsageError
 
-__all__ = ["MAX_BODY", "HttpEndpoints", "Publisher"]
+__all__ = ["MAX_BODY", "HttpEndpoints", "HttpLimits", "Publisher"]
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +72,6 @@ MAX_BODY = 128 * 1024
 _DISCARD_LIMIT = 16 * 1024 * 1024
 _AUTH_ROUTES = {"/auth/devicename": "auth", "/auth/register/device": "register"}
 _ADMIN_ROUTE = "/admin/publish"
-_TLS_HANDSHAKE_TIMEOUT = 10.0
-_IDLE_TIMEOUT = 30.0
 
 Publisher = Callable[[str, bytes, int], Any]
 """``publisher(topic, payload, qos)``: deliver a cloud-to-device message."""
@@ -78,37 +81,277 @@ def _dumps(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class HttpLimits:
+    """Timeouts (seconds) and caps of the HTTP(S) listeners, against slow, idle and
+    hostile clients (slowloris). Tests pass short ones.
+
+    * ``head_timeout``: the whole request head (request line and headers) must arrive
+      within this time — counted from the accept for a connection's first request
+      (the TLS handshake included), from the request's first byte on a kept-alive one;
+    * ``body_timeout``: the whole body, from the end of the head;
+    * ``idle_timeout``: how long a kept-alive connection may wait for its next request;
+    * ``read_timeout``: the longest silence inside a head or a body;
+    * ``write_timeout``: the whole write of one response;
+    * ``linger_timeout``: after an error answer, how long the server keeps reading
+      (and dropping) what the client still sends, so that the close does not reset the
+      connection before the client read the answer;
+    * ``max_connections``: connections served at once (one thread each). A new one
+      beyond it closes the connection that has waited longest on its client (idle, or
+      sending its request slowly), or waits ``admit_timeout`` for a free slot and is
+      closed at once if none frees up;
+    * ``max_head_bytes``: the largest request head (about; HTTP 431 beyond).
+
+    A request cut by a timeout gets HTTP 408 and the connection is closed; a
+    connection that sent nothing is closed without an answer.
+    """
+
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 15.0
+    read_timeout: float = 5.0
+    write_timeout: float = 10.0
+    linger_timeout: float = 1.0
+    admit_timeout: float = 1.0
+    max_connections: int = 256
+    max_head_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise UsageError(name, f"must be a positive number, not {value!r}")
+
+
+class _ReadTimeout(TimeoutError):
+    """The client did not send its request (head or body) in time."""
+
+
+class _HeadTooLarge(Exception):
+    """The request head is larger than ``HttpLimits.max_head_bytes``."""
+
+
+class _Aborted(ConnectionAbortedError):
+    """The server closed this connection (evicted for a newer one, or stopping)."""
+
+
+class _Connection(threading.Thread):
+    """One accepted connection and the thread that serves it."""
+
+    def __init__(self, server: _Server, sock: socket.socket, client_address: Any) -> None:
+        super().__init__(name=f"{server.thread_name}-conn", daemon=True)
+        self.server = server
+        self.raw = sock
+        self.sock = sock  # the TLS socket once the handshake is done
+        self.client_address = client_address
+        self.since = time.monotonic()  # accepted, or last request answered
+        self.waiting = False  # blocked reading from the client right now
+        self.aborted = False
+
+    def abort(self) -> None:
+        """Close the connection under its thread's feet (its read returns at once)."""
+        self.aborted = True
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)  # also under TLS: the fd
+
+    def run(self) -> None:
+        server = self.server
+        try:
+            server.serve_connection(self)
+        except Exception:
+            server.handle_error(self.sock, self.client_address)
+        finally:
+            server.shutdown_request(self.raw)
+            server.release(self)
+
+
+class _Reader(io.RawIOBase):
+    """The request side of a connection: every read waits at most ``per_read`` and
+    never past ``deadline`` (monotonic); ``budget`` bounds the bytes of a head."""
+
+    def __init__(self, sock: socket.socket, conn: _Connection, write_timeout: float) -> None:
+        self._sock = sock
+        self._conn = conn
+        self._write_timeout = write_timeout
+        self.deadline: float | None = None
+        self.per_read: float | None = None
+        self.budget: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        conn = self._conn
+        if conn.aborted:
+            raise _Aborted("connection closed by the server")
+        wait = self.per_read
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise _ReadTimeout("the request did not arrive in time")
+            wait = left if wait is None else min(wait, left)
+        view = memoryview(buffer).cast("B")
+        if self.budget is not None:
+            if self.budget <= 0:
+                raise _HeadTooLarge
+            view = view[: self.budget]
+        self._sock.settimeout(wait)
+        conn.waiting = True
+        try:
+            n = self._sock.recv_into(view)
+        except TimeoutError:
+            raise _ReadTimeout("the client stopped sending") from None
+        finally:
+            conn.waiting = False
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(self._write_timeout)
+        if not n and conn.aborted:
+            raise _Aborted("connection closed by the server")
+        if self.budget is not None:
+            self.budget -= n
+        return n
+
+
+class _Writer(io.BufferedIOBase):
+    """The response side: each write is one ``sendall`` (bounded by the socket's
+    write timeout)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._sock.sendall(data)
+        return memoryview(data).nbytes
+
+
+def _linger(sock: socket.socket, seconds: float, limit: int = 1 << 20) -> None:
+    """Half-close (the client sees the end of the answer), then drop what the client
+    still sends for at most ``seconds``: closing with unread bytes would reset the
+    connection and could destroy the answer before the client reads it."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_WR)  # raw FIN, also under TLS
+        received = 0
+        while received < limit and (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            data = socket.socket.recv(sock, 65536)  # raw bytes, also under TLS
+            if not data:
+                break
+            received += len(data)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 1024  # a flood of connects must not stall the accept queue
 
     def __init__(
         self,
         address: tuple[str, int],
         endpoints: HttpEndpoints,
         ssl_context: ssl.SSLContext | None,
+        name: str,
     ) -> None:
         self.endpoints = endpoints
         self.ssl_context = ssl_context
+        self.limits = endpoints.limits
+        self._cond = threading.Condition()
+        self._live: set[_Connection] = set()
+        self._leaving: list[_Connection] = []
+        self._closing = False
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+        self.thread_name = f"airlab-{name}-{self.server_address[1]}"
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # Runs in the connection's own thread: do the TLS handshake here, so a slow or
-        # broken client never blocks accept().
+    # -- connections: at most limits.max_connections threads ------------------------------
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        conn = _Connection(self, request, client_address)
+        if not self._admit(conn):
+            log.debug("HTTP connection from %s refused: %d connections", client_address,
+                      self.limits.max_connections)  # fmt: skip
+            self.shutdown_request(request)
+            return
+        try:
+            conn.start()
+        except RuntimeError:  # no thread to be had
+            self.release(conn)
+            self.shutdown_request(request)
+
+    def _admit(self, conn: _Connection) -> bool:
+        cap = self.limits.max_connections
+        deadline = time.monotonic() + self.limits.admit_timeout
+        while True:
+            with self._cond:
+                if self._closing:
+                    return False
+                self._leaving = [c for c in self._leaving if c.is_alive()]
+                if len(self._live) + len(self._leaving) < cap:
+                    conn.since = time.monotonic()
+                    self._live.add(conn)
+                    return True
+                leaving = list(self._leaving)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if not leaving:
+                    # Make room: drop the connection that has waited longest on its client.
+                    waiting = [c for c in self._live if c.waiting and not c.aborted]
+                    if waiting:
+                        min(waiting, key=lambda c: c.since).abort()
+                    self._cond.wait(left)
+                    continue
+            for c in leaving:  # threads at their very end: gone in a moment
+                c.join(max(0.0, deadline - time.monotonic()))
+
+    def release(self, conn: _Connection) -> None:
+        with self._cond:
+            if conn in self._live:
+                self._live.discard(conn)
+                self._leaving.append(conn)
+            self._cond.notify_all()
+
+    def close_connections(self, timeout: float = 2.0) -> None:
+        """Refuse new connections, close the open ones and wait for their threads."""
+        with self._cond:
+            self._closing = True
+            conns = list(self._live) + self._leaving
+        for conn in conns:
+            conn.abort()
+        deadline = time.monotonic() + timeout
+        for conn in conns:
+            if conn.ident is not None:
+                conn.join(max(0.0, deadline - time.monotonic()))
+
+    # -- one connection (in its own thread) -----------------------------------------------
+
+    def serve_connection(self, conn: _Connection) -> None:
+        # The TLS handshake happens here, so a slow or broken client never blocks
+        # accept(); it counts in the first request's head_timeout.
+        request = conn.raw
         if self.ssl_context is None:
-            super().finish_request(request, client_address)
+            _Handler(request, conn.client_address, self, conn)
             return
+        left = conn.since + self.limits.head_timeout - time.monotonic()
+        conn.waiting = True
         try:
-            request.settimeout(_TLS_HANDSHAKE_TIMEOUT)
+            if left <= 0:
+                return
+            request.settimeout(left)
             tls = self.ssl_context.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError) as exc:
-            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+        except OSError as exc:  # ssl.SSLError and timeouts included
+            log.debug("TLS handshake with %s failed: %s", conn.client_address, exc)
             return
+        finally:
+            conn.waiting = False
+        conn.sock = tls
         try:
-            super().finish_request(tls, client_address)
+            if not conn.aborted:
+                _Handler(tls, conn.client_address, self, conn)
         finally:
             with contextlib.suppress(OSError):
                 tls.close()
@@ -117,15 +360,132 @@ class _Server(ThreadingHTTPServer):
         log.debug("HTTP connection %s ended with an error", client_address, exc_info=True)
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 method token
+_DIGITS = re.compile(r"[0-9]+")
+_CLIENT_FAULTS = {
+    HTTPStatus.NOT_IMPLEMENTED: HTTPStatus.BAD_REQUEST,  # "unsupported method" (not used)
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: HTTPStatus.BAD_REQUEST,  # HTTP/2.0 and above
+}
+"""Codes the stdlib parser answers to client mistakes with a 5xx, and ours."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "airlab-cloud"
     sys_version = ""
-    timeout = _IDLE_TIMEOUT
     disable_nagle_algorithm = True
     server: _Server
 
+    def __init__(self, request: Any, client_address: Any, server: _Server, conn: _Connection):
+        self._conn = conn
+        self._requests = 0
+        self._linger = False
+        self._responded = False
+        super().__init__(request, client_address, server)
+
     # -- plumbing -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        limits = self.server.limits
+        self.connection = self.request
+        self.connection.settimeout(limits.write_timeout)
+        if self.disable_nagle_algorithm:
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self._reader = _Reader(self.connection, self._conn, limits.write_timeout)
+        self.rfile = io.BufferedReader(self._reader)
+        self.wfile = _Writer(self.connection)
+
+    def finish(self) -> None:
+        super().finish()
+        if self._linger and not self._conn.aborted:
+            self._conn.waiting = True  # evictable like any connection waiting on its client
+            _linger(self.connection, self.server.limits.linger_timeout)
+
+    def handle_one_request(self) -> None:
+        """Read one request within the limits and dispatch it (any method name)."""
+        limits = self.server.limits
+        reader = self._reader
+        self.command = None
+        self.requestline = ""
+        self.request_version = self.default_request_version
+        self._responded = False
+        started = False
+        try:
+            if self._requests:  # kept alive: wait for the next request
+                self._conn.since = time.monotonic()
+                reader.deadline = self._conn.since + limits.idle_timeout
+            else:  # the first request's head is due head_timeout after the accept
+                reader.deadline = self._conn.since + limits.head_timeout
+            reader.per_read = None
+            reader.budget = None
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+            started = True
+            self._requests += 1
+            if self._requests > 1:
+                reader.deadline = time.monotonic() + limits.head_timeout
+            reader.per_read = limits.read_timeout
+            reader.budget = limits.max_head_bytes
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return  # answered
+            reader.budget = None
+            reader.deadline = time.monotonic() + limits.body_timeout
+            self._dispatch()
+            self.wfile.flush()
+        except _ReadTimeout:
+            self.close_connection = True
+            if started and not self._responded:
+                self.send_error(HTTPStatus.REQUEST_TIMEOUT, "the request did not arrive in time")
+        except _HeadTooLarge:
+            self.send_error(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                f"the request head is larger than {limits.max_head_bytes} bytes",
+            )
+        except TimeoutError:  # a response the client does not read
+            self.close_connection = True
+
+    def parse_request(self) -> bool:
+        if len(self.raw_requestline.split()) == 2:  # "GET /": an HTTP/0.9 request
+            self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 is not supported; use HTTP/1.1")
+            return False
+        if not super().parse_request():
+            return False
+        if not self.request_version.startswith("HTTP/1."):  # HTTP/0.9 (2.0+: send_error)
+            self.send_error(
+                HTTPStatus.BAD_REQUEST,
+                f"{self.request_version} is not supported; use HTTP/1.1",
+            )
+            return False
+        return True
+
+    def _dispatch(self) -> None:
+        command = self.command or ""
+        if not _TOKEN.fullmatch(command):
+            self._error(400, "request", f"bad method {command!r}", close=True)
+            return
+        # Any other method name: 405 on a known route (with Allow), 404 elsewhere.
+        handler = getattr(self, f"do_{command}", None) or self._other
+        try:
+            handler()
+        except OSError:
+            raise
+        except Exception:
+            log.exception("HTTP %s %s failed", command, self._path())
+            self.close_connection = True
+            if not self._responded:
+                self._error(500, "request", "internal error", close=True)
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -150,6 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if close:
             self.close_connection = True
+            self._linger = True  # the client may still be sending
+        self._responded = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -162,12 +524,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._headers_buffer.append(body)
         self.flush_headers()
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
-        """Errors found by the stdlib parser (bad request line, header too long ...):
-        always a real status line and a JSON body, then close."""
-        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
-            self.request_version = "HTTP/1.0"
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors found while reading the request (bad request line, header too long,
+        timeouts ...): always a real status line, a 4xx for a client mistake (the
+        stdlib's 505 for HTTP/2.0 becomes 400) and a JSON body, then close."""
+        code = _CLIENT_FAULTS.get(code, code)
+        if not self.request_version.startswith("HTTP/1."):
+            self.request_version = "HTTP/1.0"  # HTTP/0.9 answers have no status line
         text = message or self.responses.get(code, ("error",))[0]
+        if code == HTTPStatus.BAD_REQUEST and "HTTP version" in text:
+            text += "; use HTTP/1.1"
         self._log("request", code, text, Explanation("http_request", text, {}))
         with contextlib.suppress(OSError):
             self._send(code, _dumps({"code": code, "message": text}), close=True)
@@ -193,24 +559,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self, event: str) -> bytes | None:
         """Read the request body, or answer the error and return None."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+        if "Transfer-Encoding" in self.headers:
             self._error(411, event, "send the body with a Content-Length", close=True)
             return None
-        text = self.headers.get("Content-Length")
-        try:
-            length = int(text) if text is not None else 0
-        except ValueError:
-            length = -1
-        if length < 0:
+        values = {v.strip() for v in self.headers.get_all("Content-Length", [])}
+        if len(values) > 1:
+            self._error(400, event, "conflicting Content-Length headers", close=True)
+            return None
+        text = values.pop() if values else "0"
+        if not _DIGITS.fullmatch(text):
             self._error(400, event, f"bad Content-Length {text!r}", close=True)
             return None
+        length = int(text) if len(text) <= 18 else 1 << 62
         if length > MAX_BODY:
             if length <= _DISCARD_LIMIT:
                 self._discard(length)
             self._error(
                 413,
                 event,
-                f"request body of {length} bytes is larger than {MAX_BODY} bytes",
+                f"request body of {text} bytes is larger than {MAX_BODY} bytes",
                 close=True,
             )
             return None
@@ -221,12 +588,18 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _discard(self, length: int) -> None:
+        """Read and drop a body too large to serve, so the client reads the 413 (not
+        past the body's deadline: then the close may reset the connection)."""
         remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 65536))
-            if not chunk:
-                break
-            remaining -= len(chunk)
+        with contextlib.suppress(_ReadTimeout):
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 65536))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+
+    def _has_body(self) -> bool:
+        return "Content-Length" in self.headers or "Transfer-Encoding" in self.headers
 
     def _path(self) -> str:
         return self.path.split("?", 1)[0]
@@ -252,7 +625,7 @@ class _Handler(BaseHTTPRequestHandler):
             _console_route(self, path)
             return
         event = _AUTH_ROUTES.get(path, "admin" if path == _ADMIN_ROUTE else "request")
-        if self.headers.get("Content-Length") and self._read_body(event) is None:
+        if self._has_body() and self._read_body(event) is None:
             return
         if event != "request":
             self._error(
@@ -382,7 +755,8 @@ class HttpEndpoints:
     ``ssl_context`` defaults to :func:`airlab.cloud.tls.make_server_context` (a
     certificate for localhost and the Aliyun host names). ``admin_token`` protects
     ``/admin/publish`` (None: the route always answers 401); ``publisher`` carries the
-    publish out (None: 503).
+    publish out (None: 503). ``limits``: timeouts and the connection cap
+    (:class:`HttpLimits`; its defaults when None).
     """
 
     def __init__(
@@ -395,8 +769,10 @@ class HttpEndpoints:
         ssl_context: ssl.SSLContext | None = None,
         admin_token: str | None = None,
         publisher: Publisher | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.rules = rules
+        self.limits = limits or HttpLimits()
         self.host = host
         self.admin_token = admin_token
         self.publisher = publisher
@@ -434,11 +810,11 @@ class HttpEndpoints:
         return self
 
     def _serve(self, port: int, context: ssl.SSLContext | None, name: str) -> _Server:
-        server = _Server((self.host, port), self, context)
+        server = _Server((self.host, port), self, context, name)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
-            name=f"airlab-{name}-{server.server_address[1]}",
+            name=server.thread_name,
             daemon=True,
         )
         thread.start()
@@ -446,12 +822,13 @@ class HttpEndpoints:
         return server
 
     def stop(self) -> None:
-        """Stop both listeners (idempotent). Open keep-alive connections are dropped."""
+        """Stop both listeners (idempotent). Open connections are closed."""
         servers, self._servers = self._servers, []
         for server, thread in servers:
             server.shutdown()
             server.server_close()
             thread.join(timeout=5)
+            server.close_connections()
         self._http = self._https = None
 
     @property
@@ -515,7 +892,7 @@ _LOG_LIMIT = 10_000
 
 
 def _console_route(handler: _Handler, path: str) -> None:
-    if handler.headers.get("Content-Length"):
+    if handler._has_body():
         body = handler._read_body("admin")
         if body is None:
             return
@@ -566,8 +943,6 @@ class _ConsoleProblem(Exception):
 
 def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict[str, Any]:
     from urllib.parse import parse_qs, urlsplit
-
-    from airlab.errors import UsageError
 
     if path == "/admin/status":
         return dict(console.status())
