@@ -337,19 +337,28 @@ class _Server(ThreadingHTTPServer):
             _Handler(request, conn.client_address, self, conn)
             return
         left = conn.since + self.limits.head_timeout - time.monotonic()
-        conn.waiting = True
-        try:
-            if left <= 0:
-                return
-            request.settimeout(left)
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
-        except OSError as exc:  # ssl.SSLError and timeouts included
-            log.debug("TLS handshake with %s failed: %s", conn.client_address, exc)
+        if left <= 0:
             return
-        finally:
-            conn.waiting = False
-        conn.sock = tls
         try:
+            request.settimeout(left)
+            tls = self.ssl_context.wrap_socket(
+                request, server_side=True, do_handshake_on_connect=False
+            )
+        except OSError as exc:
+            log.debug("TLS with %s failed: %s", conn.client_address, exc)
+            return
+        conn.sock = tls  # abort() reaches the connection through the TLS socket now
+        try:
+            conn.waiting = True
+            try:
+                if conn.aborted:
+                    return
+                tls.do_handshake()
+            except OSError as exc:  # ssl.SSLError and timeouts included
+                log.debug("TLS handshake with %s failed: %s", conn.client_address, exc)
+                return
+            finally:
+                conn.waiting = False
             if not conn.aborted:
                 _Handler(tls, conn.client_address, self, conn)
         finally:
