@@ -16,9 +16,15 @@ Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
 
 The form body is read as bytes and parsed here: any ``Content-Type`` spelling is
 accepted (the module writes ``Content-type``, with or without ``;charset=utf-8``).
-Client mistakes never produce a 5xx and never stop the server: an unreadable body
-(not UTF-8, bad percent-escapes) gets JSON ``code`` 460; a body over 128 KB gets HTTP
-413; an unknown path 404; another method on an auth route 405. Platform answers are
+Client mistakes never produce a 5xx (nor a traceback) and never stop the server: an
+unreadable body (not UTF-8, bad percent-escapes) gets JSON ``code`` 460; a body over
+128 KB gets HTTP 413; an unknown path 404; another method — any name — on a known route
+405 with ``Allow``; a malformed request line, method or header, an HTTP version other
+than 1.x (HTTP/0.9, HTTP/2.0 …) or a bad or conflicting ``Content-Length`` 400; a
+chunked body 411; a head over 64 KB or with over 100 headers 431; a request that does
+not arrive within its timeouts 408. Slow, idle and flooding clients are cut by
+:class:`HttpLimits` (head 10 s, body 30 s, idle keep-alive 15 s, at most 256
+connections: a new one closes the one waiting longest on its client). Platform answers are
 HTTP 200 with the result in the JSON ``code`` (see :mod:`airlab.cloud.auth`). Every
 request is logged as a :class:`~airlab.cloud.model.ConnectionEvent` (``protocol="http"``;
 ``event`` ``auth``/``register`` for the auth routes, ``admin`` for the admin route,
@@ -583,10 +589,11 @@ class _Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             if length <= _DISCARD_LIMIT:
                 self._discard(length)
+            shown = text if len(text) <= 18 else f"{text[:18]}…"
             self._error(
                 413,
                 event,
-                f"request body of {text} bytes is larger than {MAX_BODY} bytes",
+                f"request body of {shown} bytes is larger than {MAX_BODY} bytes",
                 close=True,
             )
             return None
