@@ -391,7 +391,9 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def __init__(self, request: Any, client_address: Any, server: _Server, conn: _Connection):
+    def __init__(
+        self, request: Any, client_address: Any, server: _Server, conn: _Connection
+    ) -> None:
         self._conn = conn
         self._requests = 0
         self._linger = False

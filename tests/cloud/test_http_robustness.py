@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from airlab.cloud.auth import Rules
+from airlab.cloud.fixtures import load_tutorial
 from airlab.cloud.http_api import HttpEndpoints, HttpLimits
 from airlab.cloud.registry import Registry
 from airlab.cloud.tls import make_client_context, make_server_context
@@ -282,6 +283,16 @@ def fast_api(rules: Rules) -> Iterator[HttpEndpoints]:
         yield api
 
 
+@pytest.fixture(scope="module")
+def shared_api() -> Iterator[HttpEndpoints]:
+    """One server (in-memory registry) for the many small cases below."""
+    registry = Registry()
+    load_tutorial(registry)
+    with serve(Rules(registry), FAST) as api:
+        yield api
+    registry.close()
+
+
 # -- every client mistake gets a 4xx --------------------------------------------------
 
 
@@ -337,14 +348,14 @@ CASES: list[tuple[str, bytes, int, dict[str, str]]] = [
 @pytest.mark.parametrize(("request_bytes", "status", "headers"),
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])  # fmt: skip
 def test_client_mistakes_get_a_4xx(
-    fast_api: HttpEndpoints,
+    shared_api: HttpEndpoints,
     scheme: str,
     request_bytes: bytes,
     status: int,
     headers: dict[str, str],
 ) -> None:
     context = make_client_context() if scheme == "https" else None
-    port = fast_api.http_port if scheme == "http" else fast_api.https_port
+    port = shared_api.http_port if scheme == "http" else shared_api.https_port
     answer = exchange(port, request_bytes, context=context)
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -358,11 +369,11 @@ def test_client_mistakes_get_a_4xx(
     reply = json.loads(body)
     assert reply["code"] == status and reply["message"]
     assert b"Traceback" not in answer
-    assert good_auth(fast_api, scheme) == 200
+    assert good_auth(shared_api, scheme) == 200
 
 
-def test_http_version_hint(fast_api: HttpEndpoints) -> None:
-    answer = exchange(fast_api.http_port, _head(b"GET / HTTP/2.0"))
+def test_http_version_hint(shared_api: HttpEndpoints) -> None:
+    answer = exchange(shared_api.http_port, _head(b"GET / HTTP/2.0"))
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"use HTTP/1.1" in answer
 
