@@ -81,14 +81,6 @@ def cloud(clock: FakeClock) -> Iterator[CloudEmulator]:
         yield emulator
 
 
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.stop()
-
-
 def mqtt_port(cloud: CloudEmulator, tls: bool = False) -> int:
     return int(cloud.endpoints["mqtts" if tls else "mqtt"].rsplit(":", 1)[1])
 
