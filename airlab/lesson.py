@@ -13,8 +13,8 @@ and then uses ``lab.session`` (a :class:`~airlab.session.ModemSession`), ``lab.c
     the simulated Air780EP (``airsim://?profile=…&seed=…&cloud=<endpoints file>``) and
     the local cloud emulator of :func:`~airlab.cloud.discovery.cloud_for_lesson` (the
     ``airlab lab`` service when it runs, else one started in this process).  The
-    simulator resolves the Aliyun host names to the emulator.  Identity: the tutorial's
-    device.
+    simulator resolves the Aliyun host names to the emulator.  Identity: a device of
+    this run's own (see below).
 ``bench`` (a real ``port``, ``cloud="auto"`` or an endpoints file)
     a real Air780EP on a serial port and a running emulator
     (``airlab cloud serve --host 0.0.0.0 --fixture tutorial``).  A real module reaches the
@@ -25,12 +25,20 @@ and then uses ``lab.session`` (a :class:`~airlab.session.ModemSession`), ``lab.c
     (:func:`~airlab.session.recipes.http_auth_then_mqtt`,
     :func:`~airlab.session.recipes.register_device`) always use
     ``iot-auth.<region>.aliyuncs.com`` and so cannot reach the emulator from a real
-    module.  Identity: the tutorial's device (the emulator's fixture).
+    module.  Identity: a device of this run's own (see below).
 ``field`` (a real ``port``, ``cloud="real"``)
     a real module and the real Alibaba Cloud; no console operations (``lab.cloud`` is
     ``None``).  Identity from the environment: ``AIRLAB_PRODUCT_KEY``,
     ``AIRLAB_DEVICE_NAME``, ``AIRLAB_DEVICE_SECRET``, ``AIRLAB_PRODUCT_SECRET`` (optional)
     and ``AIRLAB_REGION`` (default ``cn-shanghai``).
+
+**Each run has its own device.**  In the classroom and on the bench, ``open_lesson``
+adds a fresh device to the tutorial's product ``k1hipglLdjU`` (its DeviceName an
+IMEI-like 15-digit number starting ``86948``, as the tutorial names devices by IMEI; a
+simulated module answers ``AT+CGSN`` with it).  So a lesson run twice, two lessons at
+once, or a lesson beside a running ``airlab lab`` never share a login, and a self-check
+sees only what this run did.  ``lab.tutorial`` keeps the tutorial's own values, to
+compare with its captures; ``own_device=False`` uses the tutorial's device instead.
 
 Arguments left at ``None`` come from the environment, so a whole room can be switched
 without editing a notebook: ``AIRLAB_PORT`` (a serial port: bench or field),
@@ -57,9 +65,11 @@ import atexit
 import concurrent.futures
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,9 +99,11 @@ __all__ = [
     "ENV_PROFILE",
     "ENV_SEED",
     "IDENTITY_ENV",
+    "LESSON_IMEI_PREFIX",
     "Identity",
     "Lesson",
     "Setting",
+    "new_device_name",
     "open_lesson",
     "parse_port",
     "post_form_declaring",
@@ -122,7 +134,8 @@ class Identity:
     """The device certificate (设备证书) and product certificate (产品证书) a lesson uses.
 
     ``source`` says where the values came from: ``"tutorial"`` (the vendor tutorial's
-    published example values, also the emulator's fixture) or ``"environment"``.
+    published example values, also the emulator's fixture), ``"lesson"`` (a device
+    added for this run: :func:`new_device_name`) or ``"environment"``.
     Secrets are left out of ``repr``.
 
     Example:
@@ -188,6 +201,12 @@ class Identity:
             "device_secret": self.device_secret,
         }
 
+    @property
+    def ref(self) -> tuple[str, str]:
+        """``(productKey, deviceName)``: the device filter of the cloud's logs
+        (``lab.cloud.refusals(lab.identity.ref)``)."""
+        return (self.product_key, self.device_name)
+
     def topic(self, suffix: str) -> str:
         """The device's topic ``/<productKey>/<deviceName>/<suffix>`` (``"user/get"``)."""
         return f"/{self.product_key}/{self.device_name}/{suffix.lstrip('/')}"
@@ -229,14 +248,17 @@ def parse_port(port: str) -> PortSpec:
     return PortSpec(text, False)
 
 
-def _sim_url(spec: PortSpec | None, profile: str, seed: int, endpoints_file: str) -> str:
-    """The airsim:// URL: the given one (adding the cloud when missing) or a new one."""
+def _sim_url(spec: PortSpec | None, profile: str, seed: int, endpoints_file: str, imei: str) -> str:
+    """The airsim:// URL: the given one (adding the cloud and IMEI when missing) or a
+    new one; the module's IMEI is the lesson device's name, as in the tutorial."""
     if spec is None:
-        return f"airsim://?profile={profile}&seed={seed}&cloud={quote(endpoints_file)}"
-    if "cloud" in spec.options:
-        return spec.url
-    sep = "&" if urlsplit(spec.url).query else ("" if spec.url.endswith("?") else "?")
-    return f"{spec.url}{sep}cloud={quote(endpoints_file)}"
+        return f"airsim://?profile={profile}&seed={seed}&imei={imei}&cloud={quote(endpoints_file)}"
+    url = spec.url
+    for key, value in (("imei", imei), ("cloud", quote(endpoints_file))):
+        if key not in spec.options:
+            sep = "&" if urlsplit(url).query else ("" if url.endswith("?") else "?")
+            url = f"{url}{sep}{key}={value}"
+    return url
 
 
 # ---------------------------------------------------------------------------- endpoints
@@ -281,6 +303,67 @@ def _endpoints_file(cloud: CloudConsole) -> str:
         return written
 
 
+# ---------------------------------------------------------------------------- devices
+
+#: DeviceNames of lesson devices start with this (a made-up TAC: never a tutorial value).
+LESSON_IMEI_PREFIX = "86948"
+
+
+def new_device_name() -> str:
+    """A fresh IMEI-like DeviceName: ``86948`` + 9 random digits + the Luhn check digit
+    (the tutorial names a device by its module's IMEI; 15 digits keep every length the
+    tutorial counts, such as the 112-byte HTTPDATA body).
+
+    Example:
+        >>> name = new_device_name()
+        >>> len(name), name.startswith("86948"), name.isdigit()
+        (15, True, True)
+    """
+    body = LESSON_IMEI_PREFIX + "".join(secrets.choice("0123456789") for _ in range(9))
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:  # doubled: every second digit counting from the check digit
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return body + str((10 - total % 10) % 10)
+
+
+def _lesson_identity(cloud: CloudConsole, own_device: bool) -> Identity:
+    """This run's own device, or the tutorial's (asked for, or when the running
+    emulator's registry cannot be shared: a warning says how to fix that)."""
+    if not own_device:
+        return Identity.tutorial()
+    if isinstance(cloud, RemoteCloud) and not cloud.endpoints.get("db"):
+        warnings.warn(
+            "the running cloud emulator keeps its registry in memory, so this lesson cannot "
+            "add a device of its own and borrows the tutorial's (two lessons at once will "
+            "kick each other): start it with 'airlab cloud serve --db lab.db' or 'make lab'",
+            UserWarning,
+            stacklevel=3,
+        )
+        return Identity.tutorial()
+    return _provision(cloud, TUTORIAL_PRODUCT_KEY, TUTORIAL_REGION)
+
+
+def _provision(cloud: CloudConsole, product_key: str, region: str) -> Identity:
+    """Add a fresh device to ``product_key`` in ``cloud`` and return its identity."""
+    registry = cloud.registry
+    product = registry.get_product(product_key)
+    if product is None:
+        raise UsageError(
+            "cloud",
+            f"the cloud emulator has no product {product_key}: start it with the tutorial's "
+            "fixture ('airlab cloud serve --fixture tutorial', or just 'make lab')",
+        )
+    for _ in range(5):
+        name = new_device_name()
+        if registry.get_device(product_key, name) is None:
+            break
+    secret = cloud.add_device(product_key, name)
+    return Identity(product_key, name, secret, product.product_secret, region, "lesson")
+
+
 # ---------------------------------------------------------------------------- the lesson
 
 
@@ -305,6 +388,38 @@ class Lesson:
     seed: int | None = None
     transcript: str | os.PathLike[str] | None = field(default=None, repr=False)
     session_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    opened: float = field(default_factory=time.time)
+
+    @property
+    def tutorial(self) -> Identity:
+        """The tutorial's own device (``k1hipglLdjU`` / ``868488076506128``): the values
+        its captures were made with, to compare a signature or a length with them."""
+        return Identity.tutorial()
+
+    def new_device(self, *, activated: bool = False) -> Identity:
+        """Add one more fresh device to this lesson's product and return its identity
+        (with the product secret, for dynamic registration).
+
+        ``activated=False`` (the default) leaves it as the console creates it: never
+        logged in, so dynamic registration may issue its secret.  ``activated=True``
+        marks it activated, like a device that has been online once.
+
+        Example:
+            >>> lab = open_lesson()  # doctest: +SKIP
+            >>> other = lab.new_device()  # doctest: +SKIP
+            >>> other.device_name != lab.identity.device_name  # doctest: +SKIP
+            True
+        """
+        if self.cloud is None:
+            raise UsageError(
+                "new_device",
+                "the field setting uses your own device on the real Alibaba Cloud: add "
+                "devices in its console (设备 → 添加设备), not from the notebook",
+            )
+        identity = _provision(self.cloud, self.identity.product_key, self.identity.region)
+        if activated:
+            self.cloud.registry.mark_activated((identity.product_key, identity.device_name))
+        return identity
 
     def reopen(self, **session_options: Any) -> ModemSession:
         """Close the session and open a new one on the same port, with these
@@ -343,7 +458,10 @@ class Lesson:
         else:
             cloud = "a local cloud emulator"
         who = f"device {self.identity.product_key}/{self.identity.device_name}"
-        origin = "tutorial" if self.identity.source == "tutorial" else "from AIRLAB_* variables"
+        origin = {
+            "tutorial": "the tutorial's",
+            "lesson": "this run's own",
+        }.get(self.identity.source, "from AIRLAB_* variables")
         return f"{self.setting}: {module} + {cloud}; {who} ({origin})"
 
     def __str__(self) -> str:
@@ -396,6 +514,7 @@ def open_lesson(
     seed: int | None = None,
     cloud: str | os.PathLike[str] | None = None,
     transcript: str | os.PathLike[str] | None = None,
+    own_device: bool = True,
     **session_options: Any,
 ) -> Lesson:
     """Open the session, cloud and identity of a lesson, in one of three settings.
@@ -407,8 +526,10 @@ def open_lesson(
     ``$AIRLAB_PROFILE`` or ``instant``, ``$AIRLAB_SEED`` or 0).  ``cloud``: ``"auto"``
     (the running ``airlab lab`` emulator, or an in-process one in the classroom),
     ``"real"`` (the field: the real Alibaba Cloud) or an endpoints file; ``None`` reads
-    ``$AIRLAB_CLOUD``.  ``transcript``: a JSONL path for the session's capture.  Other
-    keyword arguments go to :class:`~airlab.session.ModemSession`.
+    ``$AIRLAB_CLOUD``.  ``transcript``: a JSONL path for the session's capture.
+    ``own_device``: add a fresh device for this run (default; classroom and bench) or
+    use the tutorial's device.  Other keyword arguments go to
+    :class:`~airlab.session.ModemSession`.
 
     Example:
         >>> lab = open_lesson()  # doctest: +SKIP
@@ -436,12 +557,13 @@ def open_lesson(
         use_seed = _env_seed(int(raw_seed) if raw_seed and raw_seed.lstrip("-").isdigit() else seed)
         console = cloud_for_lesson() if choice == "auto" else RemoteCloud(load_endpoints(choice))
         endpoints = _endpoints_file(console)
-        url = _sim_url(spec, use_profile, use_seed, endpoints)
+        identity = _lesson_identity(console, own_device)
+        url = _sim_url(spec, use_profile, use_seed, endpoints, identity.device_name)
         session = ModemSession(url, transcript=transcript, **session_options)
         return Lesson(
             session,
             console,
-            Identity.tutorial(),
+            identity,
             "classroom",
             url,
             endpoints,
@@ -470,9 +592,10 @@ def open_lesson(
             UserWarning,
             stacklevel=2,
         )
+    identity = _lesson_identity(console, own_device)
     session = ModemSession(spec.url, transcript=transcript, **session_options)
     return Lesson(
-        session, console, Identity.tutorial(), "bench", spec.url,
+        session, console, identity, "bench", spec.url,
         str(endpoints_data.get("endpoints_file")), None, None, transcript, dict(session_options),
     )  # fmt: skip
 

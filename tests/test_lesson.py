@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+import airlab
 from airlab.cloud import CloudEmulator
 from airlab.cloud.discovery import ENDPOINTS_ENV
 from airlab.errors import UsageError
 from airlab.lesson import (
     IDENTITY_ENV,
+    LESSON_IMEI_PREFIX,
     Identity,
+    new_device_name,
     open_lesson,
     parse_port,
     post_form_declaring,
@@ -32,7 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[CloudEmulator, Path]]:
-    with CloudEmulator(fixture="tutorial") as emu:
+    with CloudEmulator(db=tmp_path / "lab.db", fixture="tutorial") as emu:
         yield emu, emu.write_endpoints(tmp_path / "ep.json")
 
 
@@ -40,8 +43,11 @@ def test_classroom_end_to_end() -> None:
     with open_lesson() as lab:
         assert lab.setting == "classroom" and lab.cloud is not None
         assert lab.profile == "instant" and lab.seed == 0
-        assert lab.port_url.startswith("airsim://?profile=instant&seed=0&cloud=")
-        assert lab.identity == Identity.tutorial() and lab.mqtt_target() == {}
+        assert lab.port_url.startswith(
+            f"airsim://?profile=instant&seed=0&imei={lab.identity.device_name}&cloud="
+        )
+        assert lab.identity.source == "lesson" and lab.mqtt_target() == {}
+        assert lab.tutorial == Identity.tutorial()
         assert str(lab).startswith("classroom: simulated Air780EP (profile instant, seed 0)")
         recipes.attach(lab.session)
         login = recipes.http_auth_then_mqtt(lab.session, **lab.identity.device())
@@ -96,7 +102,8 @@ def test_parse_port() -> None:
 def test_an_airsim_port_gets_the_cloud_added() -> None:
     with open_lesson("airsim://?profile=instant&seed=4&echo=1") as lab:
         assert lab.setting == "classroom" and lab.seed == 4
-        assert lab.port_url.startswith("airsim://?profile=instant&seed=4&echo=1&cloud=")
+        assert lab.port_url.startswith("airsim://?profile=instant&seed=4&echo=1&imei=")
+        assert "&cloud=" in lab.port_url
         assert lab.session.mqtt_status() == 0
 
 
@@ -137,7 +144,8 @@ def test_bench_uses_the_service_by_ip(served: tuple[CloudEmulator, Path]) -> Non
         with pytest.warns(UserWarning, match="cannot reach"):
             lab = open_lesson(modem.url, cloud=str(path))
         with lab:
-            assert lab.setting == "bench" and lab.identity.source == "tutorial"
+            assert lab.setting == "bench" and lab.identity.source == "lesson"
+            assert emu.registry.get_device("k1hipglLdjU", lab.identity.device_name) is not None
             port = int(emu.endpoints["mqtts"].rsplit(":", 1)[1])
             assert lab.mqtt_target() == {"host": "127.0.0.1", "port": port}
     finally:
@@ -162,8 +170,8 @@ def test_reopen_and_lesson_helpers() -> None:
         request = airlab.http_auth_request(**lab.identity.device())
         reply = post_form_declaring(session, request, 110)
         assert reply.declared == 110 and reply.actual == 112
-        assert '"code":5001' in reply.body and reply.kept.endswith("8684880765061")
-        assert "8684880765061" in lab.cloud.explain_last_refusal()
+        assert '"code":5001' in reply.body and reply.kept.endswith(lab.identity.device_name[:13])
+        assert lab.identity.device_name[:13] in lab.cloud.explain_last_refusal(lab.identity.ref)
         with pytest.raises(UsageError):
             post_form_declaring(session, request, 0)
         recipes.direct_mqtt(session, **lab.identity.device())
@@ -174,3 +182,61 @@ def test_reopen_and_lesson_helpers() -> None:
             session.command(f'AT+MPUB="{topic}",1,0,"two"')
         second = session.publish(topic, "two", qos=1)
         assert pending.result(5).urc is not None and second.urc is not None
+
+
+def test_each_run_has_its_own_device() -> None:
+    """Two lessons open at once (a re-run, or nbval beside a running lab) never share a
+    login: neither is kicked, and each module's IMEI is its own DeviceName."""
+    with open_lesson() as first, open_lesson() as second:
+        a, b = first.identity, second.identity
+        assert a.device_name != b.device_name and a.product_key == b.product_key
+        assert len(a.device_name) == 15 and a.device_name.startswith(LESSON_IMEI_PREFIX)
+        assert first.session.command("AT+CGSN").lines == (a.device_name,)
+        for lab in (first, second):
+            recipes.attach(lab.session)
+            recipes.direct_mqtt(lab.session, **lab.identity.device())
+        assert first.session.mqtt_status() == 1 and second.session.mqtt_status() == 1
+        online = {d.device_name for d in first.cloud.online_devices()}
+        assert {a.device_name, b.device_name} <= online
+        # the body lengths the tutorial counts stay the same with a lesson device
+        assert airlab.http_auth_request(**a.device()).length == 112
+        for lab in (first, second):
+            recipes.disconnect(lab.session)
+
+
+def test_new_device_is_fresh_and_registers() -> None:
+    with open_lesson() as lab:
+        other = lab.new_device()
+        assert other.device_name != lab.identity.device_name
+        assert other.product_secret == Identity.tutorial().product_secret
+        recipes.attach(lab.session)
+        reg = recipes.register_device(
+            lab.session,
+            product_key=other.product_key,
+            device_name=other.device_name,
+            product_secret=other.product_secret,
+        )
+        assert reg.device_secret == other.device_secret
+        done = lab.new_device(activated=True)
+        assert lab.cloud.registry.get_device(done.product_key, done.device_name).activated
+
+
+def test_own_device_off_uses_the_tutorial_device() -> None:
+    with open_lesson(own_device=False) as lab:
+        assert lab.identity == Identity.tutorial()
+        assert "the tutorial's" in lab.describe()
+
+
+def test_new_device_name_is_an_imei() -> None:
+    for _ in range(50):
+        name = new_device_name()
+        digits = [int(c) for c in name]
+        total = sum(digits[-1::-2]) + sum(sum(divmod(2 * d, 10)) for d in digits[-2::-2])
+        assert total % 10 == 0  # Luhn
+
+
+def test_a_service_without_a_registry_file_lends_the_tutorial_device(tmp_path: Path) -> None:
+    with CloudEmulator(fixture="tutorial") as emu:  # in memory: no device can be added
+        path = emu.write_endpoints(tmp_path / "ep.json")
+        with pytest.warns(UserWarning, match="--db"), open_lesson(cloud=str(path)) as lab:
+            assert lab.identity == Identity.tutorial()
