@@ -5,6 +5,11 @@
   a clean stop) where notebooks and ``airlab sim serve --cloud`` find them;
 * ``add-product`` / ``add-device`` create registry rows (also while ``serve`` runs on
   the same ``--db``); ``add-device`` prints the DeviceSecret it stored;
+* ``product`` shows or switches a product's settings: ``--dynamic-registration on|off``
+  (动态注册) and ``--host-check on|off`` (the emulator's rule that an MQTT login over TLS
+  names the product's own ``<pk>.iot-as-mqtt…`` host), in the registry file (``--db``)
+  or through a running service's admin API (``--endpoints-file``); a running service
+  applies the change to the next login;
 * ``log`` prints the connection and message logs, refusals with their reasons
   (``--csv`` for a CSV table); secrets and tokens in payloads (a registration push's
   ``deviceSecret``, a ``deviceToken``) are masked unless ``--show-secrets``;
@@ -15,6 +20,7 @@ Bad input exits with status 2 and one line naming the option.
 Example:
     $ airlab cloud serve --db lab.db --fixture tutorial
     $ airlab cloud add-device --db lab.db --product-key k1hipglLdjU --device-name dev2
+    $ airlab cloud product --db lab.db --product-key k1hipglLdjU --host-check on
     $ airlab cloud publish --topic /k1hipglLdjU/868488076506128/user/get --payload hi
     $ airlab cloud log --db lab.db --csv > log.csv
 """
@@ -103,7 +109,31 @@ def register(subparsers: Any) -> None:
     product.add_argument(
         "--dynamic-registration", default="off", help="dynamic registration switch: on|off"
     )
+    product.add_argument(
+        "--host-check",
+        default="off",
+        help="MQTT over TLS must name <pk>.iot-as-mqtt.<region>.aliyuncs.com: on|off (off)",
+    )
     product.set_defaults(func=_add_product)
+
+    settings = group.add_parser(
+        "product",
+        help="show or switch a product's settings (dynamic registration, host check)",
+        description=(
+            "Show a product's settings, or switch them: --dynamic-registration on|off "
+            "(动态注册) and --host-check on|off (an emulator rule, off by default: an MQTT "
+            "login over TLS must name the product's own host "
+            "<productKey>.iot-as-mqtt.<region>.aliyuncs.com as AT+SSLMIPSTART does). Give "
+            "--db (the registry file, also while 'serve' runs on it) or --endpoints-file "
+            "(a running service, through its admin API). Prints the settings as JSON."
+        ),
+    )
+    settings.add_argument("--db", help="registry file")
+    settings.add_argument("--endpoints-file", help="endpoints JSON of the running service")
+    settings.add_argument("--product-key", help="ProductKey")
+    settings.add_argument("--dynamic-registration", help="on|off")
+    settings.add_argument("--host-check", help="on|off")
+    settings.set_defaults(func=_product)
 
     device = group.add_parser("add-device", help="create a device (prints its secret)")
     device.add_argument("--db", help="registry file")
@@ -268,12 +298,15 @@ def _add_product(args: argparse.Namespace) -> int:
     if not db.parent.is_dir():
         raise UsageError("db", f"the folder of {db} does not exist")
     pk = _required(args.product_key, "product_key")
-    switch = str(args.dynamic_registration).lower()
-    if switch not in ("on", "off"):
-        raise UsageError("dynamic_registration", f"must be on or off, not {switch!r}")
+    dynreg = _on_off(args.dynamic_registration, "dynamic_registration")
+    host_check = _on_off(args.host_check, "host_check")
     with Registry(db) as registry:
         product = registry.add_product(
-            pk, args.product_secret, region=args.region, dynamic_registration=switch == "on"
+            pk,
+            args.product_secret,
+            region=args.region,
+            dynamic_registration=bool(dynreg),
+            host_check=bool(host_check),
         )
     _print_json(
         {
@@ -281,6 +314,70 @@ def _add_product(args: argparse.Namespace) -> int:
             "product_secret": product.product_secret,
             "region": product.region,
             "dynamic_registration": "on" if product.dynamic_registration else "off",
+            "host_check": "on" if product.host_check else "off",
+        }
+    )
+    return 0
+
+
+def _on_off(value: str | None, name: str) -> bool | None:
+    """``on``/``off`` (any case) as a bool; None when not given."""
+    if value is None:
+        return None
+    switch = str(value).strip().lower()
+    if switch not in ("on", "off"):
+        raise UsageError(name, f"must be on or off, not {value!r}")
+    return switch == "on"
+
+
+def _product(args: argparse.Namespace) -> int:
+    pk = _required(args.product_key, "product_key")
+    dynreg = _on_off(args.dynamic_registration, "dynamic_registration")
+    host_check = _on_off(args.host_check, "host_check")
+    if (args.db is None) == (args.endpoints_file is None):
+        raise UsageError(
+            "db", "give either --db (the registry file) or --endpoints-file (a running service)"
+        )
+    if args.db is not None:
+        from airlab.cloud.registry import Registry
+
+        with Registry(_existing_db(args.db)) as registry:
+            if registry.get_product(pk) is None:
+                raise UsageError("product_key", f"no product {pk!r} in {args.db}")
+            if dynreg is not None:
+                registry.set_dynamic_registration(pk, dynreg)
+            if host_check is not None:
+                registry.set_host_check(pk, host_check)
+            product = registry.get_product(pk)
+        assert product is not None
+        settings: dict[str, Any] = {
+            "product_key": product.product_key,
+            "region": product.region,
+            "dynamic_registration": product.dynamic_registration,
+            "host_check": product.host_check,
+        }
+    else:
+        from airlab.cloud.discovery import EndpointsError, RemoteCloud, load_endpoints
+
+        cloud = RemoteCloud(load_endpoints(args.endpoints_file))
+        try:
+            settings = cloud.product_settings(pk)
+            if dynreg is not None:
+                settings = cloud.set_dynamic_registration(pk, dynreg)
+            if host_check is not None:
+                settings = cloud.set_host_check(pk, host_check)
+        except EndpointsError:
+            raise
+        except UsageError as exc:  # 404 from the service: no such product
+            raise UsageError("product_key", exc.message) from None
+        finally:
+            cloud.close()
+    _print_json(
+        {
+            "product_key": settings["product_key"],
+            "region": settings["region"],
+            "dynamic_registration": "on" if settings["dynamic_registration"] else "off",
+            "host_check": "on" if settings["host_check"] else "off",
         }
     )
     return 0

@@ -52,6 +52,7 @@ from airlab.cloud.model import (
     MessageRecord,
     Permission,
 )
+from airlab.cloud.tls import record_server_names, server_name_of
 
 __all__ = ["MAX_PAYLOAD", "EmuBroker"]
 
@@ -361,6 +362,8 @@ class EmuBroker(Broker):
     async def _start_listeners(self) -> None:
         try:
             for name, (host, port, ctx) in self.emu_listeners.items():
+                if ctx is not None:
+                    record_server_names(ctx)  # the host rule reads the SNI
                 server = await asyncio.start_server(
                     partial(self._serve, listener=name),
                     host,
@@ -590,6 +593,7 @@ class EmuBroker(Broker):
                 connect.clean,
                 tls,
                 remote,
+                server_name_of(writer.get_extra_info("ssl_object")) if tls else None,
             )
             decision = self._decide(request)
             if not decision.accepted:

@@ -26,7 +26,17 @@ dynreg switch off                          CONNACK 5 (``dynreg_disabled``)
 register: device missing / activated       CONNACK 5 (``unknown_device``/``already_activated``)
 connwl: wrong or unknown DeviceToken       CONNACK 4 (``device_token``)
 rate limit (opt-in, 6th try in 60 s)       CONNACK 3 (``rate_limit``)
+host check on, TLS server name not the     CONNACK 5 (``mqtt_host``; an emulator
+product's own ``<pk>.iot-as-mqtt…`` host   setting, off by default: see below)
 ========================================  =========================================
+
+The host rule (:meth:`~airlab.cloud.registry.Registry.set_host_check`): the broker sees
+the host a module dialled only as the TLS server name (SNI) of ``AT+SSLMIPSTART``.
+When the product's setting is on, a login whose server name is not
+``<productKey>.iot-as-mqtt.<any region>.aliyuncs.com`` (letter case aside, as in DNS)
+is refused once the product is known (before the signature is checked). Plain TCP
+(``AT+MIPSTART``) and TLS without a server name (a host given as an IP address) carry
+no host, so the rule cannot apply and they are accepted as before.
 
 HTTP: every platform answer uses HTTP status 200 and carries the result in the JSON
 ``code`` (the SDKs read the JSON; the C 4.x SDK also requires HTTP 200 on success).
@@ -90,15 +100,17 @@ from airlab.cloud.model import (
     Permission,
     Push,
 )
-from airlab.cloud.registry import Device, Registry, _random_text
+from airlab.cloud.registry import Device, Product, Registry, _random_text
 from airlab.errors import UsageError
 
 __all__ = [
     "DYNREG_CLOSE_AFTER",
+    "HOST_REFUSAL_CODE",
     "JSON_CONTENT_TYPE",
     "KEEPALIVE_RANGE",
     "HttpReply",
     "Rules",
+    "host_carries_product_key",
 ]
 
 KEEPALIVE_RANGE = (30, 1200)
@@ -107,6 +119,32 @@ DYNREG_CLOSE_AFTER = 15.0
 """Seconds after which a dynamic-registration connection is closed by the server."""
 JSON_CONTENT_TYPE = "application/json;charset=utf-8"
 RATE_WINDOW = 60.0
+HOST_REFUSAL_CODE = 5
+"""CONNACK code of the host rule: "not authorized" — the credentials may be right, but
+this product is not served at the host the module dialled (as for an unknown product)."""
+
+
+def host_carries_product_key(server_name: str, product_key: str) -> bool:
+    """True when ``server_name`` is ``<product_key>.iot-as-mqtt.<…>`` (DNS names ignore
+    letter case; a trailing dot is allowed).
+
+    Example:
+        >>> host_carries_product_key("k1hipglLdjU.iot-as-mqtt.cn-shanghai.aliyuncs.com",
+        ...                          "k1hipglLdjU")
+        True
+        >>> host_carries_product_key("a1qsHBbKtmc.iot-as-mqtt.cn-shanghai.aliyuncs.com",
+        ...                          "k1hipglLdjU")
+        False
+    """
+    labels = server_name.rstrip(".").lower().split(".")
+    return len(labels) >= 3 and labels[0] == product_key.lower() and labels[1] == "iot-as-mqtt"
+
+
+def _expected_host(product_key: str, region: str) -> str:
+    try:
+        return mqtt_host(product_key, region)
+    except UsageError:  # an odd registry row: still say what the form is
+        return f"{product_key}.iot-as-mqtt.{region}.aliyuncs.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,10 +354,14 @@ class Rules:
                 ),
                 details={"username": str(username)},
             )
-        return self._device_or_refusal(user.product_key, user.device_name, username or "")
+        return self._device_or_refusal(user.product_key, user.device_name, username or "", request)
 
     def _device_or_refusal(
-        self, product_key: str, device_name: str, username: str
+        self,
+        product_key: str,
+        device_name: str,
+        username: str,
+        request: ConnectRequest | None = None,
     ) -> Device | ConnectDecision:
         product = self.registry.get_product(product_key)
         device = self.registry.get_device(product_key, device_name) if product else None
@@ -350,7 +392,41 @@ class Rules:
                 message=f"device {device.ref} is disabled (禁用): enable it in the console first",
                 details={"device": str(device.ref)},
             )
-        return device
+        if request is None or product is None:  # product is known once device is
+            return device
+        refusal = self._host_refusal(product, request)
+        return device if refusal is None else refusal
+
+    def _host_refusal(self, product: Product, request: ConnectRequest) -> ConnectDecision | None:
+        """The host rule (module docstring): None when it passes or does not apply."""
+        used = request.server_name
+        if not product.host_check or not request.tls or not used:
+            return None
+        pk = product.product_key
+        if host_carries_product_key(used, pk):
+            return None
+        expected = _expected_host(pk, product.region)
+        labels = used.rstrip(".").split(".")
+        if len(labels) >= 3 and labels[1].lower() == "iot-as-mqtt":
+            whose = f"the host of productKey {labels[0]!r}, not of {pk}"
+        else:
+            whose = f"not a '<productKey>.iot-as-mqtt.<region>.aliyuncs.com' host of {pk}"
+        return ConnectDecision.refuse(
+            HOST_REFUSAL_CODE,
+            rule="mqtt_host",
+            message=(
+                f"the module dialled {used!r} (the host of AT+SSLMIPSTART, seen as the TLS "
+                f"server name): {whose}. Product {pk} must be reached at its own host: "
+                f'AT+SSLMIPSTART="{expected}",1883 (切记: the host carries your productKey; '
+                "the host check is switched on for this product in the emulator)"
+            ),
+            details={
+                "host_used": used,
+                "host_expected": expected,
+                "product_key": pk,
+                "setting": "host_check on (an emulator setting; see docs/cloud.md)",
+            },
+        )
 
     def _accept(
         self, device: Device, kind: ConnectKind, parsed: ParsedClientId, request: ConnectRequest
@@ -452,7 +528,9 @@ class Rules:
                 ),
                 details={"iot_id": iot_id, "expires": str(token.expires), "now": str(now)},
             )
-        found = self._device_or_refusal(token.device.product_key, token.device.device_name, iot_id)
+        found = self._device_or_refusal(
+            token.device.product_key, token.device.device_name, iot_id, request
+        )
         if isinstance(found, ConnectDecision):
             return found
         if (refusal := self._rate_limited(found.ref)) is not None:
@@ -560,6 +638,8 @@ class Rules:
                 message=f"there is no product {user.product_key!r} (read from the username)",
                 details={"product_key": user.product_key},
             )
+        if (refusal := self._host_refusal(product, request)) is not None:
+            return refusal
         check = check_mqtt_register_connect(
             request.client_id,
             request.username or "",

@@ -10,8 +10,9 @@
   :class:`EndpointsError` (a :class:`~airlab.errors.UsageError` naming
   ``--endpoints-file``) whose ``reason`` is ``"missing"``, ``"invalid"`` or ``"stale"``.
 * :class:`RemoteCloud` drives a running service: console operations through its admin
-  API (``publish``, ``online_devices``, ``reset_registration``), products, devices and
-  logs through the shared registry file named in the endpoints (``db``).
+  API (``publish``, ``online_devices``, ``reset_registration``, the product switches
+  ``set_dynamic_registration`` / ``set_host_check`` / ``product_settings``), products,
+  devices and logs through the shared registry file named in the endpoints (``db``).
 * :func:`cloud_for_lesson` is what a lesson calls: the running service if there is one,
   else an in-process :class:`~airlab.cloud.service.CloudEmulator` with the tutorial
   fixture, started once and kept for the kernel's lifetime.
@@ -172,10 +173,10 @@ def load_endpoints(path: str | os.PathLike[str] | None = None, *, check: bool = 
 class RemoteCloud(CloudConsole):
     """Console operations on an emulator running in another process (or machine).
 
-    ``publish``, ``online_devices``, ``reset_registration``, ``status`` go through the
-    admin API (address and token from the endpoints); products, devices and the logs use
-    the registry file named by ``endpoints["db"]`` (same machine), after asking the
-    service to commit its queued log lines.
+    ``publish``, ``online_devices``, ``reset_registration``, ``status`` and the product
+    switches go through the admin API (address and token from the endpoints); products,
+    devices and the logs use the registry file named by ``endpoints["db"]`` (same
+    machine), after asking the service to commit its queued log lines.
     """
 
     def __init__(self, endpoints: dict[str, Any]) -> None:
@@ -259,6 +260,28 @@ class RemoteCloud(CloudConsole):
     def reset_registration(self, product_key: str, device_name: str) -> None:
         """ResetThing on the service."""
         self._call("POST", "reset", {"product_key": product_key, "device_name": device_name})
+
+    def product_settings(self, product_key: str) -> dict[str, Any]:
+        """The product's switches on the service (``POST /admin/product``; no secret)."""
+        return self._product({"product_key": product_key})
+
+    def set_dynamic_registration(self, product_key: str, enabled: bool) -> dict[str, Any]:
+        """Switch 动态注册 on the service; its next registration sees the change."""
+        return self._product({"product_key": product_key, "dynamic_registration": enabled})
+
+    def set_host_check(self, product_key: str, enabled: bool) -> dict[str, Any]:
+        """Switch the emulator's host rule (see :meth:`CloudConsole.set_host_check`) on
+        the service; its next MQTT login sees the change."""
+        return self._product({"product_key": product_key, "host_check": enabled})
+
+    def _product(self, body: dict[str, Any]) -> dict[str, Any]:
+        for name in ("dynamic_registration", "host_check"):
+            if name in body and not isinstance(body[name], bool):
+                raise UsageError(name, f"must be True or False, not {body[name]!r}")
+        product = self._call("POST", "product", body).get("product")
+        if not isinstance(product, dict):
+            raise AirlabError(f"unexpected admin answer for /admin/product: {product!r}")
+        return product
 
     def status(self) -> dict[str, Any]:
         """The service's health summary."""

@@ -11,6 +11,8 @@ Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
 * console admin routes (same bearer token; need ``HttpEndpoints.console``, set by
   :class:`airlab.cloud.service.CloudEmulator`): ``GET /admin/status``, ``GET
   /admin/online``, ``POST /admin/reset`` ``{"product_key","device_name"}``, ``POST
+  /admin/product`` ``{"product_key", "dynamic_registration"?: bool, "host_check"?: bool}``
+  (switches a product's settings; answers them, never the secret), ``POST
   /admin/flush``, ``GET /admin/log?table=connection|message&limit=N`` (see the block
   at the end of this module).
 
@@ -893,7 +895,8 @@ class HttpEndpoints:
 #
 # ``HttpEndpoints.console`` (an attribute set after construction, default absent) is an
 # object with ``status()``, ``online_devices()`` (items with ``as_dict()``),
-# ``reset_registration(pk, dn)``, ``flush()`` and ``registry``. Every route needs
+# ``reset_registration(pk, dn)``, ``flush()``, ``registry``, ``product_settings(pk)``,
+# ``set_dynamic_registration(pk, on)`` and ``set_host_check(pk, on)``. Every route needs
 # ``Authorization: Bearer <admin token>`` and answers JSON ``{"code": 200, ...}``;
 # errors use the HTTP status as ``code`` (401, 400, 404, 405, 503). Successful reads are
 # not logged (a notebook may poll them); refusals are logged as ``admin`` events.
@@ -905,7 +908,9 @@ _CONSOLE_ROUTES = {
     "/admin/log": "GET",
     "/admin/reset": "POST",
     "/admin/flush": "POST",
+    "/admin/product": "POST",
 }
+_PRODUCT_SWITCHES = ("dynamic_registration", "host_check")
 _LOG_LIMIT = 10_000
 
 
@@ -968,13 +973,10 @@ def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict
         return {"devices": [d.as_dict() for d in console.online_devices()]}
     if path == "/admin/flush":
         return {"flushed": bool(console.flush())}
+    if path == "/admin/product":
+        return _product_answer(console, _json_object(body))
     if path == "/admin/reset":
-        try:
-            request = json.loads(body.decode("utf-8")) if body else None
-        except (UnicodeDecodeError, ValueError):
-            request = None
-        if not isinstance(request, dict):
-            raise _ConsoleProblem(400, "the body must be a JSON object")
+        request = _json_object(body)
         pk, dn = request.get("product_key"), request.get("device_name")
         if not isinstance(pk, str) or not pk or not isinstance(dn, str) or not dn:
             raise _ConsoleProblem(400, "'product_key' and 'device_name' (text) are required")
@@ -999,6 +1001,41 @@ def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict
     else:
         raise _ConsoleProblem(400, f"'table' must be connection or message, not {table!r}")
     return {"table": table, "rows": rows}
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        request = json.loads(body.decode("utf-8")) if body else None
+    except (UnicodeDecodeError, ValueError):
+        request = None
+    if not isinstance(request, dict):
+        raise _ConsoleProblem(400, "the body must be a JSON object")
+    return request
+
+
+def _product_answer(console: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """``POST /admin/product``: check every field first, then switch, then answer the
+    product's settings (no secret)."""
+    pk = request.get("product_key")
+    if not isinstance(pk, str) or not pk:
+        raise _ConsoleProblem(400, "'product_key' (text) is required")
+    unknown = sorted(set(request) - {"product_key", *_PRODUCT_SWITCHES})
+    if unknown:
+        raise _ConsoleProblem(
+            400, f"unknown field(s) {', '.join(unknown)}: use {', '.join(_PRODUCT_SWITCHES)}"
+        )
+    for name in _PRODUCT_SWITCHES:
+        if name in request and not isinstance(request[name], bool):
+            raise _ConsoleProblem(400, f"'{name}' must be true or false")
+    try:
+        settings = console.product_settings(pk)
+        if "dynamic_registration" in request:
+            settings = console.set_dynamic_registration(pk, request["dynamic_registration"])
+        if "host_check" in request:
+            settings = console.set_host_check(pk, request["host_check"])
+    except UsageError as exc:
+        raise _ConsoleProblem(404, exc.message) from None
+    return {"product": dict(settings)}
 
 
 def _event_row(e: ConnectionEvent) -> dict[str, Any]:

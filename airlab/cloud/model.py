@@ -97,6 +97,9 @@ class ConnectRequest:
     clean_session: bool = True
     tls: bool = False
     remote: str = ""  # "ip:port" of the peer
+    # the TLS server name (SNI) the client sent: the host it dialled (AT+SSLMIPSTART's);
+    # None over plain TCP and when the client sent none (it dialled an IP address)
+    server_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS products (
     product_secret TEXT NOT NULL,
     region TEXT NOT NULL,
     dynamic_registration INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    host_check INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS topic_classes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -164,17 +165,25 @@ CREATE INDEX IF NOT EXISTS connection_log_device ON connection_log (product_key,
 CREATE INDEX IF NOT EXISTS message_log_device ON message_log (product_key, device_name);
 """
 
+# Columns added after the first release: (table, column, definition). A registry written
+# by an older version gets them on open (ALTER TABLE ... ADD COLUMN keeps every row and
+# gives it the default).
+_ADDED_COLUMNS = (("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),)
+
 
 @dataclass(frozen=True, slots=True)
 class Product:
-    """A product (产品): its key, secret (ProductSecret), region and the dynamic
-    registration switch (动态注册)."""
+    """A product (产品): its key, secret (ProductSecret), region, the dynamic
+    registration switch (动态注册) and ``host_check``: an emulator setting (off by
+    default) under which an MQTT login over TLS must name this product's own host,
+    ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com``, as its server name (SNI)."""
 
     product_key: str
     product_secret: str
     region: str
     dynamic_registration: bool
     created: float
+    host_check: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +295,7 @@ class Registry:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(_SCHEMA)
+            self._migrate()
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._cond = threading.Condition()
         self._enqueued = 0
@@ -322,6 +332,19 @@ class Registry:
         if self._closed:
             raise UsageError("registry", "the registry is closed")
 
+    def _migrate(self) -> None:
+        """Add the columns an older registry lacks (another process may race us: a
+        column it added meanwhile is fine)."""
+        for table, column, definition in _ADDED_COLUMNS:
+            present = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column in present:
+                continue
+            try:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc).lower():
+                    raise
+
     # -- products ---------------------------------------------------------------------
 
     def add_product(
@@ -332,10 +355,12 @@ class Registry:
         region: str = DEFAULT_REGION,
         dynamic_registration: bool = False,
         topic_classes: Iterable[TopicClass | tuple[str, str]] | None = None,
+        host_check: bool = False,
     ) -> Product:
         """Create a product; ``product_secret`` defaults to 16 random letters/digits and
         ``topic_classes`` to the three default custom classes (``user/update`` pub,
-        ``user/update/error`` pub, ``user/get`` sub).
+        ``user/update/error`` pub, ``user/get`` sub). ``host_check``: see
+        :meth:`set_host_check`.
 
         Example:
             >>> reg = Registry()
@@ -356,8 +381,9 @@ class Registry:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.execute(
-                    "INSERT INTO products VALUES (?, ?, ?, ?, ?)",
-                    (product_key, secret, region, int(dynamic_registration), now),
+                    "INSERT INTO products (product_key, product_secret, region, "
+                    "dynamic_registration, created, host_check) VALUES (?, ?, ?, ?, ?, ?)",
+                    (product_key, secret, region, int(dynamic_registration), now, int(host_check)),
                 )
                 self._conn.executemany(
                     "INSERT OR IGNORE INTO topic_classes (product_key, template, permission) "
@@ -371,7 +397,9 @@ class Registry:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        return Product(product_key, secret, region, bool(dynamic_registration), now)
+        return Product(
+            product_key, secret, region, bool(dynamic_registration), now, bool(host_check)
+        )
 
     def get_product(self, product_key: str) -> Product | None:
         """The product, or None.
@@ -390,6 +418,7 @@ class Registry:
             r["region"],
             bool(r["dynamic_registration"]),
             r["created"],
+            bool(r["host_check"]),
         )
 
     def products(self) -> list[Product]:
@@ -397,13 +426,41 @@ class Registry:
         keys = [r[0] for r in self._query("SELECT product_key FROM products ORDER BY 1")]
         return [p for p in (self.get_product(k) for k in keys) if p is not None]
 
-    def set_dynamic_registration(self, product_key: str, enabled: bool) -> None:
-        """Turn the product's dynamic registration switch (动态注册) on or off."""
+    def _set_product_flag(self, product_key: str, column: str, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise UsageError(column, f"must be True or False, not {enabled!r}")
         if not self._execute(
-            "UPDATE products SET dynamic_registration = ? WHERE product_key = ?",
+            f"UPDATE products SET {column} = ? WHERE product_key = ?",
             (int(enabled), product_key),
         ):
             raise UsageError("product_key", f"no product {product_key!r}")
+
+    def set_dynamic_registration(self, product_key: str, enabled: bool) -> None:
+        """Turn the product's dynamic registration switch (动态注册) on or off.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> reg.set_dynamic_registration("pk1", True)
+            >>> reg.get_product("pk1").dynamic_registration
+            True
+        """
+        self._set_product_flag(product_key, "dynamic_registration", enabled)
+
+    def set_host_check(self, product_key: str, enabled: bool) -> None:
+        """Turn the emulator's host rule for the product on or off (off by default).
+
+        On: an MQTT login over TLS whose server name (SNI, the host of
+        ``AT+SSLMIPSTART``) is not ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com``
+        of this product gets CONNACK 5 (rule ``mqtt_host``). The platform does not
+        document this check; see docs/cloud.md.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> reg.set_host_check("pk1", True)
+            >>> reg.get_product("pk1").host_check
+            True
+        """
+        self._set_product_flag(product_key, "host_check", enabled)
 
     def add_topic_class(
         self, product_key: str, template: str, permission: str | TopicPermission

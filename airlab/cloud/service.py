@@ -199,7 +199,9 @@ class ServiceRules(Rules):
     answer for ``permission_ttl`` seconds (1 s), so a busy device costs one lookup per
     second instead of one per message. A topic class changed from another process
     applies within that time; changes through the console apply at once
-    (:meth:`forget_permissions`). Connect decisions are never memoized.
+    (:meth:`forget_permissions`). Connect decisions are never memoized: the product's
+    switches (动态注册, the host check) are read from the registry on every CONNECT and
+    every HTTP call, so a change applies to the next login, from any process.
     """
 
     def __init__(self, registry: Registry, *, permission_ttl: float = 1.0, **kwargs: Any) -> None:
@@ -271,6 +273,7 @@ class CloudConsole:
         region: str = DEFAULT_REGION,
         dynamic_registration: bool = False,
         topic_classes: Iterable[TopicClass | tuple[str, str]] | None = None,
+        host_check: bool = False,
     ) -> Product:
         """Create a product (产品); ``product_secret`` defaults to 16 random characters."""
         return self._console_registry().add_product(
@@ -279,7 +282,50 @@ class CloudConsole:
             region=region,
             dynamic_registration=dynamic_registration,
             topic_classes=topic_classes,
+            host_check=host_check,
         )
+
+    def product_settings(self, product_key: str) -> dict[str, Any]:
+        """The product's switches, without its secret: ``product_key``, ``region``,
+        ``dynamic_registration`` (动态注册) and ``host_check``.
+
+        Example:
+            >>> with CloudEmulator() as cloud:
+            ...     cloud.product_settings("k1hipglLdjU")["host_check"]
+            False
+        """
+        product = self._console_registry().get_product(product_key)
+        if product is None:
+            raise UsageError("product_key", f"no product {product_key!r}")
+        return _settings(product)
+
+    def set_dynamic_registration(self, product_key: str, enabled: bool) -> dict[str, Any]:
+        """Turn the product's dynamic registration switch (动态注册) on or off, as on the
+        console's product page; the next registration sees it. Off: HTTPS registration
+        answers JSON code 460, MQTT registration CONNACK 5. Returns the new settings.
+
+        Example:
+            >>> with CloudEmulator() as cloud:
+            ...     cloud.set_dynamic_registration("k1hipglLdjU", False)["dynamic_registration"]
+            False
+        """
+        self._console_registry().set_dynamic_registration(product_key, enabled)
+        return self.product_settings(product_key)
+
+    def set_host_check(self, product_key: str, enabled: bool) -> dict[str, Any]:
+        """Turn the emulator's host rule on or off for a product (off by default; not a
+        console switch of the platform — see docs/cloud.md): on, an MQTT login over TLS
+        must name ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com`` of this product as
+        its host (``AT+SSLMIPSTART``), else CONNACK 5 (rule ``mqtt_host``). Plain TCP
+        carries no host and is not checked. Returns the new settings.
+
+        Example:
+            >>> with CloudEmulator() as cloud:
+            ...     cloud.set_host_check("k1hipglLdjU", True)["host_check"]
+            True
+        """
+        self._console_registry().set_host_check(product_key, enabled)
+        return self.product_settings(product_key)
 
     def add_topic_class(self, product_key: str, template: str, permission: str) -> TopicClass:
         """Add a custom topic class (自定义Topic类) to a product: ``pub``, ``sub`` or
@@ -483,6 +529,15 @@ def explain_refusal(row: dict[str, Any]) -> str:
     for key, value in (row.get("details") or {}).items():
         lines.append(f"  {key}: {value}")
     return "\n".join(lines)
+
+
+def _settings(product: Product) -> dict[str, Any]:
+    return {
+        "product_key": product.product_key,
+        "region": product.region,
+        "dynamic_registration": product.dynamic_registration,
+        "host_check": product.host_check,
+    }
 
 
 def _present(value: object) -> bool:

@@ -28,7 +28,8 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,9 @@ __all__ = [
     "generate_certificate",
     "make_client_context",
     "make_server_context",
+    "record_server_names",
     "server_certificate",
+    "server_name_of",
 ]
 
 
@@ -241,3 +244,57 @@ def make_client_context(certificate: GeneratedCertificate | None = None) -> ssl.
     """
     cert = certificate or server_certificate()
     return ssl.create_default_context(cadata=cert.ca_pem)
+
+
+# -- the server name (SNI) a client asked for --------------------------------------------
+
+_SniCallback = Callable[[ssl.SSLObject | ssl.SSLSocket, str | None, ssl.SSLContext], int | None]
+_server_names: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+_names_lock = threading.Lock()
+
+
+def record_server_names(context: ssl.SSLContext) -> ssl.SSLContext:
+    """Make ``context`` remember the server name (SNI) each TLS client sends, for
+    :func:`server_name_of`. Idempotent; a callback already set is still called.
+
+    The MQTT broker reads the name to see which host the module dialled: over TLS the
+    name is the only trace of the host of ``AT+SSLMIPSTART`` that reaches a server.
+
+    Example:
+        >>> ctx = record_server_names(make_server_context())
+        >>> record_server_names(ctx) is ctx
+        True
+    """
+    previous = context.sni_callback
+    if getattr(previous, "_airlab_records_names", False):
+        return context
+
+    def remember(
+        sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext
+    ) -> int | None:
+        if name:
+            with _names_lock:
+                _server_names[sock] = name
+        return previous(sock, name, ctx) if previous is not None else None
+
+    remember._airlab_records_names = True  # type: ignore[attr-defined]
+    context.sni_callback = remember
+    return context
+
+
+def server_name_of(ssl_object: object) -> str | None:
+    """The server name the TLS client of ``ssl_object`` (an ``ssl.SSLObject`` or
+    ``ssl.SSLSocket`` of a context given to :func:`record_server_names`) sent, or None
+    (no SNI: plain TCP, a client that dialled an IP address, or an unknown context).
+
+    Example:
+        >>> server_name_of(None) is None
+        True
+    """
+    if ssl_object is None:
+        return None
+    with _names_lock:
+        try:
+            return _server_names.get(ssl_object)
+        except TypeError:  # not weak-referenceable: not one of ours
+            return None
