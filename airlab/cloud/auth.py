@@ -394,11 +394,14 @@ class Rules:
             )
         if request is None or product is None:  # product is known once device is
             return device
-        refusal = self._host_refusal(product, request)
+        refusal = self._host_refusal(product, request, device.device_name)
         return device if refusal is None else refusal
 
-    def _host_refusal(self, product: Product, request: ConnectRequest) -> ConnectDecision | None:
-        """The host rule (module docstring): None when it passes or does not apply."""
+    def _host_refusal(
+        self, product: Product, request: ConnectRequest, device_name: str
+    ) -> ConnectDecision | None:
+        """The host rule (module docstring): None when it passes or does not apply.
+        ``device_name`` is the one the login claims (not yet authenticated)."""
         used = request.server_name
         if not product.host_check or not request.tls or not used:
             return None
@@ -424,6 +427,7 @@ class Rules:
                 "host_used": used,
                 "host_expected": expected,
                 "product_key": pk,
+                "device": f"{pk}/{device_name}",
                 "setting": "host_check on (an emulator setting; see docs/cloud.md)",
             },
         )
@@ -638,7 +642,7 @@ class Rules:
                 message=f"there is no product {user.product_key!r} (read from the username)",
                 details={"product_key": user.product_key},
             )
-        if (refusal := self._host_refusal(product, request)) is not None:
+        if (refusal := self._host_refusal(product, request, user.device_name)) is not None:
             return refusal
         check = check_mqtt_register_connect(
             request.client_id,
