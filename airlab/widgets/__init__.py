@@ -3,9 +3,10 @@
 * :class:`AtConsole` - type AT commands; a log of every line that crossed the serial
   line (``>>`` host, ``<<`` module, ``[URC]`` marked, errors as one ``!!`` line).
 * :class:`StatusPanel` - MQTT state, signal, registration, last URC, online devices.
-* :class:`SigningCalculator` - client id, user name, password, sign content as you type.
-* :class:`StepThrough` and :func:`recipes_for` - a connection method, one click per
-  AT command.
+* :class:`SigningCalculator` - client id, user name, password, sign content as you type,
+  each with a copy button (:func:`copy_button`).
+* :class:`StepThrough` and :func:`recipes_for` - every connection method
+  (:data:`STEP_METHODS`), one click per AT command, or "Run all".
 
 ipywidgets is imported when a widget is built, not by ``import airlab.widgets``.  All
 serial I/O runs in background threads: a click only hands work over, and the widgets
@@ -22,17 +23,21 @@ Example:
 
 from airlab.widgets._format import format_error, format_event
 from airlab.widgets.console import QUICK_COMMANDS, AtConsole
-from airlab.widgets.signing import SigningCalculator
+from airlab.widgets.signing import SigningCalculator, copy_button
 from airlab.widgets.status import StatusPanel
-from airlab.widgets.steps import FlowStep, StepThrough, recipes_for
+from airlab.widgets.steps import METHODS as STEP_METHODS
+from airlab.widgets.steps import FlowState, FlowStep, StepThrough, recipes_for
 
 __all__ = [
     "QUICK_COMMANDS",
+    "STEP_METHODS",
     "AtConsole",
+    "FlowState",
     "FlowStep",
     "SigningCalculator",
     "StatusPanel",
     "StepThrough",
+    "copy_button",
     "format_error",
     "format_event",
     "recipes_for",

@@ -6,7 +6,8 @@ and its length in bytes), ``register`` (一型一密 HTTPS dynamic registration 
 ``mqtt-register`` (一型一密 over MQTT, ``authType=register`` or ``regnwl``).  Every
 change of an input recomputes them with :mod:`airlab.aliyun` (pure, instant: no thread
 needed).  A bad input shows the library's :class:`~airlab.errors.UsageError` message
-in red.
+in red.  Under the values, one copy button per value (:func:`copy_button`, an
+``anywidget`` whose JavaScript writes to the clipboard: "copy, don't type", 切记).
 
 Example:
     >>> from airlab.lesson import Identity
@@ -20,10 +21,13 @@ Example:
     >>> calc.device_name.value = "868488076506128"; calc.method.value = "http-auth"
     >>> calc.values()["httpdata"]
     'AT+HTTPDATA=112,20000'
+    >>> calc.copy_buttons["httpdata"].text        # what its copy button copies
+    'AT+HTTPDATA=112,20000'
 """
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +45,7 @@ from airlab.errors import UsageError
 if TYPE_CHECKING:
     import ipywidgets
 
-__all__ = ["METHODS", "SigningCalculator"]
+__all__ = ["COPY_ESM", "METHODS", "SigningCalculator", "copy_button"]
 
 #: The calculator's methods: value -> label.
 METHODS: dict[str, str] = {
@@ -52,6 +56,83 @@ METHODS: dict[str, str] = {
 }
 
 ERROR_STYLE = "color:#c00"
+
+#: The copy button's front end: the Clipboard API where the page is a secure context
+#: (https, localhost), else a hidden textarea and ``document.execCommand("copy")`` (a
+#: JupyterLab reached over plain http on another host); the count of copies goes back
+#: to Python (``copies``), a failure too (``error``).
+COPY_ESM = """
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+    return;
+  }
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.appendChild(area);
+  area.select();
+  const done = document.execCommand("copy");
+  area.remove();
+  if (!done) throw new Error("the browser refused to copy");
+}
+
+function render({ model, el }) {
+  const button = document.createElement("button");
+  button.className = "jupyter-widgets jupyter-button widget-button airlab-copy";
+  const show = () => { button.textContent = "copy " + model.get("label"); };
+  button.title = "copy the exact value to the clipboard (do not type it)";
+  show();
+  button.addEventListener("click", async () => {
+    try {
+      await copyText(model.get("text"));
+      model.set("copies", model.get("copies") + 1);
+      model.set("error", "");
+      button.textContent = "copied \u2713";
+    } catch (err) {
+      model.set("error", String(err));
+      button.textContent = "select the value and press Ctrl+C";
+    }
+    model.save_changes();
+    setTimeout(show, 1500);
+  });
+  model.on("change:label", show);
+  el.appendChild(button);
+}
+export default { render };
+"""
+
+
+@functools.cache
+def _copy_button_class() -> type:
+    import anywidget
+    import traitlets
+
+    class CopyButton(anywidget.AnyWidget):  # type: ignore[misc]
+        """A button that copies ``text`` to the clipboard (in the browser)."""
+
+        _esm = COPY_ESM
+        text = traitlets.Unicode("").tag(sync=True)
+        label = traitlets.Unicode("").tag(sync=True)
+        copies = traitlets.Int(0).tag(sync=True)
+        error = traitlets.Unicode("").tag(sync=True)
+
+    return CopyButton
+
+
+def copy_button(text: str = "", label: str = "") -> Any:
+    """A copy button (an ``anywidget``: JupyterLab runs its JavaScript) for ``text``;
+    ``button.copies`` counts the copies the browser made, ``button.error`` tells why a
+    copy failed.
+
+    Example:
+        >>> b = copy_button("AT+HTTPDATA=112,20000", "HTTPDATA line")
+        >>> b.text, b.label, b.copies
+        ('AT+HTTPDATA=112,20000', 'HTTPDATA line', 0)
+    """
+    return _copy_button_class()(text=text, label=label)
 
 
 class SigningCalculator:
@@ -110,6 +191,8 @@ class SigningCalculator:
             style={"description_width": "9em"},
         )
         self.result = w.HTML()
+        self.copy_buttons: dict[str, Any] = {}
+        self.copy_bar = w.HBox(layout=w.Layout(flex_flow="row wrap"))
         self.credentials: MqttCredentials | None = None
         self.form: HttpFormRequest | None = None
         self.error: str | None = None
@@ -128,7 +211,7 @@ class SigningCalculator:
         )
         for widget in self.inputs:
             widget.observe(self._update, names="value")
-        self._box = w.VBox([*self.inputs, self.result])
+        self._box = w.VBox([*self.inputs, self.result, self.copy_bar])
         self._update()
 
     @property
@@ -207,6 +290,7 @@ class SigningCalculator:
         except UsageError as exc:
             self.error = str(exc)
             self.result.value = f"<span style='{ERROR_STYLE}'>{html.escape(str(exc))}</span>"
+            self.copy_bar.children = ()
             return
         if isinstance(result, HttpFormRequest):
             self.form = result
@@ -220,6 +304,31 @@ class SigningCalculator:
             for _, label, v in rows
         )
         self.result.value = f"<table>{cells}</table>"
+        self._update_copy_buttons(rows)
+
+    def _update_copy_buttons(self, rows: list[tuple[str, str, str]]) -> None:
+        shown = []
+        for key, label, value in rows:
+            button = self.copy_buttons.get(key)
+            if button is None:
+                try:
+                    button = self.copy_buttons[key] = copy_button(value, label)
+                except ImportError:  # the lab extra without anywidget: values still shown
+                    import ipywidgets as w
+
+                    self.copy_bar.children = (
+                        w.HTML("<i>copy buttons need anywidget: pip install anywidget</i>"),
+                    )
+                    return
+            else:
+                button.text, button.label = value, label
+            shown.append(button)
+        self.copy_bar.children = tuple(shown)
+
+    @property
+    def copies(self) -> dict[str, int]:
+        """How many times each value was copied in the browser (by key)."""
+        return {key: b.copies for key, b in self.copy_buttons.items() if b.copies}
 
     def values(self) -> dict[str, str]:
         """The strings shown, by key (``client_id``, ``username``, ``password``,
