@@ -67,6 +67,8 @@ from airlab.at.transcript import RecordKind, Transcript
 from airlab.errors import UsageError
 
 __all__ = [
+    "DEFAULT_RELATED",
+    "RELATED",
     "TIMINGS",
     "Diagnosis",
     "Divergence",
@@ -92,13 +94,15 @@ _VARYING_KEYS = ("iotId", "iotToken", "deviceSecret", "deviceToken", "id", "clie
 class ReplayStep:
     """One step: what the host sent (``sent``, secrets masked), from log line ``line``,
     what the capture shows the module answered (``expected``) and what it answered now
-    (``actual``), both normalised (see :func:`normalize`)."""
+    (``actual``), both normalised (see :func:`normalize`); ``command``: the command's
+    name (``"+MCONNECT"``; ``""`` for a body typed after ``DOWNLOAD``)."""
 
     index: int
     line: int | None
     sent: str
     expected: tuple[str, ...]
     actual: tuple[str, ...]
+    command: str = ""
 
     @property
     def diverged(self) -> bool:
@@ -378,7 +382,11 @@ class _Rewriter:
         texts = [p.strip().strip('"') for p in parts]
         new = list(texts)
         for k, v in enumerate(texts[:3]):
-            if self.cap_iot_id and self.iot_id and v == self.cap_iot_id:
+            if (
+                self.cap_iot_id
+                and self.iot_id
+                and (v == self.cap_iot_id or (_masked(v) and len(v) == len(self.cap_iot_id)))
+            ):
                 new[k] = self.iot_id
                 self.subs[self.iot_id] = v
             elif (
@@ -533,27 +541,10 @@ def replay(
     link_up_me: float | None = None  # our monotonic time of it
     prev_wall = math.nan
     prev_mono = time.monotonic()
-    pending_delta = 0  # HTTPDATA length change for the next body
+    actuals: list[list[Event]] = []
+    pos = session.mark()
     for i, step in enumerate(steps):
-        data = step.data
-        name = _command_name(data)
-        # rewrite for this replay's identity
-        prev_cmd = _command_name(steps[i - 1].data) if i else ""
-        if prev_cmd in ("+HTTPDATA", "+HTTPEXPOST") and name == "":
-            data = rw.body(data)
-        elif name == "+MCONFIG":
-            line, sep, rest = data.decode("utf-8", "replace").partition("\r")
-            data = (rw.mconfig(line) + sep + rest).encode("utf-8")
-        else:
-            data = rw.names(data.decode("utf-8", "replace")).encode("utf-8")
-        if name == "+HTTPDATA" and i + 1 < len(steps):
-            body_old = steps[i + 1].data
-            pending_delta = len(rw.body(body_old)) - len(body_old)
-            if pending_delta:
-                m = re.search(rb"=\s*(\d+)", data)
-                if m:
-                    fixed = str(int(m.group(1)) + pending_delta).encode()
-                    data = data[: m.start(1)] + fixed + data[m.end(1) :]
+        data = _rewrite(rw, steps, i)
         # pace
         wait = 0.0
         if timing == "full" and not math.isnan(step.wall) and not math.isnan(prev_wall):
@@ -568,10 +559,14 @@ def replay(
         wait = min(max(0.0, wait), max_wait)
         if wait > 0:
             _pause(session, wait)
+        if actuals:  # what arrived before this write answers the previous step
+            late, pos = _drain(session, pos)
+            actuals[-1].extend(late)
         link_up_cap = link_up_me = None
         mark = session.send_text(data, end="")
         prev_wall, prev_mono = step.wall, time.monotonic()
-        got = _collect(session, mark, step.expected, rw, step_timeout, grace)
+        got, pos = _collect(session, mark, step.expected, rw, step_timeout, grace)
+        actuals.append(got)
         rw.learn(step.expected, ours=False)
         rw.learn(got, ours=True)
         for ev in got:
@@ -582,28 +577,44 @@ def replay(
                 link_up_cap = ev.wall
         if link_up_cap is None:
             link_up_me = None
+    # anything the module printed after the last step counts against it
+    actuals[-1].extend(_settle(session, pos, grace))
+    back = rw.back
+    for i, (step, got) in enumerate(zip(steps, actuals, strict=True)):
         shown = redact_bytes(step.data, secrets).decode("utf-8", "replace").strip("\r\n")
+        shown = shown.replace("\r\n", " ⏎ ")
         report.steps.append(
             ReplayStep(
                 i,
                 step.line,
                 shown if len(shown) <= 120 else shown[:119] + "…",
                 tuple(normalize(e) for e in step.expected),
-                tuple(normalize(e, rw.back) for e in got),
+                tuple(normalize(e, back) for e in got),
+                _command_name(step.data),
             )
         )
-    # anything the module printed after the last step counts against it
-    extra = _settle(session, session.mark(), grace)
-    if extra and report.steps:
-        last = report.steps[-1]
-        report.steps[-1] = ReplayStep(
-            last.index,
-            last.line,
-            last.sent,
-            last.expected,
-            last.actual + tuple(normalize(e, rw.back) for e in extra),
-        )
     return report
+
+
+def _rewrite(rw: _Rewriter, steps: Sequence[_Step], i: int) -> bytes:
+    """Step ``i``'s bytes for the replay's identity (an HTTPDATA length follows its body)."""
+    data = steps[i].data
+    name = _command_name(data)
+    prev_cmd = _command_name(steps[i - 1].data) if i else ""
+    if prev_cmd in ("+HTTPDATA", "+HTTPEXPOST") and name == "":
+        return rw.body(data)
+    if name == "+MCONFIG":
+        line, sep, rest = data.decode("utf-8", "replace").partition("\r")
+        return (rw.mconfig(line) + sep + rest).encode("utf-8")
+    data = rw.names(data.decode("utf-8", "replace")).encode("utf-8")
+    if name == "+HTTPDATA" and i + 1 < len(steps):
+        body_old = steps[i + 1].data
+        delta = len(rw.body(body_old)) - len(body_old)
+        m = re.search(rb"=\s*(\d+)", data)
+        if delta and m:
+            fixed = str(int(m.group(1)) + delta).encode()
+            data = data[: m.start(1)] + fixed + data[m.end(1) :]
+    return data
 
 
 def _needs_login(steps: Sequence[_Step], login_first: str | bool) -> bool:
@@ -635,7 +646,7 @@ def _collect(
     rw: _Rewriter,
     timeout: float,
     grace: float,
-) -> list[Event]:
+) -> tuple[list[Event], int]:
     """The module's replies to one step: as many as the capture shows (or fewer after
     ``timeout``; once one differs, only ``grace`` more seconds)."""
     from airlab.session.errors import ResponseTimeout
@@ -663,7 +674,13 @@ def _collect(
             deadline = min(deadline, time.monotonic() + grace)
         if not want:
             deadline = min(deadline, time.monotonic() + grace)
-    return got
+    return got, pos
+
+
+def _drain(session: Any, pos: int) -> tuple[list[Event], int]:
+    """Received events from index ``pos`` on that are already there, and the next index."""
+    evs = session.events_since(pos)
+    return [e for e in evs if not isinstance(e, _SENT_KINDS)], pos + len(evs)
 
 
 def _index_after(session: Any, pos: int, ev: Event) -> int:
@@ -691,6 +708,29 @@ def _settle(session: Any, mark: int, grace: float) -> list[Event]:
 
 # ---------------------------------------------------------------------------- diagnose
 
+#: Which warnings can make a command's replies diverge, likeliest first.
+RELATED: dict[str, tuple[str, ...]] = {
+    "+MCONNECT": ("mconnect-late", "mconfig-order", "typed-not-copied", "mqtt-host"),
+    "+SSLMIPSTART": ("mconnect-late", "typed-not-copied", "mqtt-host"),
+    "+MIPSTART": ("mconnect-late", "typed-not-copied", "mqtt-host"),
+    "+MCONFIG": ("typed-not-copied", "mconfig-order"),
+    "": ("httpdata-length", "typed-not-copied"),
+    "+HTTPDATA": ("httpdata-length", "typed-not-copied"),
+    "+HTTPACTION": (
+        "httpdata-length",
+        "typed-not-copied",
+        "content-type-space",
+        "cgatt-before-sapbr",
+        "httpaction-status",
+    ),
+    "+HTTPREAD": ("httpdata-length", "typed-not-copied", "content-type-space", "httpaction-status"),
+    "+CGATT": ("cgatt-before-sapbr",),
+    "+SAPBR": ("cgatt-before-sapbr", "typed-not-copied"),
+    "+MPUB": ("qos1-in-flight", "typed-not-copied"),
+    "+MPUBEX": ("qos1-in-flight", "typed-not-copied"),
+}
+DEFAULT_RELATED: tuple[str, ...] = ("typed-not-copied",)
+
 
 @dataclass
 class Diagnosis:
@@ -704,24 +744,33 @@ class Diagnosis:
         return self.report.first
 
     def warnings_at(self, divergence: Divergence | None = None) -> list[Finding]:
-        """The findings of the divergence's step, else the closest ones before it."""
+        """The warnings that explain a divergence (default: the first), best first:
+        those found at its step, then those :data:`RELATED` to its command, wherever
+        they are in the capture (a late MCONNECT shows first as a ``CLOSED`` after
+        ``CONNECT OK``), in the order of that table."""
         div = divergence or self.first
-        if div is None or div.line is None:
+        if div is None:
             return []
-        lines = [s.line for s in self.report.steps if s.line is not None]
-        nxt = min((ln for ln in lines if ln > div.line), default=None)
-        here = [
-            f
-            for f in self.findings
-            if f.line is not None and f.line >= div.line and (nxt is None or f.line < nxt)
-        ]
-        if here:
-            return here
-        before = [f for f in self.findings if f.line is not None and f.line < div.line]
-        if not before:
-            return []
-        last = max(f.line for f in before if f.line is not None)
-        return [f for f in before if f.line == last]
+        steps = self.report.steps
+        k = steps.index(div.step)
+        lo = div.step.line
+        hi = next((s.line for s in steps[k + 1 :] if s.line is not None), None)
+
+        def here(f: Finding) -> bool:
+            return (
+                lo is not None and f.line is not None and f.line >= lo
+                and (hi is None or f.line < hi)
+            )  # fmt: skip
+
+        related = RELATED.get(div.step.command, DEFAULT_RELATED)
+        picked = [f for f in self.findings if here(f) or f.id in related]
+
+        def rank(f: Finding) -> tuple[int, int, int]:
+            order = related.index(f.id) if f.id in related else len(related)
+            dist = abs((f.line or 0) - (lo or 0))
+            return (0 if here(f) else 1, order, dist)
+
+        return sorted(picked, key=rank)
 
     @property
     def warning_ids(self) -> list[str]:
@@ -731,8 +780,13 @@ class Diagnosis:
         lines = [self.report.summary()]
         hit = self.warnings_at()
         if hit:
-            lines.append("warning hit there: " + "; ".join(f"[{f.id}] {f.title}" for f in hit))
-            lines.extend(f"  tutorial: {f.warning_zh}" for f in hit)
+            top = hit[0]
+            lines.append(f"warning hit there: [{top.id}] {top.title}")
+            lines.append(f"  tutorial: {top.warning_zh}")
+            lines.append(f"  fix: {top.fix}")
+            others = list(dict.fromkeys(f.id for f in hit[1:] if f.id != top.id))
+            if others:
+                lines.append("other warnings that may play a part: " + ", ".join(others))
         elif self.findings:
             lines.append("warnings in the capture: " + ", ".join(self.warning_ids))
         else:
