@@ -250,7 +250,7 @@ class _Context:
     announced: int | None = None
     connect_ok: Urc | None = None
     closed_after_connect: bool = False
-    qos1_waiting: Turn | None = None  # the QoS1 publish whose PUBACK had not come
+    qos1_waiting: Turn | None = None  # the latest QoS1 publish the module took
 
 
 @dataclass(frozen=True)
@@ -566,6 +566,8 @@ def _d_httpdata(step, turn, opts, ctx, following) -> list[Finding]:
         ]
     announced = int(args[0])
     out: list[Finding] = []
+    if following is not None and following.body and opts.method is Method.REGISTER:
+        ctx.random = parse_form(_intended_body(following)[0]).get("random") or ctx.random
     if following is not None and following.body:
         typed, _ = _intended_body(following)
         k = len(typed.encode())
@@ -1027,7 +1029,8 @@ def _d_mpub(step, turn, opts, ctx, following) -> list[Finding]:
         )
     if step.key == "mpub1":
         waiting = ctx.qos1_waiting
-        if waiting is not None and waiting is not turn:
+        puback = waiting.urc("PUBACK") if waiting is not None else None
+        if waiting is not None and (puback is None or puback.mono > turn.mono):
             out.append(
                 Finding(
                     "timing",
@@ -1035,7 +1038,8 @@ def _d_mpub(step, turn, opts, ctx, following) -> list[Finding]:
                     "flight at a time (注意: Qos1 消息必须等到PUBACK返回,才能发下一条消息)",
                 )
             )
-        ctx.qos1_waiting = turn if turn.final is None or turn.final.ok else None
+        if turn.final is None or turn.final.ok:
+            ctx.qos1_waiting = turn  # in flight until its PUBACK (by the stamps)
     return out
 
 
@@ -1113,11 +1117,11 @@ def _check_turn(
     last: bool,
 ) -> StepCheck:
     findings = _diagnose(step, turn, opts, ctx, following)
-    findings = [*_result_findings(turn), *findings]
+    findings = [*_joined(turn), *_result_findings(turn), *findings]
     waiting = _awaiting(step, turn)
     if waiting and not last:
         names = AWAITED_URCS.get(step.key, ())
-        what = names[0] if names and turn.final is not None else "the final result"
+        what = names[0] if names and turn.final is not None else "final result"
         findings.append(Finding("result", f"no {what} came before your next command"))
     expected = _expected(step, opts, ctx, turn.sent)
     if step.key == "httpdata":
@@ -1137,12 +1141,10 @@ def _check_turn(
     ):
         findings.append(_line_diff(turn.sent, expected))
         verdict = Verdict.DIFFERS
-    if step.key == "mpub1" and turn.urc("PUBACK") is not None and ctx.qos1_waiting is turn:
-        ctx.qos1_waiting = None
     return StepCheck(
         step,
         verdict,
-        turn.sent if not turn.body else _intended_body(turn)[0],
+        turn.joined + turn.sent if not turn.body else _intended_body(turn)[0],
         _masked_got(turn),
         expected,
         tuple(findings),
@@ -1192,6 +1194,21 @@ def _match(steps: Sequence[TutorialStep], key: str, cursor: int) -> int | None:
         if steps[i].key == key:
             return i
     return None
+
+
+def _joined(turn: Turn) -> list[Finding]:
+    """The leftover of a body that ran into the next typed line."""
+    if not turn.joined:
+        return []
+    final = turn.final
+    took = final is not None and final.ok
+    text = (
+        f"the {len(turn.joined.encode())} byte(s) {turn.joined[:12]!r} left over from your "
+        f"body ran into this line (no CR LF between them): the module read "
+        f"{(turn.joined + turn.sent)[:40]!r}"
+    )
+    text += " and still found the command in it" if took else ": type the command again"
+    return [Finding("length", text, mistake=not took)]
 
 
 def _suggest(text: str, steps: Sequence[TutorialStep], cursor: int) -> list[Finding]:

@@ -175,9 +175,10 @@ class Turn:
 
     ``sent`` is the command line, or for a body (``body`` true) the bytes the module
     took after ``DOWNLOAD``; ``surplus`` the bytes of that same write beyond the
-    announced length (the module read them as a command line).  ``stray``: a line that
-    is not an AT command (the module does not answer it).  ``replies``: the module's
-    events, echo left out.
+    announced length (the module read them as a command line); ``joined``: those bytes
+    when they ran into the next typed line (``sent`` is then that line without them).
+    ``stray``: a line that is not an AT command (the module does not answer it).
+    ``replies``: the module's events, echo left out.
     """
 
     sent: str
@@ -187,6 +188,7 @@ class Turn:
     replies: tuple[Event, ...] = ()
     surplus: str = ""
     stray: bool = False
+    joined: str = ""
 
     @property
     def key(self) -> str | None:
@@ -231,6 +233,8 @@ class _Building:
     replies: list[Event] = field(default_factory=list)
     surplus: str = ""
     stray: bool = False
+    open: bool = True  # still waiting for its final result (or DOWNLOAD)
+    joined: str = ""
 
     def freeze(self) -> Turn:
         return Turn(
@@ -241,6 +245,7 @@ class _Building:
             tuple(self.replies),
             self.surplus,
             self.stray,
+            self.joined,
         )
 
 
@@ -267,14 +272,21 @@ def split_turns(events: Iterable[Event]) -> tuple[Turn, ...]:
             continue
         if isinstance(ev, CommandSent):
             line = ev.line
+            joined = ""
             if target is not None and target.body and ev.mono == target.mono and not target.surplus:
-                target.surplus = line  # the same write, beyond the announced length
-                continue
+                # the same write, beyond the announced length: the module reads it as a
+                # command line, joined to the next line typed when no CR LF ended it
+                at = line.upper().find("AT", 1)
+                if at < 0:
+                    target.surplus = line
+                    continue
+                target.surplus = joined = line[:at]
             if not line.strip():
                 continue
-            turn = _Building(line, False, ev.wall, ev.mono)
-            if not line.strip().upper().startswith("AT"):
+            turn = _Building(line[len(joined) :], False, ev.wall, ev.mono, joined=joined)
+            if not joined and not line.strip().upper().startswith("AT"):
                 turn.stray = True  # answered by nobody: replies keep going to `target`
+                turn.open = False
                 turns.append(turn)
                 continue
             target = turn
@@ -285,12 +297,22 @@ def split_turns(events: Iterable[Event]) -> tuple[Turn, ...]:
         ):
             continue  # the module echoing a stray line
         home = target
+        # the module answers commands in order: a pasted block's first command gets
+        # the first answer
+        waiting = [t for t in turns if t.open]
+        if not isinstance(ev, Urc) and waiting:
+            home = waiting[0]
+        if isinstance(ev, FinalResult | Prompt) and home is not None:
+            home.open = False
         if isinstance(ev, Urc):
             for turn in reversed(turns):
                 key = None if turn.stray else step_key(turn.sent, body=turn.body)
                 waits = AWAITED_URCS.get(key or "", ())
-                if ev.name in waits and not any(
-                    isinstance(r, Urc) and r.name in waits for r in turn.replies
+                refused = any(isinstance(r, FinalResult) and not r.ok for r in turn.replies)
+                if (
+                    ev.name in waits
+                    and not refused
+                    and not any(isinstance(r, Urc) and r.name in waits for r in turn.replies)
                 ):
                     home = turn
                     break
