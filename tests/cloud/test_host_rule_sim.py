@@ -136,3 +136,24 @@ def test_plain_tcp_carries_no_host_so_the_rule_cannot_apply(
     assert not login.tls
     assert any(isinstance(e, Urc) and e.name == "CONNACK OK" for e in module.events_since(0))
     assert [d.device_name for d in cloud.online_devices()] == [DN]
+
+
+def test_a_lessons_own_product_isolates_the_switch(
+    cloud: CloudEmulator, module: ModemSession, secret: str
+) -> None:
+    # the pattern docs/cloud.md recommends: flip the switch on a product of one's own
+    cloud.add_product("pkHostLesson01", host_check=True)
+    own_secret = cloud.add_device("pkHostLesson01", DN)
+    with pytest.raises(CloudRejected):
+        recipes.direct_mqtt(module, product_key="pkHostLesson01", device_name=DN,
+                            device_secret=own_secret, host=OWN_HOST)  # fmt: skip
+    assert cloud.refusals().iloc[-1]["details"]["host_expected"] == (
+        "pkHostLesson01.iot-as-mqtt.cn-shanghai.aliyuncs.com"
+    )
+    recipes.direct_mqtt(
+        module, product_key="pkHostLesson01", device_name=DN, device_secret=own_secret
+    )  # the default host: its own
+    recipes.disconnect(module)
+    # the shared tutorial product is untouched: another product's host still logs in
+    recipes.direct_mqtt(module, product_key=PK, device_name=DN, device_secret=secret,
+                        host=CAPTURE_HOST)  # fmt: skip
