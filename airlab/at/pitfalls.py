@@ -167,8 +167,8 @@ class Finding:
     or line, secrets masked.
 
     >>> f = Finding("mqtt-host", 3, 12, "host of another product", "注意…", "use yours", "AT+X")
-    >>> f.title
-    'the MQTT host does not carry the device\\'s productKey'
+    >>> print(f.title)
+    the MQTT host does not carry the device's productKey
     """
 
     id: str
@@ -374,6 +374,10 @@ class _Checker:
         clean = redact_bytes(raw, self.secrets).decode("utf-8", "replace").strip("\r\n")
         return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
+    def where(self, index: int) -> str:
+        line = self.lines[index] if 0 <= index < len(self.lines) else None
+        return f"line {line}" if line is not None else f"event {index}"
+
     def add(self, pid: str, index: int, explanation: str, excerpt: str = "") -> None:
         p = PITFALLS[pid]
         self.findings.append(
@@ -559,9 +563,9 @@ class _Checker:
                         self.add(
                             "qos1-in-flight",
                             i,
-                            f"a QoS{qos} AT+MPUB was sent while the QoS1 publish of event "
-                            f"{pending} still waited for its PUBACK: the module refuses it "
-                            "(ERROR) and that message is lost",
+                            f"a QoS{qos} AT+MPUB was sent while the QoS1 publish of "
+                            f"{self.where(pending)} still waited for its PUBACK: the module "
+                            "refuses it (ERROR) and that message is lost",
                             ev.line,
                         )
                     else:

@@ -1,7 +1,11 @@
-"""``airlab capture``: convert capture files between formats.
+"""``airlab capture``: convert capture files; check them for the tutorial's pitfalls.
 
 ``airlab capture convert IN OUT [--from FMT] [--to FMT] [--date YYYY-MM-DD]
 [--level records|events]``
+
+``airlab capture check FILE [--from FMT] [--window SECONDS] [--no-fix]``: the tutorial's
+warnings found in a capture (:mod:`airlab.at.pitfalls`), one block each, secrets
+masked; exit status 1 when there is any, 0 when none, 2 for a usage error.
 
 Formats are guessed from the file names / contents when not given (see
 :mod:`airlab.at.formats`).  Errors (unknown format, missing file, bad date) raise
@@ -22,7 +26,7 @@ from pathlib import Path
 
 from airlab.errors import CaptureFormatError, UsageError
 
-__all__ = ["convert", "main_convert", "register"]
+__all__ = ["check", "convert", "main_check", "main_convert", "register"]
 
 
 def convert(
@@ -72,6 +76,41 @@ def convert(
         f"{src} ({transcript.format}) -> {dst} ({to_fmt}): "
         f"{len(transcript)} records, {n_bad} unparsed"
     )
+
+
+def check(
+    src: str, *, from_fmt: str | None = None, window: float | None = None, fixes: bool = True
+) -> tuple[str, int]:
+    """The report of ``airlab capture check`` and how many findings it has.
+
+    >>> text, n = check("data/broken_captures/mconnect_late.log")  # doctest: +SKIP
+    >>> n
+    1
+    """
+    from airlab.at.formats import IMPORT_FORMATS, _check_format, read_capture
+    from airlab.at.pitfalls import MCONNECT_WINDOW, check_transcript, format_findings
+
+    from_fmt = _check_format(from_fmt, IMPORT_FORMATS, "from")
+    if not Path(src).is_file():  # exit status 2 (usage), not 1 (= warnings found)
+        raise UsageError("input", f"no such capture file: {src}")
+    if window is not None and not window > 0:
+        raise UsageError("window", "must be a positive number of seconds")
+    transcript = read_capture(src, fmt=from_fmt)
+    findings = check_transcript(
+        transcript, window=MCONNECT_WINDOW if window is None else float(window)
+    )
+    head = f"{src} ({transcript.format}): "
+    if not findings:
+        head += "no warning of the tutorial found"
+        return head, 0
+    head += f"{len(findings)} warning(s) of the tutorial"
+    return head + "\n" + format_findings(findings, fixes=fixes), len(findings)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    text, n = check(args.input, from_fmt=args.from_fmt, window=args.window, fixes=not args.no_fix)
+    print(text)
+    return 1 if n else 0
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -131,6 +170,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="also mask this value wherever it appears (repeatable; implies --redact)",
     )
     conv.set_defaults(func=_run_convert)
+    chk = sub.add_parser(
+        "check",
+        help="find the tutorial's pitfalls in a capture (exit 1 when any)",
+        description="Check a capture (any supported format) for the tutorial's warnings: "
+        "HTTPDATA length, typed characters, the Content-type space, a late MCONNECT, "
+        "QoS1 in flight, CGATT before SAPBR, the MCONFIG order, the MQTT host, "
+        "HTTPACTION not 200. Exit status 1 when any is found.",
+    )
+    chk.add_argument("input", help="capture file to check")
+    chk.add_argument(
+        "--from",
+        dest="from_fmt",
+        metavar="FMT",
+        help="input format: sscom, llcom, jsonl, console, bytes, csv, parquet",
+    )
+    chk.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds MCONNECT may follow CONNECT OK (default 5)",
+    )
+    chk.add_argument("--no-fix", action="store_true", help="leave out the fix lines")
+    chk.set_defaults(func=_run_check)
 
 
 def main_convert(argv: Sequence[str]) -> int:
@@ -138,6 +201,13 @@ def main_convert(argv: Sequence[str]) -> int:
     from airlab.cli import main
 
     return main(["capture", "convert", *argv])
+
+
+def main_check(argv: Sequence[str]) -> int:
+    """Run ``airlab capture check`` with ``argv`` in-process."""
+    from airlab.cli import main
+
+    return main(["capture", "check", *argv])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -805,16 +805,25 @@ def diagnose(
 # ---------------------------------------------------------------------------- helpers
 
 
-def replay_session(cloud: Any, *, imei: str | None = None, **session_options: Any) -> Any:
+def replay_session(
+    cloud: Any,
+    *,
+    imei: str | None = None,
+    endpoints: str | os.PathLike[str] | None = None,
+    **session_options: Any,
+) -> Any:
     """A fresh simulated module (``airsim://``, profile ``instant``) whose Aliyun host
     names resolve to ``cloud`` (a running :class:`~airlab.cloud.CloudEmulator`); the
-    caller closes it.  ``imei``: what ``AT+CGSN`` answers (default the tutorial's).
+    caller closes it.  ``imei``: what ``AT+CGSN`` answers (default the tutorial's);
+    ``endpoints``: the cloud's endpoints file if already written (else one is written
+    to a temporary folder).
     """
     import airlab  # noqa: F401  (registers airsim://)
     from airlab.session import ModemSession
 
-    folder = Path(tempfile.mkdtemp(prefix="airlab-replay-"))
-    endpoints = cloud.write_endpoints(folder / "endpoints.json")
+    if endpoints is None:
+        folder = Path(tempfile.mkdtemp(prefix="airlab-replay-"))
+        endpoints = cloud.write_endpoints(folder / "endpoints.json")
     imei = imei or "868488076506128"
     url = f"airsim://replay?profile=instant&cloud={endpoints}&imei={imei}"
     return ModemSession(url, **session_options)
