@@ -23,6 +23,7 @@ Example:
 
 from airlab.widgets._format import format_error, format_event
 from airlab.widgets.console import QUICK_COMMANDS, AtConsole
+from airlab.widgets.follow import FollowTutorial
 from airlab.widgets.signing import SigningCalculator, copy_button
 from airlab.widgets.status import StatusPanel
 from airlab.widgets.steps import METHODS as STEP_METHODS
@@ -34,6 +35,7 @@ __all__ = [
     "AtConsole",
     "FlowState",
     "FlowStep",
+    "FollowTutorial",
     "SigningCalculator",
     "StatusPanel",
     "StepThrough",
