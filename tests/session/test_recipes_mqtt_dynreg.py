@@ -3,6 +3,8 @@ and the in-process cloud emulator."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,15 @@ def _fresh(cloud: tuple[Any, Path]) -> tuple[Any, str, str]:
     emu = cloud[0]
     name = new_device_name()
     return emu, name, emu.add_device(PK, name)
+
+
+def _activated(emu: Any, name: str) -> None:
+    """The emulator marks a device activated just after it writes CONNACK: wait for it."""
+    tick = threading.Event()
+    deadline = time.monotonic() + 5
+    while not emu.registry.get_device(PK, name).activated:
+        assert time.monotonic() < deadline, f"{name} not activated within 5 s"
+        tick.wait(0.005)
 
 
 def _no_secret(reg: MqttRegistration, *secrets: str) -> None:
@@ -55,7 +66,7 @@ def test_register_gives_the_device_secret_then_direct_login(
     _no_secret(reg, secret)
     login = direct_mqtt(session, product_key=PK, device_name=name, device_secret=secret)
     assert login.step("MCONNECT").urc == "CONNACK OK"
-    assert emu.registry.get_device(PK, name).activated
+    _activated(emu, name)
 
 
 def test_regnwl_then_connwl_login(session: ModemSession, cloud: tuple[Any, Path]) -> None:
@@ -73,7 +84,7 @@ def test_regnwl_then_connwl_login(session: ModemSession, cloud: tuple[Any, Path]
     assert login.client_id == f"{reg.grant.client_id}|securemode=-2,authType=connwl|"
     assert login.step("MCONNECT").urc == "CONNACK OK"
     assert [d.device_name for d in emu.online_devices()] == [name]
-    assert emu.registry.get_device(PK, name).activated
+    _activated(emu, name)
 
 
 def test_cloud_closes_the_link_after_the_push(
@@ -103,10 +114,11 @@ def test_push_in_cached_receive_mode(session: ModemSession, cloud: tuple[Any, Pa
 def test_register_twice_is_refused_without_leaking(
     session: ModemSession, cloud: tuple[Any, Path]
 ) -> None:
-    _emu, name, secret = _fresh(cloud)
+    emu, name, secret = _fresh(cloud)
     attach(session)
     register_device_mqtt(session, PK, name, PS)
     direct_mqtt(session, product_key=PK, device_name=name, device_secret=secret)  # activates it
+    _activated(emu, name)
     with pytest.raises(CloudRejected) as info:
         register_device_mqtt(session, PK, name, PS)
     assert "not yet activated" in str(info.value)
