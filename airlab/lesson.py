@@ -391,6 +391,13 @@ class Lesson:
     opened: float = field(default_factory=time.time)
 
     @property
+    def module(self) -> Any | None:
+        """The simulated module behind an ``airsim://`` port (to inject what only the
+        radio can do: ``lab.module.lose_pdp()``), or ``None`` on a real port or a pty:
+        a lesson section that needs it says so and is skipped there."""
+        return getattr(self.session.port, "module", None)
+
+    @property
     def tutorial(self) -> Identity:
         """The tutorial's own device (``k1hipglLdjU`` / ``868488076506128``): the values
         its captures were made with, to compare a signature or a length with them."""

@@ -20,6 +20,7 @@ from airlab.analysis.plots import (
     plot_ecdf,
     plot_latency_hist,
     plot_latency_over_time,
+    plot_sequence,
     plot_timeline,
 )
 from airlab.analysis.stats import (
@@ -53,6 +54,7 @@ __all__ = [
     "plot_ecdf",
     "plot_latency_hist",
     "plot_latency_over_time",
+    "plot_sequence",
     "plot_timeline",
     "step_table",
 ]

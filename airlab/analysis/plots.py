@@ -25,6 +25,7 @@ __all__ = [
     "plot_ecdf",
     "plot_latency_hist",
     "plot_latency_over_time",
+    "plot_sequence",
     "plot_timeline",
 ]
 
@@ -202,4 +203,94 @@ def plot_compare(
         plot_ecdf(table, kind, column, ax=ax, label=f"{name} (n={len(v)}, median {med})")
     ax.set_title(f"{_what(kind, column)}: " + " vs ".join(tables))
     ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+#: Command kinds whose completion comes from the network (drawn to the cloud lane).
+_NETWORK_KINDS = {
+    "http_request": "HTTPS POST",
+    "mqtt_open": "TCP/TLS handshake",
+    "mqtt_connect": "CONNECT / CONNACK",
+    "subscribe": "SUBSCRIBE / SUBACK",
+    "unsubscribe": "UNSUBSCRIBE / UNSUBACK",
+    "publish_qos1": "PUBLISH / PUBACK",
+    "publish_qos2": "PUBLISH … PUBCOMP",
+    "publish_qos0": "PUBLISH",
+    "mqtt_disconnect": "DISCONNECT",
+}
+
+
+def _short(text: str, width: int = 46) -> str:
+    from airlab.at.redact import redact_bytes
+
+    text = redact_bytes(text.encode("utf-8", "replace")).decode("utf-8", "replace")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ms(seconds: object) -> str:
+    try:
+        value = float(seconds)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    if value != value:  # NaN
+        return ""
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def plot_sequence(
+    table: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    max_rows: int = 24,
+) -> Axes:
+    """A sequence diagram of a pairing table: host ↔ module ↔ cloud, one row per command.
+
+    Each command is an arrow host → module (its text, secrets redacted) and the module's
+    final result an arrow back, labelled with its latency; a command the network
+    completes (``+HTTPACTION``, ``CONNECT OK``, ``CONNACK OK``, ``SUBACK``, ``PUBACK``)
+    also goes module → cloud and back, and its URC reaches the host with the time it
+    took.  Rows are in order, not to scale (a 5 s paste and a 1 ms ``OK`` both fit).
+
+    Example:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> from airlab.analysis import pair_capture
+        >>> t = pair_capture("data/captures/seed_direct_mqtt.log")  # doctest: +SKIP
+        >>> plot_sequence(t).get_title()  # doctest: +SKIP
+        'host ↔ module ↔ cloud'
+    """
+    rows = table.head(max_rows)
+    n = max(len(rows), 1)
+    ax = _axes(ax, figsize=(11, 0.42 * n + 1.2))
+    lanes = {"host": 0.0, "module": 1.0, "cloud": 2.0}
+    for name, x in lanes.items():
+        ax.plot([x, x], [-0.6, n - 0.3], color="0.6", linewidth=1, zorder=0)
+        ax.text(x, -0.8, name, ha="center", va="bottom", fontweight="bold")
+    arrow = {"arrowstyle": "-|>", "linewidth": 1.0}
+    for y, row in enumerate(rows.to_dict("records")):
+        outcome = str(row.get("outcome") or "incomplete")
+        color = _OUTCOME_COLORS.get(outcome, "tab:gray")
+        ax.annotate("", xy=(1, y), xytext=(0, y), arrowprops={**arrow, "color": "tab:blue"})
+        ax.text(-0.04, y, _short(str(row.get("command") or "")), ha="right", va="center",
+                fontsize=8, family="monospace")  # fmt: skip
+        final = str(row.get("final") or "")
+        if final and final != "nan":
+            ax.annotate("", xy=(0.02, y + 0.22), xytext=(1, y + 0.22),
+                        arrowprops={**arrow, "color": color, "linestyle": "--"})  # fmt: skip
+            ax.text(0.5, y + 0.2, f"{_short(final, 18)}  {_ms(row.get('sent_to_final_s'))}",
+                    ha="center", va="bottom", fontsize=7, color=color)  # fmt: skip
+        kind = str(row.get("kind") or "")
+        if kind in _NETWORK_KINDS:
+            ax.annotate("", xy=(2, y), xytext=(1, y), arrowprops={**arrow, "color": "0.4"})
+            ax.text(1.5, y - 0.05, _NETWORK_KINDS[kind], ha="center", va="bottom", fontsize=7)
+            urc = row.get("urc")
+            if isinstance(urc, str) and urc:
+                ax.annotate("", xy=(1, y + 0.3), xytext=(2, y + 0.3),
+                            arrowprops={**arrow, "color": color})  # fmt: skip
+                ax.text(2.04, y + 0.3, f"{_short(urc, 20)}  {_ms(row.get('sent_to_urc_s'))}",
+                        ha="left", va="center", fontsize=8, color=color)  # fmt: skip
+    ax.set_xlim(-1.9, 3.0)
+    ax.set_ylim(n - 0.2, -1.0)
+    ax.axis("off")
+    ax.set_title(title or "host ↔ module ↔ cloud")
     return ax
