@@ -84,7 +84,7 @@ def check(
     """The report of ``airlab capture check`` and how many findings it has.
 
     >>> text, n = check("data/broken_captures/mconnect_late.log")  # doctest: +SKIP
-    >>> n
+    >>> n  # doctest: +SKIP
     1
     """
     from airlab.at.formats import IMPORT_FORMATS, _check_format, read_capture
