@@ -776,6 +776,42 @@ class Diagnosis:
     def warning_ids(self) -> list[str]:
         return list(dict.fromkeys(f.id for f in self.findings))
 
+    def grade(self, warning: str, line: int | str | None = "any") -> str:
+        """Say whether ``warning`` (a :data:`~airlab.at.pitfalls.PITFALLS` id) is the
+        warning this capture hits, and ``line`` the log line of the first divergence
+        (``None``: it does not diverge; ``"any"``: not asked); right / not yet, and why.
+
+        The warning hit is the best of :meth:`warnings_at` when the replay diverges,
+        else the capture's first finding.
+        """
+        from airlab.at.pitfalls import PITFALLS
+
+        hit = self.warnings_at()
+        truth = hit[0].id if hit else (self.findings[0].id if self.findings else None)
+        first = self.first
+        true_line = first.line if first is not None else None
+        if warning not in PITFALLS:
+            return f"Not yet: {warning!r} is not a warning id; choose one of {', '.join(PITFALLS)}."
+        if warning != truth:
+            seen = ", ".join(self.warning_ids) or "none"
+            why = (
+                f"the first divergence is at line {true_line} ({first.step.sent[:40]}…)"
+                if first is not None
+                else "the replay does not diverge"
+            )
+            return (
+                f"Not yet: {warning!r} is not the warning this log hits. Warnings found: "
+                f"{seen}; {why}: which one explains it?"
+            )
+        if line != "any" and line != true_line:
+            where = (
+                "the replay does not diverge (answer None)"
+                if true_line is None
+                else "look at report.first: its line is the log line of the step"
+            )
+            return f"Half right: the warning is {warning!r}, but the line is not {line!r}: {where}."
+        return f"Right: [{warning}] {PITFALLS[warning].title}. {PITFALLS[warning].warning_zh}"
+
     def summary(self) -> str:
         lines = [self.report.summary()]
         hit = self.warnings_at()

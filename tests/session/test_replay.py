@@ -182,3 +182,14 @@ def test_bad_timing(emu: tuple[object, Path]) -> None:
 
     with pytest.raises(UsageError):
         run(emu, SEEDS / "seed_direct_mqtt.log", timing="fast")
+
+
+def test_grade(emu: tuple[object, Path]) -> None:
+    d = check(emu, "cgatt_before_sapbr.log")
+    assert d.grade("cgatt-before-sapbr", 1).startswith("Right:")
+    assert d.grade("cgatt-before-sapbr").startswith("Right:")
+    assert d.grade("cgatt-before-sapbr", 21).startswith("Half right:")
+    assert d.grade("httpaction-status").startswith("Not yet:")
+    assert "not a warning id" in d.grade("late")
+    quiet = check(emu, "content_type_space.log", timing="none")
+    assert quiet.grade("content-type-space", None).startswith("Right:")
