@@ -54,16 +54,16 @@ def cut_after(text: str, marker: str) -> str:
 def broken() -> dict[str, str]:
     out: dict[str, str] = {}
     # 1. the body has 112 bytes, 110 announced
-    out["httpdata_length.log"] = edit(
+    out["log_a.log"] = edit(
         seed(HTTP_AUTH), ("AT+HTTPDATA=112,20000", "AT+HTTPDATA=110,20000")
     )
     # 2. no space after "Content-type:"
-    out["content_type_space.log"] = edit(
+    out["log_c.log"] = edit(
         seed(HTTP_AUTH),
         ('"Content-type: application', '"Content-type:application'),
     )
     # 3. MCONNECT 6.4 s after CONNECT OK (45.836 -> 52.204)
-    out["mconnect_late.log"] = edit(
+    out["log_d.log"] = edit(
         seed(DIRECT),
         ("[03:51:48.961]", "[03:51:52.204]"),
         ("[03:51:48.964]", "[03:51:52.207]"),
@@ -81,7 +81,7 @@ def broken() -> dict[str, str]:
     text = seed(PUBLISH)
     start = text.index("[04:58:43.408]")
     end = text.index("[05:01:58.568]")
-    out["qos1_in_flight.txt"] = text[:start] + two + text[end:]
+    out["log_e.txt"] = text[:start] + two + text[end:]
     # 5. +CGATT: 0 (not attached) and the student goes on: SAPBR fails, HTTPS gives 601
     text = edit(
         seed(REGISTER),
@@ -89,20 +89,20 @@ def broken() -> dict[str, str]:
         ("[04:07:38.661]收←◆AT+SAPBR=1,1\n\nOK", "[04:07:38.661]收←◆AT+SAPBR=1,1\n\n+CME ERROR: 3"),
         ("+HTTPACTION: 1,200,149", "+HTTPACTION: 1,601,0"),
     )
-    out["cgatt_before_sapbr.log"] = cut_after(text, "+HTTPACTION: 1,601,0")
+    out["log_f.log"] = cut_after(text, "+HTTPACTION: 1,601,0")
     # 6. iotToken as the user name, iotId as the password
     iot_id = "2BGmgWFvoXlbi1Er9sk4k1hip0"
-    out["mconfig_order.log"] = edit(
+    out["log_g.log"] = edit(
         seed(HTTP_AUTH), (f'"{iot_id}","{TOKEN}"', f'"{TOKEN}","{iot_id}"')
     )
     # 7. the MQTT host of another product (a1qsHBbKtmc) with k1hipglLdjU's credentials
-    out["mqtt_host.log"] = edit(
+    out["log_h.log"] = edit(
         seed(DIRECT),
         ('"k1hipglLdjU.iot-as-mqtt', '"a1qsHBbKtmc.iot-as-mqtt'),
     )
     # 8. dynamic registration of a device that is already activated: code 460
     body = '{"code":460,"message":"device is already activated"}'
-    out["httpaction_status.log"] = edit(
+    out["log_i.log"] = edit(
         seed(REGISTER),
         ("+HTTPACTION: 1,200,149", f"+HTTPACTION: 1,200,{len(body)}"),
         ("+HTTPREAD: 149", f"+HTTPREAD: {len(body)}"),
@@ -113,7 +113,7 @@ def broken() -> dict[str, str]:
         ),
     )
     # 9. typed with a Chinese input method: a full-width comma before the port
-    out["typed_not_copied.log"] = edit(
+    out["log_b.log"] = edit(
         seed(DIRECT), ('aliyuncs.com",1883', 'aliyuncs.com"\uff0c1883')
     )
     return out

@@ -27,15 +27,15 @@ BROKEN = ROOT / "data" / "broken_captures"
 #: broken capture -> the warnings it must show (the HTTPS-auth ones also use the
 #: tutorial's other-product host)
 EXPECTED = {
-    "httpdata_length.log": {"httpdata-length", "mqtt-host"},
-    "typed_not_copied.log": {"typed-not-copied"},
-    "content_type_space.log": {"content-type-space", "mqtt-host"},
-    "mconnect_late.log": {"mconnect-late"},
-    "qos1_in_flight.txt": {"qos1-in-flight"},
-    "cgatt_before_sapbr.log": {"cgatt-before-sapbr", "httpaction-status"},
-    "mconfig_order.log": {"mconfig-order", "mqtt-host"},
-    "mqtt_host.log": {"mqtt-host"},
-    "httpaction_status.log": {"httpaction-status"},
+    "log_a.log": {"httpdata-length", "mqtt-host"},
+    "log_b.log": {"typed-not-copied"},
+    "log_c.log": {"content-type-space", "mqtt-host"},
+    "log_d.log": {"mconnect-late"},
+    "log_e.txt": {"qos1-in-flight"},
+    "log_f.log": {"cgatt-before-sapbr", "httpaction-status"},
+    "log_g.log": {"mconfig-order", "mqtt-host"},
+    "log_h.log": {"mqtt-host"},
+    "log_i.log": {"httpaction-status"},
 }
 SECRETS = (
     "fef32adf6dad46c2c7cbf335d3a7b021",  # DeviceSecret
@@ -108,7 +108,7 @@ def test_no_secret_from_an_unredacted_capture() -> None:
 
 
 def test_finding_is_frozen_and_prints_its_line() -> None:
-    f = check_transcript(read_capture(BROKEN / "mconnect_late.log"))[0]
+    f = check_transcript(read_capture(BROKEN / "log_d.log"))[0]
     assert isinstance(f, Finding)
     with pytest.raises(dataclasses.FrozenInstanceError):
         f.id = "x"  # type: ignore[misc]
@@ -117,11 +117,11 @@ def test_finding_is_frozen_and_prints_its_line() -> None:
 
 
 def test_lines_follow_the_log() -> None:
-    t = read_capture(BROKEN / "httpdata_length.log")
+    t = read_capture(BROKEN / "log_a.log")
     events, lines = events_with_lines(t)
     assert len(events) == len(lines)
     (f,) = [f for f in check_transcript(t) if f.id == "httpdata-length"]
-    src = (BROKEN / "httpdata_length.log").read_text(encoding="utf-8").splitlines()
+    src = (BROKEN / "log_a.log").read_text(encoding="utf-8").splitlines()
     assert "AT+HTTPDATA=110,20000" in src[f.line - 1]
     assert "110" in f.explanation and "112" in f.explanation and "2 byte" in f.explanation
 
@@ -339,8 +339,8 @@ def test_cloud_code_in_the_reply(body: bytes, needle: str) -> None:
 
 def test_format_findings_empty_and_full() -> None:
     assert format_findings([]) == "no warning of the tutorial found"
-    text = format_findings(check_transcript(read_capture(BROKEN / "mqtt_host.log")))
+    text = format_findings(check_transcript(read_capture(BROKEN / "log_h.log")))
     assert "tutorial: 注意,第一个参数需要根据实际项目productKey修改" in text and "fix:" in text
     assert "fix:" not in format_findings(
-        check_transcript(read_capture(BROKEN / "mqtt_host.log")), fixes=False
+        check_transcript(read_capture(BROKEN / "log_h.log")), fixes=False
     )

@@ -29,7 +29,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_findings_exit_1() -> None:
-    res = run(str(BROKEN / "mconnect_late.log"))
+    res = run(str(BROKEN / "log_d.log"))
     assert res.returncode == 1, res.stderr
     out = res.stdout
     assert "(sscom): 1 warning(s) of the tutorial" in out
@@ -39,7 +39,7 @@ def test_findings_exit_1() -> None:
 
 
 def test_llcom_capture() -> None:
-    res = run(str(BROKEN / "qos1_in_flight.txt"))
+    res = run(str(BROKEN / "log_e.txt"))
     assert res.returncode == 1 and "(llcom)" in res.stdout and "[qos1-in-flight]" in res.stdout
 
 
@@ -51,7 +51,7 @@ def test_clean_capture_exit_0() -> None:
 
 def test_any_supported_format(tmp_path: Path) -> None:
     out = tmp_path / "late.jsonl"
-    write_capture(read_capture(BROKEN / "mconnect_late.log"), out)
+    write_capture(read_capture(BROKEN / "log_d.log"), out)
     res = run(str(out), "--no-fix")
     assert res.returncode == 1 and "(jsonl)" in res.stdout and "[mconnect-late]" in res.stdout
     assert "fix:" not in res.stdout

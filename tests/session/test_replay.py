@@ -86,7 +86,7 @@ def test_redacted_capture_replays_as_another_device(emu: tuple[object, Path], na
 
 
 def test_httpdata_length(emu: tuple[object, Path]) -> None:
-    d = check(emu, "httpdata_length.log")
+    d = check(emu, "log_a.log")
     first = d.first
     assert first is not None and first.step.command == ""  # the body typed after DOWNLOAD
     assert first.expected is None and first.actual == "unknown: 28"
@@ -96,7 +96,7 @@ def test_httpdata_length(emu: tuple[object, Path]) -> None:
 
 
 def test_typed_not_copied(emu: tuple[object, Path]) -> None:
-    d = check(emu, "typed_not_copied.log")
+    d = check(emu, "log_b.log")
     assert d.first is not None and d.first.step.command == "+SSLMIPSTART"
     assert d.first.actual == "final: ERROR"
     assert d.warnings_at()[0].id == "typed-not-copied"
@@ -104,13 +104,13 @@ def test_typed_not_copied(emu: tuple[object, Path]) -> None:
 
 def test_content_type_space_does_not_diverge(emu: tuple[object, Path]) -> None:
     # honest: the emulator reads the header with or without the space
-    d = check(emu, "content_type_space.log", timing="none")
+    d = check(emu, "log_c.log", timing="none")
     assert d.report.ok and "content-type-space" in d.warning_ids
 
 
 def test_late_mconnect(emu: tuple[object, Path]) -> None:
     # the server's 5 s window is waited out for real (the capture waited 6.4 s)
-    d = check(emu, "mconnect_late.log")
+    d = check(emu, "log_d.log")
     first = d.first
     assert first is not None and first.step.command == "+SSLMIPSTART"
     assert first.expected is None and first.actual == "urc: CLOSED"
@@ -121,7 +121,7 @@ def test_late_mconnect(emu: tuple[object, Path]) -> None:
 
 
 def test_qos1_in_flight(emu: tuple[object, Path]) -> None:
-    d = check(emu, "qos1_in_flight.txt")
+    d = check(emu, "log_e.txt")
     first = d.first
     assert first is not None and first.step.command == "+MPUB"
     assert (first.expected, first.actual) == ("final: OK", "final: ERROR")
@@ -129,7 +129,7 @@ def test_qos1_in_flight(emu: tuple[object, Path]) -> None:
 
 
 def test_cgatt_before_sapbr(emu: tuple[object, Path]) -> None:
-    d = check(emu, "cgatt_before_sapbr.log")
+    d = check(emu, "log_f.log")
     first = d.first
     assert first is not None and first.step.command == "+CGATT" and first.line == 1
     assert (first.expected, first.actual) == ("info: +CGATT: 0", "info: +CGATT: 1")
@@ -137,7 +137,7 @@ def test_cgatt_before_sapbr(emu: tuple[object, Path]) -> None:
 
 
 def test_mconfig_order(emu: tuple[object, Path]) -> None:
-    d = check(emu, "mconfig_order.log", timing="none")
+    d = check(emu, "log_g.log", timing="none")
     first = d.first
     assert first is not None and first.step.command == "+MCONNECT"
     assert first.actual == "final: ERROR"
@@ -146,10 +146,10 @@ def test_mconfig_order(emu: tuple[object, Path]) -> None:
 
 def test_mqtt_host(emu: tuple[object, Path]) -> None:
     cloud = emu[0]
-    assert check(emu, "mqtt_host.log", timing="none").report.ok  # host rule off: as the tutorial
+    assert check(emu, "log_h.log", timing="none").report.ok  # host rule off: as the tutorial
     cloud.registry.set_host_check(PK, True)  # type: ignore[attr-defined]
     try:
-        d = check(emu, "mqtt_host.log", timing="none")
+        d = check(emu, "log_h.log", timing="none")
     finally:
         cloud.registry.set_host_check(PK, False)  # type: ignore[attr-defined]
     first = d.first
@@ -160,9 +160,9 @@ def test_mqtt_host(emu: tuple[object, Path]) -> None:
 
 def test_httpaction_status(emu: tuple[object, Path]) -> None:
     activated(emu, True)  # the student's device: already activated -> 460 reproduced
-    assert check(emu, "httpaction_status.log").report.ok
+    assert check(emu, "log_i.log").report.ok
     activated(emu, False)  # after ResetThing the registration succeeds: the replay diverges
-    d = check(emu, "httpaction_status.log")
+    d = check(emu, "log_i.log")
     first = d.first
     assert first is not None and first.step.command == "+HTTPACTION"
     assert first.actual == "urc: +HTTPACTION: 1,200,149"
@@ -170,7 +170,7 @@ def test_httpaction_status(emu: tuple[object, Path]) -> None:
 
 
 def test_report_frame_and_summary(emu: tuple[object, Path]) -> None:
-    d = check(emu, "typed_not_copied.log")
+    d = check(emu, "log_b.log")
     df = d.report.to_dataframe()
     assert list(df.columns) == ["line", "sent", "expected", "actual", "diverged"]
     assert df["diverged"].sum() == len(d.report.divergences)
@@ -185,11 +185,11 @@ def test_bad_timing(emu: tuple[object, Path]) -> None:
 
 
 def test_grade(emu: tuple[object, Path]) -> None:
-    d = check(emu, "cgatt_before_sapbr.log")
+    d = check(emu, "log_f.log")
     assert d.grade("cgatt-before-sapbr", 1).startswith("Right:")
     assert d.grade("cgatt-before-sapbr").startswith("Right:")
     assert d.grade("cgatt-before-sapbr", 21).startswith("Half right:")
     assert d.grade("httpaction-status").startswith("Not yet:")
     assert "not a warning id" in d.grade("late")
-    quiet = check(emu, "content_type_space.log", timing="none")
+    quiet = check(emu, "log_c.log", timing="none")
     assert quiet.grade("content-type-space", None).startswith("Right:")
