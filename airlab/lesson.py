@@ -592,7 +592,8 @@ def open_lesson(
     endpoints_data = load_endpoints(None if choice == "auto" else choice)
     console = RemoteCloud(endpoints_data)
     address = str(endpoints_data.get("address") or "")
-    if address.startswith("127.") or address in ("localhost", "::1"):
+    local_peer = _is_local_peer(spec.url)
+    if not local_peer and (address.startswith("127.") or address in ("localhost", "::1")):
         warnings.warn(
             f"the cloud emulator listens on {address}, which a real module cannot reach: "
             "start it with 'airlab cloud serve --host 0.0.0.0 --fixture tutorial'",
@@ -605,6 +606,17 @@ def open_lesson(
         session, console, identity, "bench", spec.url,
         str(endpoints_data.get("endpoints_file")), None, None, transcript, dict(session_options),
     )  # fmt: skip
+
+
+def _is_local_peer(url: str) -> bool:
+    """A pty (``airlab sim serve --pty``) or a TCP port on this machine: a program here,
+    which reaches an emulator on 127.0.0.1 (a real module on a USB port cannot)."""
+    if url.startswith(("socket://127.", "socket://localhost", "socket://[::1]")):
+        return True
+    try:
+        return os.path.realpath(url).startswith(("/dev/pts/", "/dev/ptmx"))
+    except (OSError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------------------- helpers

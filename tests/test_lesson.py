@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,8 +142,7 @@ def test_bench_uses_the_service_by_ip(served: tuple[CloudEmulator, Path]) -> Non
     emu, path = served
     modem = ScriptedModem(lambda line: echo_ok(line))
     try:
-        with pytest.warns(UserWarning, match="cannot reach"):
-            lab = open_lesson(modem.url, cloud=str(path))
+        lab = open_lesson(modem.url, cloud=str(path))  # a program on this machine: no warning
         with lab:
             assert lab.setting == "bench" and lab.identity.source == "lesson"
             assert emu.registry.get_device("k1hipglLdjU", lab.identity.device_name) is not None
@@ -240,3 +240,17 @@ def test_a_service_without_a_registry_file_lends_the_tutorial_device(tmp_path: P
         path = emu.write_endpoints(tmp_path / "ep.json")
         with pytest.warns(UserWarning, match="--db"), open_lesson(cloud=str(path)) as lab:
             assert lab.identity == Identity.tutorial()
+
+
+def test_only_a_real_port_is_warned_about_a_local_emulator() -> None:
+    from airlab.lesson import _is_local_peer
+
+    master, slave = os.openpty()
+    try:
+        assert _is_local_peer(os.ttyname(slave))  # airlab sim serve --pty
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert _is_local_peer("socket://127.0.0.1:7000")
+    assert not _is_local_peer("/dev/ttyUSB0") and not _is_local_peer("COM5")
+    assert not _is_local_peer("socket://192.168.1.20:7000")
