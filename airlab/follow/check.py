@@ -880,7 +880,7 @@ def _d_mconfig_direct(args, opts, ctx) -> list[Finding]:
     if (
         parsed_user.device_name
         and parsed_user.device_name != me.device_name
-        and not any(f.what == "device" for f in out)
+        and not any(f.what in ("device", "order") for f in out)
     ):
         out.append(Finding("device", f"the user name's DeviceName is not yours ({me.device_name})"))
     if not any(f.mistake for f in out):
