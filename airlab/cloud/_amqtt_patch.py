@@ -697,12 +697,13 @@ class EmuBroker(Broker):
                 last_rx=loop.time(),
             )
             self.conns[key] = conn
+            # activated before the CONNACK: a device that reads "CONNACK OK" is activated
+            try:
+                if decision.kind is not None:
+                    self.rules.connected(device, decision.kind)
+            except Exception:
+                log.exception("rules.connected failed")
             writer.write(connack_bytes(0, present and request.protocol_level == 4))
-        try:
-            if decision.kind is not None:
-                self.rules.connected(device, decision.kind)
-        except Exception:
-            log.exception("rules.connected failed")
         self._log_conn(
             "connect",
             True,
