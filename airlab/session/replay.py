@@ -542,9 +542,11 @@ def replay(
     prev_wall = math.nan
     prev_mono = time.monotonic()
     actuals: list[list[Event]] = []
+    written: list[bytes] = []
     pos = session.mark()
     for i, step in enumerate(steps):
         data = _rewrite(rw, steps, i)
+        written.append(data)
         # pace
         wait = 0.0
         if timing == "full" and not math.isnan(step.wall) and not math.isnan(prev_wall):
@@ -589,11 +591,25 @@ def replay(
                 step.line,
                 shown if len(shown) <= 120 else shown[:119] + "…",
                 tuple(normalize(e) for e in step.expected),
-                tuple(normalize(e, back) for e in got),
+                tuple(normalize(e, back + _tail_subs(e, written[i], step.data)) for e in got),
                 _command_name(step.data),
             )
         )
     return report
+
+
+def _tail_subs(ev: Event, ours: bytes, theirs: bytes) -> list[tuple[str, str]]:
+    """A line the module printed that is the end of what was typed (the rest of a body
+    after a short ``AT+HTTPDATA``, read as a command line) maps to the same end of the
+    capture's bytes, when the replay's bytes have the capture's length."""
+    if ev.kind not in ("unknown", "echo") or len(ours) != len(theirs):
+        return []
+    text = ev.text.encode("utf-8", "replace")
+    mine, capt = ours.rstrip(b"\r\n"), theirs.rstrip(b"\r\n")
+    if not text or len(mine) != len(capt) or not mine.endswith(text):
+        return []
+    tail = capt[len(capt) - len(text) :]
+    return [(text.decode("utf-8", "replace"), tail.decode("utf-8", "replace"))]
 
 
 def _rewrite(rw: _Rewriter, steps: Sequence[_Step], i: int) -> bytes:

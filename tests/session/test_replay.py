@@ -193,3 +193,13 @@ def test_grade(emu: tuple[object, Path]) -> None:
     assert "not a warning id" in d.grade("late")
     quiet = check(emu, "log_c.log", timing="none")
     assert quiet.grade("content-type-space", None).startswith("Right:")
+
+
+def test_cut_body_as_another_device(emu: tuple[object, Path]) -> None:
+    # the rest of the body read as a command line is the end of *this* device's name:
+    # mapped back to the capture's, so the report does not depend on the device
+    cloud = emu[0]
+    dn = new_device_name()
+    me = Identity(PK, dn, cloud.add_device(PK, dn), source="lesson")  # type: ignore[attr-defined]
+    report = run(emu, BROKEN / "log_a.log", identity=me, timing="none")
+    assert report.first is not None and report.first.actual == "unknown: 28"
