@@ -109,12 +109,14 @@ __all__ = [
 ]
 
 HTTP_AUTH_HINT = (
-    "the emulator explains why: CloudEmulator.refusals() / explain_last_refusal() (expected "
-    "vs received sign content); on the real cloud check the DeviceSecret and sign method"
+    "the cloud's log says why — in a lesson print(lab.cloud.explain_last_refusal()) "
+    "(CloudEmulator.refusals(): expected vs received sign content); on the real cloud check "
+    "the DeviceSecret and sign method"
 )
 REGISTER_HINT = (
-    "dynamic registration needs it enabled for the product and a device not yet activated "
-    "(ResetThing: CloudEmulator.reset_registration(pk, dn)); see CloudEmulator.refusals()"
+    "dynamic registration needs 动态注册 on for the product and a device never activated: "
+    "in a lesson reset it with lab.cloud.reset_registration(pk, dn) (ResetThing on the real "
+    "cloud) or use lab.new_device(); print(lab.cloud.explain_last_refusal()) says which"
 )
 MQTT_REGISTER_HINT = (
     "MQTT dynamic registration needs TLS (AT+SSLMIPSTART), 动态注册 switched on for the "

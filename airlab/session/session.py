@@ -104,13 +104,14 @@ LINE_ENDINGS: tuple[str, ...] = ("\r\n", "\r", "\n", "\r\r\n")
 LATE_MCONNECT_POLICIES = ("reconnect", "warn", "raise")
 
 MCONNECT_REFUSED_HINT = (
-    "check the signature: see CloudEmulator.refusals() / explain_last_refusal() for the "
-    "sign content and what differs (on the real cloud: the device secret, sign method, "
-    "client id and username)"
+    "the cloud's log says why — in a lesson print(lab.cloud.explain_last_refusal()), "
+    "with an emulator CloudEmulator.explain_last_refusal(), on the real cloud the console's "
+    "日志服务; most often check the signature (device secret, sign method, client id, user "
+    "name), then the host (your product's) and whether the device is enabled"
 )
 MSUB_REFUSED_HINT = (
     "the device may only subscribe to topics its product allows (/<pk>/<dn>/user/get ...): "
-    "see CloudEmulator.refusals()"
+    "in a lesson print(lab.cloud.explain_last_refusal()) (CloudEmulator.refusals())"
 )
 _MIPSTART = ("+MIPSTART", "+SSLMIPSTART")
 

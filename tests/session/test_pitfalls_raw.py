@@ -336,7 +336,7 @@ def test_dynamic_registration_switched_off(bench: Bench) -> None:
     assert last_refusal(bench.cloud, newcomer)["rule"] == "dynreg_disabled"
     s.guards = True
     args = {"product_key": key, "device_name": newcomer, "product_secret": product.product_secret}
-    with pytest.raises(CloudRejected, match=r"460.*needs it enabled"):
+    with pytest.raises(CloudRejected, match=r"460.*needs 动态注册 on"):
         recipes.register_device(s, **args)
     bench.cloud.set_dynamic_registration(key, True)  # type: ignore[attr-defined]
     assert len(recipes.register_device(s, **args).device_secret) == 32

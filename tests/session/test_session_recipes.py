@@ -114,7 +114,7 @@ def test_method2_wrong_secret_points_to_the_emulator(
     with pytest.raises(CloudRejected) as info:
         recipes.direct_mqtt(session, product_key=PK, device_name=DN, device_secret="1" * 32)
     text = str(info.value)
-    assert "CloudEmulator.refusals()" in text and "check the signature" in text
+    assert "explain_last_refusal()" in text and "check the signature" in text
     assert info.value.explanation and "clientId868488076506128" in info.value.explanation
     assert "signature" in emu.explain_last_refusal()
     session.wait_for_urc("CLOSED", 5, since=mark)  # the broker closes after the refusal
