@@ -54,9 +54,7 @@ def cut_after(text: str, marker: str) -> str:
 def broken() -> dict[str, str]:
     out: dict[str, str] = {}
     # 1. the body has 112 bytes, 110 announced
-    out["log_a.log"] = edit(
-        seed(HTTP_AUTH), ("AT+HTTPDATA=112,20000", "AT+HTTPDATA=110,20000")
-    )
+    out["log_a.log"] = edit(seed(HTTP_AUTH), ("AT+HTTPDATA=112,20000", "AT+HTTPDATA=110,20000"))
     # 2. no space after "Content-type:"
     out["log_c.log"] = edit(
         seed(HTTP_AUTH),
@@ -92,9 +90,7 @@ def broken() -> dict[str, str]:
     out["log_f.log"] = cut_after(text, "+HTTPACTION: 1,601,0")
     # 6. iotToken as the user name, iotId as the password
     iot_id = "2BGmgWFvoXlbi1Er9sk4k1hip0"
-    out["log_g.log"] = edit(
-        seed(HTTP_AUTH), (f'"{iot_id}","{TOKEN}"', f'"{TOKEN}","{iot_id}"')
-    )
+    out["log_g.log"] = edit(seed(HTTP_AUTH), (f'"{iot_id}","{TOKEN}"', f'"{TOKEN}","{iot_id}"'))
     # 7. the MQTT host of another product (a1qsHBbKtmc) with k1hipglLdjU's credentials
     out["log_h.log"] = edit(
         seed(DIRECT),
@@ -113,9 +109,7 @@ def broken() -> dict[str, str]:
         ),
     )
     # 9. typed with a Chinese input method: a full-width comma before the port
-    out["log_b.log"] = edit(
-        seed(DIRECT), ('aliyuncs.com",1883', 'aliyuncs.com"\uff0c1883')
-    )
+    out["log_b.log"] = edit(seed(DIRECT), ('aliyuncs.com",1883', 'aliyuncs.com"\uff0c1883'))
     return out
 
 
