@@ -498,27 +498,38 @@ class Rules:
         token = self.registry.find_token(iot_id, password) if iot_id and password else None
         if token is None:
             known = self.registry.device_by_iot_id(iot_id) if iot_id else None
+            # the password may be the iotId (user name and password swapped): then the user
+            # name is a token, which must not reach the log
+            swapped = self.registry.device_by_iot_id(password) if password and not known else None
+            shown = iot_id if known else mask_secret(iot_id)
+            if known:
+                why = (
+                    f"iotId {iot_id!r} belongs to {known.ref} but this iotToken was never "
+                    "issued for it"
+                )
+            elif swapped:
+                why = (
+                    f"the password is the iotId of {swapped.ref}: the user name and the password "
+                    'are swapped (AT+MCONFIG="<clientId>","<iotId>","<iotToken>")'
+                )
+            else:
+                why = f"no device has the iotId {shown!r}"
             return ConnectDecision.refuse(
                 3,
                 rule="token_invalid",
                 message=(
                     "the username/password must be the iotId/iotToken returned by "
                     "/auth/devicename (securemode=-1 or 0): "
-                    + (
-                        f"iotId {iot_id!r} belongs to {known.ref} but this iotToken was "
-                        "never issued for it"
-                        if known
-                        else f"no device has the iotId {iot_id!r}"
-                    )
+                    + why
                     + "; call /auth/devicename again"
                     + (
                         " (the username has no '&', so it was read as an iotId; a device-secret"
                         " login needs '<deviceName>&<productKey>')"
-                        if mode_absent
+                        if mode_absent and not swapped
                         else ""
                     )
                 ),
-                details={"iot_id": iot_id, "iot_token": mask_secret(password)},
+                details={"iot_id": shown, "iot_token": mask_secret(password)},
             )
         now = self._clock()
         if token.expired(now):

@@ -252,6 +252,10 @@ def test_mconfig_with_iot_token_as_user_name(bench: Bench) -> None:
     assert mqtt_login_typed(s, swapped, host) == (b"AT+MCONNECT=1,120\r\n\r\nOK\r\n\r\nERROR\r\n")
     refusal = last_refusal(bench.cloud, bench.device_name)
     assert (refusal["code"], refusal["rule"]) == (3, "token_invalid")
+    # the cloud says what happened, names the device, and never shows the token
+    explained = bench.cloud.explain_last_refusal((PK, bench.device_name))
+    assert "swapped" in explained and data["iotToken"] not in explained
+    assert data["iotToken"] not in bench.cloud.refusals().to_json()
     # guarded: the late ERROR becomes CloudRejected with advice
     s.guards = True
     s.command("AT+MIPCLOSE", check=False)
