@@ -70,6 +70,7 @@ from airlab.aliyun.mqtt_credentials import MqttCredentials
 from airlab.at.commands import httpaction, httpdata, httppara, mconfig, mconnect, mipstart, sapbr
 from airlab.at.events import Direction, Urc
 from airlab.at.redact import redact_bytes
+from airlab.at.transcript import Record
 from airlab.errors import CloudRejected, UsageError
 from airlab.session import ModemSession, Response
 from airlab.session.recipes import _auth_url
@@ -787,7 +788,13 @@ class StepThrough:
             first = started
             self.commands[i] = self.state.redact(out.command)
         self.status[i] = self.state.redact(describe_outcome(out))
-        self.wire[i] = wire_text(self._records_between(first, time.monotonic()), self.state.secrets)
+        if isinstance(out, Urc):
+            # the URC's own line: its bytes may share a read chunk with the reply before it
+            own = Record(Direction.RECEIVED, f"\r\n{out.line}\r\n".encode(), mono=out.mono)
+            self.wire[i] = wire_text([own], self.state.secrets)
+        else:
+            records = self._records_between(first, time.monotonic())
+            self.wire[i] = wire_text(records, self.state.secrets)
         try:
             if step.read is not None:
                 self.meaning[i] = self.state.redact(step.read(out, self.state))
