@@ -9,7 +9,11 @@ live here and raise :class:`~airlab.errors.UsageError` before anything is sent:
 * a data phase whose announced length differs from the bytes given;
 * an ``AT+MPUB`` message that is not one double-quoted string free of raw ``"`` (the
   firmware wants ``\\22``), or longer than 4100 bytes;
-* Aliyun MQTT rules: keep-alive 30-1200 s, client id at most 64 characters before ``|``.
+* Aliyun MQTT rules: keep-alive 30-1200 s, client id at most 64 characters before ``|``;
+* characters that only look like the ones the tutorial types (a full-width comma or
+  ``＆``, a curly quote, a no-break or zero-width space): typed, not copied (切记);
+* an ``AT+SSLMIPSTART``/``AT+MIPSTART`` host ``<pk>.iot-as-mqtt…`` whose productKey is not
+  the one the last ``AT+MCONFIG`` logs in with.
 
 Example:
     >>> try:
@@ -35,8 +39,11 @@ __all__ = [
     "check_aliyun_keepalive",
     "check_data_length",
     "check_line",
+    "check_lookalikes",
     "check_mpub_line",
+    "check_mqtt_host",
     "data_phase_length",
+    "mconfig_user",
     "mpub_qos",
     "split_raw_args",
 ]
@@ -195,3 +202,108 @@ def check_aliyun_client_id(client_id: str) -> str:
             f"{MAX_CLIENT_ID} (use the device name or a MAC/IMEI)",
         )
     return client_id
+
+
+#: Characters that look like ASCII syntax but are not (what typing by hand produces).
+_LOOKALIKES = {
+    "\u00a0": "a no-break space",
+    "\u200b": "a zero-width space",
+    "\u200c": "a zero-width non-joiner",
+    "\u200d": "a zero-width joiner",
+    "\ufeff": "a zero-width no-break space (BOM)",
+    "\u2018": "a curly quote ‘",
+    "\u2019": "a curly quote ’",
+    "\u201c": "a curly quote “",
+    "\u201d": "a curly quote ”",
+    "\u3000": "a full-width space",
+    "\u3001": "an ideographic comma 、",
+    "\u2013": "an en dash –",
+    "\u2014": "an em dash —",
+}
+
+
+def _lookalike(ch: str) -> str | None:
+    if ch in _LOOKALIKES:
+        return _LOOKALIKES[ch]
+    if "\uff01" <= ch <= "\uff5e":  # full-width forms of ASCII ! … ~
+        return f"a full-width {ch} (ASCII {chr(ord(ch) - 0xFEE0)})"
+    return None
+
+
+def check_lookalikes(text: str, what: str = "line") -> None:
+    """Refuse characters that only look like the ASCII the module and the cloud expect —
+    what a hand-typed (or chat-pasted) line contains; the tutorial says copy, don't type.
+
+    The message of an ``AT+MPUB`` is left alone (it may hold any text).
+
+    >>> check_lookalikes('AT+MCONFIG="dev","dev&pk","ab"')
+    >>> try:
+    ...     check_lookalikes('AT+MCONFIG="dev"，"dev&pk","ab"')
+    ... except UsageError as exc:
+    ...     print(exc.message[:58])
+    character 17 is a full-width ， (ASCII ,), not what the tut
+    """
+    checked = text
+    if what == "line" and command_name(text) == "+MPUB" and "=" in text:
+        args = split_raw_args(text)
+        checked = text[: text.find("=") + 1] + ",".join(args[:3])
+    for i, ch in enumerate(checked):
+        name = _lookalike(ch)
+        if name is not None:
+            raise UsageError(
+                what,
+                f"character {i + 1} is {name}, not what the tutorial types: "
+                f"…{checked[max(0, i - 12) : i + 12]}… — retype it with plain ASCII (switch "
+                "the keyboard to English, or copy the value from the console, 切记 copy, "
+                "don't type)",
+            )
+
+
+def mconfig_user(line: str) -> str | None:
+    """The user name of an ``AT+MCONFIG="<clientId>","<user>","<password>"`` line.
+
+    >>> mconfig_user('AT+MCONFIG="c","dn&pk1","p"')
+    'dn&pk1'
+    """
+    if command_name(line) != "+MCONFIG" or "=" not in line:
+        return None
+    args = split_raw_args(line)
+    return args[1].strip().strip('"') if len(args) >= 3 else None
+
+
+def check_mqtt_host(line: str, user: str | None) -> None:
+    """An ``AT+SSLMIPSTART``/``AT+MIPSTART`` to ``<pk>.iot-as-mqtt.<region>…`` must name
+    the productKey of the login configured with ``AT+MCONFIG`` (``user``: ``dn&pk``, or
+    an iotId, which ends with the productKey's first five characters and ``0``).
+
+    >>> check_mqtt_host('AT+SSLMIPSTART="pk1.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883', "d&pk1")
+    >>> try:
+    ...     check_mqtt_host('AT+MIPSTART="a1x.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883', "d&pk1")
+    ... except UsageError as exc:
+    ...     print(exc.message[:52])
+    the host is product a1x's, but AT+MCONFIG logs in as
+    """
+    if command_name(line) not in ("+SSLMIPSTART", "+MIPSTART") or not user or "=" not in line:
+        return
+    args = split_raw_args(line)
+    host = args[0].strip().strip('"') if args else ""
+    head, dot, rest = host.partition(".")
+    if not dot or not rest.lower().startswith("iot-as-mqtt."):
+        return  # an IP address or another broker: nothing to compare
+    if "&" in user:
+        pk = user.rsplit("&", 1)[1]
+        if head.lower() == pk.lower():
+            return
+        whose = f"product {pk}"
+        right = f"{pk}.{rest}"
+    else:  # an iotId: 20 characters + productKey[:5] + "0"
+        if len(user) < 7 or not user.endswith("0") or head[:5].lower() == user[-6:-1].lower():
+            return
+        whose = f"a product whose key starts {user[-6:-1]}"
+        right = f"<productKey>.{rest}"
+    raise UsageError(
+        "line",
+        f"the host is product {head}'s, but AT+MCONFIG logs in as {whose}: 切记 use your "
+        f'product\'s host, AT+SSLMIPSTART="{right}",1883 (a platform that checks the '
+        "server name refuses the login)",
+    )

@@ -183,6 +183,7 @@ class ModemSession:
             )
         self.max_events = max_events
         self.guards = bool(guards)
+        self._mconfig_user: str | None = None  # the login AT+MCONFIG configured (host guard)
         self.default_timeout = float(default_timeout)
         self.urc_timeout = float(urc_timeout)
         self.line_ending = line_ending
@@ -388,6 +389,8 @@ class ModemSession:
                 self._link_closed = False
             elif name == "+MIPCLOSE":
                 self._link_up_mono = None
+            elif name == "+MCONFIG":  # typed or sent: the login the host guard compares
+                self._mconfig_user = guards.mconfig_user(ev.line)
             qos = guards.mpub_qos(ev.line)
             if qos:
                 self._pub_pending = ev.mono
@@ -531,6 +534,8 @@ class ModemSession:
         """
         line = guards.check_line(line)
         raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        if self.guards and command_name(line) == "+HTTPDATA":
+            guards.check_lookalikes(raw.decode("utf-8", "replace"), "data")
         if not allow_length_mismatch and self.guards:
             guards.check_data_length(line, raw)
         elif guards.data_phase_length(line) is False:
@@ -608,6 +613,8 @@ class ModemSession:
             )
         if self.guards:
             guards.check_mpub_line(line)
+            guards.check_lookalikes(line)
+            guards.check_mqtt_host(line, self._mconfig_user)
         return line
 
     def _exchange(
