@@ -367,7 +367,7 @@ class NetStack:
         state.tasks.append(self._loop.create_task(self._connect(state, req, t)))
 
     async def _connect(self, state: _Link, req: a.OpenLink, t: float) -> None:
-        reason = None
+        reason, error = None, None
         try:
             if self._sampler is not None and self._sampler.lost("dns"):
                 raise HostNotFound(req.host, "lookup lost (profile)")
@@ -379,22 +379,26 @@ class NetStack:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(ip, port, **kwargs), self.connect_timeout
             )
-        except HostNotFound:
-            reason = "dns"
-        except ConnectionRefusedError:
-            reason = "refused"
-        except TimeoutError:
-            reason = "timeout"
-        except ssl.SSLError:
-            reason = "tls"
-        except ConnectionError:
-            reason = "tls" if req.tls else "refused"
-        except OSError:
-            reason = "refused"
-        except Exception:  # a bug, not the network: still answer, or MIPSTART hangs
+        except HostNotFound as exc:
+            reason, error = "dns", exc
+        except ConnectionRefusedError as exc:
+            reason, error = "refused", exc
+        except TimeoutError as exc:
+            reason, error = "timeout", exc
+        except ssl.SSLError as exc:
+            reason, error = "tls", exc
+        except ConnectionError as exc:
+            reason, error = ("tls" if req.tls else "refused"), exc
+        except OSError as exc:
+            reason, error = "refused", exc
+        except Exception as exc:  # a bug, not the network: still answer, or MIPSTART hangs
             log.exception("opening link %s to %s:%s failed", req.link, req.host, req.port)
-            reason = "refused"
+            reason, error = "refused", exc
         if reason is not None:
+            # the module only prints CONNECT FAIL; say why for whoever reads the log
+            log.info(
+                "link %s to %s:%s failed: %s (%r)", req.link, req.host, req.port, reason, error
+            )
             state.closed = True
             self._report(req.link, a.LinkFailed(req.link, reason), t, state.gen)
             return
