@@ -1,14 +1,18 @@
-"""Every lesson survives Kernel → "Run All" twice in a row (one kernel, as in JupyterLab).
+"""Every lesson survives Kernel → "Run All" twice in a row (one kernel, as in JupyterLab),
+beside a running cloud emulator whose registry already holds history.
 
-nbval checks one run's outputs; this checks what a student does next: run everything
-again.  A cell tagged ``raises-exception`` may raise (it shows an error on purpose);
-any other error fails, naming the lesson, the run and the cell.
+nbval checks one run's outputs against an emulator of the lesson's own; this checks what
+a student does next — run everything again — in a room where ``make lab`` is running and
+its registry is old: the tutorial's device has been online, has published, has been
+refused.  A lesson that read that history, or shared a login with it, fails here.  A cell
+tagged ``raises-exception`` may raise (it shows an error on purpose); any other error
+fails, naming the lesson, the run and the cell.
 """
 
 from __future__ import annotations
 
 import copy
-import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -16,12 +20,43 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import airlab
+from airlab.cloud import CloudEmulator
+from airlab.cloud.discovery import ENDPOINTS_ENV
+from airlab.lesson import open_lesson
+from airlab.session import recipes
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def _age(endpoints: Path) -> None:
+    """History on the shared tutorial device: online, published, refused."""
+    with open_lesson(cloud=str(endpoints), own_device=False) as old:
+        recipes.attach(old.session)
+        bad = dict(old.identity.device(), device_secret="0" * 32)
+        with pytest.raises(airlab.CloudRejected):
+            recipes.direct_mqtt(old.session, **bad)
+        recipes.direct_mqtt(old.session, **old.identity.device())
+        post = '{"id":"1","params":{"humidity":40},"method":"thing.event.property.post"}'
+        recipes.publish(old.session, old.identity.system_topic("thing/event/property/post"),
+                        post, qos=1)  # fmt: skip
+        recipes.publish(old.session, old.identity.topic("user/update"), "old", qos=1)
+        recipes.disconnect(old.session)
+
+
+@pytest.fixture(scope="module")
+def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    tmp = tmp_path_factory.mktemp("old-lab")
+    with CloudEmulator(db=tmp / "lab.db", fixture="tutorial") as emu:
+        endpoints = emu.write_endpoints(tmp / "cloud-endpoints.json")
+        _age(endpoints)
+        yield endpoints
+
+
 @pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
-def test_run_all_twice(path: Path) -> None:
+def test_run_all_twice(path: Path, running_lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENDPOINTS_ENV, str(running_lab))  # the kernel finds the "make lab"
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     twice = nbformat.v4.new_notebook(metadata=nb.metadata)
@@ -38,7 +73,6 @@ def test_run_all_twice(path: Path) -> None:
         resources={"metadata": {"path": str(NOTEBOOKS)}},
         allow_error_names=[],
     )
-    env_before = dict(os.environ)
     try:
         client.execute()
     except CellExecutionError as exc:
@@ -52,6 +86,6 @@ def test_run_all_twice(path: Path) -> None:
             "?",
         )
         pytest.fail(f"{path.name}: {where} failed:\n{str(exc)[-1500:]}")
-    finally:
-        os.environ.clear()
-        os.environ.update(env_before)
+    first_cell = "".join(o.get("text", "") for o in twice.cells[0].get("outputs", []))
+    if "open_lesson" in "".join(code[0].source) and "print(lab)" in "".join(code[0].source):
+        assert "the running cloud emulator" in first_cell, first_cell
