@@ -1,5 +1,7 @@
 """Every lesson survives Kernel → "Run All" twice in a row (one kernel, as in JupyterLab),
-beside a running cloud emulator whose registry already holds history.
+beside a running cloud emulator whose registry already holds history — and both runs print
+what the shipped notebook shows (its outputs, with nbval's sanitising; cells tagged
+``nbval-ignore-output`` or ``nbval-skip`` are not compared).
 
 nbval checks one run's outputs against an emulator of the lesson's own; this checks what
 a student does next — run everything again — in a room where ``make lab`` is running and
@@ -11,7 +13,10 @@ fails, naming the lesson, the run and the cell.
 
 from __future__ import annotations
 
+import configparser
 import copy
+import difflib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +33,27 @@ from airlab.session import recipes
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+NOT_COMPARED = {"nbval-ignore-output", "nbval-skip", "raises-exception"}
+
+
+def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(NOTEBOOKS / "nbval_sanitize.cfg", encoding="utf-8")
+    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+
+
+def _shown(cell: nbformat.NotebookNode, rules: list[tuple[re.Pattern[str], str]]) -> str:
+    """What a student reads under a cell: stdout and plain-text results, sanitised."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            parts.append("".join(out.get("text", "")))
+        elif out.get("output_type") in ("execute_result", "display_data"):
+            parts.append("".join(out.get("data", {}).get("text/plain", "")))
+    text = "".join(parts)
+    for pattern, replacement in rules:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _age(endpoints: Path) -> None:
@@ -86,6 +112,17 @@ def test_run_all_twice(path: Path, running_lab: Path, monkeypatch: pytest.Monkey
             "?",
         )
         pytest.fail(f"{path.name}: {where} failed:\n{str(exc)[-1500:]}")
+    rules = _sanitizers()
+    differences = []
+    for k, ran in enumerate(twice.cells):
+        shipped = code[k % len(code)]
+        if NOT_COMPARED & set(shipped.metadata.get("tags", [])):
+            continue
+        want, got = _shown(shipped, rules), _shown(ran, rules)
+        if want != got:
+            diff = "\n".join(difflib.unified_diff(want.splitlines(), got.splitlines(), lineterm=""))
+            differences.append(f"{ran.metadata['airlab_where']}:\n{diff[:800]}")
+    assert not differences, f"{path.name} prints something else:\n" + "\n".join(differences[:3])
     first_cell = "".join(o.get("text", "") for o in twice.cells[0].get("outputs", []))
     if "open_lesson" in "".join(code[0].source) and "print(lab)" in "".join(code[0].source):
         assert "the running cloud emulator" in first_cell, first_cell

@@ -297,7 +297,9 @@ def check_mqtt_host(line: str, user: str | None) -> None:
         whose = f"product {pk}"
         right = f"{pk}.{rest}"
     else:  # an iotId: 20 characters + productKey[:5] + "0"
-        if len(user) < 7 or not user.endswith("0") or head[:5].lower() == user[-6:-1].lower():
+        if len(user) != 26 or not user.isalnum() or not user.endswith("0"):
+            return  # not an iotId (a token typed in its place is another mistake)
+        if head[:5].lower() == user[-6:-1].lower():
             return
         whose = f"a product whose key starts {user[-6:-1]}"
         right = f"<productKey>.{rest}"

@@ -94,17 +94,24 @@ def _int(args: tuple[str, ...], i: int) -> int | None:
 class StatusPanel:
     """Labels for the module's and the cloud's state, and a Refresh button.
 
-    ``cloud``: a cloud console (``lab.cloud``) for the online devices, or None.
+    ``cloud``: a cloud console (``lab.cloud``) for the online devices, or None;
+    ``device``: show only this device (``lab.identity``, or ``(pk, dn)``) among them —
+    a class shares one emulator, and a student wants to see their own module.
     ``values`` holds the labels' texts by field (``mqtt``, ``signal``,
     ``registration``, ``attach``, ``last_urc``, ``online``); ``labels`` the HTML
     widgets.  Nothing is sent until a refresh.
     """
 
-    def __init__(self, session: ModemSession, cloud: Any = None, *, clock: bool = True) -> None:
+    def __init__(
+        self, session: ModemSession, cloud: Any = None, *, device: Any = None, clock: bool = True
+    ) -> None:
         import ipywidgets as w
 
         self.session = session
         self.cloud = cloud
+        if device is not None and not isinstance(device, tuple):
+            device = (device.product_key, device.device_name)
+        self.device: tuple[str, str] | None = device
         self.clock = clock
         self._lock = threading.Lock()
         self.values: dict[str, str] = dict.fromkeys(FIELDS, "—")
@@ -183,8 +190,13 @@ class StatusPanel:
                 errors.append(format_error(exc))
         if self.cloud is not None:
             try:
-                online = [d.client_id for d in self.cloud.online_devices()]
-                self._set("online", ", ".join(online) if online else "(nobody)")
+                online = [
+                    d.client_id
+                    for d in self.cloud.online_devices()
+                    if self.device is None or (d.product_key, d.device_name) == self.device
+                ]
+                nobody = "(nobody)" if self.device is None else "(not online)"
+                self._set("online", ", ".join(online) if online else nobody)
             except Exception as exc:
                 errors.append(format_error(exc))
         if errors:

@@ -84,3 +84,13 @@ def test_the_host_guard_reads_an_iot_id_user_name(lab: Lesson) -> None:
     s.command(mconfig(login.client_id, login.username, "x" * 32))
     with pytest.raises(UsageError, match="key starts k1hip"):
         s.command('AT+SSLMIPSTART="a1qsHBbKtmc.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883')
+
+
+def test_the_host_guard_leaves_a_token_typed_as_user_name_alone() -> None:
+    from airlab.session.guards import check_mqtt_host
+
+    host = 'AT+SSLMIPSTART="k1hipglLdjU.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883'
+    token = "137eb0759ca248b79383a60c0b0e0f80"  # 32 hex, ends with 0 like an iotId
+    check_mqtt_host(host, token)  # not an iotId: another warning (section 6), not the host's
+    with pytest.raises(UsageError):
+        check_mqtt_host(host, "2BGmgWFvoXlbi1Er9sk4a1qsH0")  # an iotId of product a1qsH…

@@ -175,3 +175,17 @@ def test_recipes_for_rejects_unknown_method() -> None:
 
     with pytest.raises(UsageError, match="method"):
         recipes_for("telepathy", Identity.tutorial())
+
+
+def test_status_panel_shows_only_its_device(session: ModemSession, cloud: tuple[Any, Path]) -> None:
+    """A class shares one emulator: with ``device=`` the panel shows that device only."""
+    emu = cloud[0]
+    tutorial = Identity.tutorial()
+    recipes.attach(session)
+    login = recipes.direct_mqtt(session, **tutorial.device())
+    with StatusPanel(session, emu, device=("k1hipglLdjU", "nobody-else")) as panel:
+        panel.refresh()
+        assert panel.values["online"] == "(not online)"
+    with StatusPanel(session, emu, device=tutorial) as panel:
+        panel.refresh()
+        assert panel.values["online"] == login.client_id
