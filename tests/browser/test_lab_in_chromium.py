@@ -30,6 +30,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 TOKEN = "airlab-browser-test"
+#: The widget-heavy lessons, run from JupyterLab's menu (the others: tests/test_lessons_twice.py).
+IN_THE_BROWSER = ("07_console", "08_type_the_tutorial")
 
 
 def _free_port() -> int:
@@ -41,7 +43,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("lab")
-    for name in ("07_console.ipynb", "nbval_sanitize.cfg"):
+    for name in (*(f"{n}.ipynb" for n in IN_THE_BROWSER), "nbval_sanitize.cfg"):
         shutil.copy(NOTEBOOKS / name, root / name)
     (root.parent / "data").exists() or shutil.copytree(
         NOTEBOOKS.parent / "data", root.parent / "data"
@@ -158,13 +160,14 @@ def test_copy_button_puts_the_value_on_the_clipboard(page, jupyterlab) -> None: 
     assert copied == "0f655b12adf519b9a7a2b0a990f398b6"  # the tutorial's MQTT password
 
 
-def test_lesson_07_survives_run_all_twice(page, jupyterlab) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("lesson", IN_THE_BROWSER)
+def test_lesson_survives_run_all_twice(page, jupyterlab, lesson: str) -> None:  # type: ignore[no-untyped-def]
     url, _ = jupyterlab
-    _open(page, url, "07_console.ipynb")
+    _open(page, url, f"{lesson}.ipynb")
     for _ in range(2):
         _run_all(page)
         assert _errors(page) == []
-    # the console is alive after Run All: type a command, see one more answer in its log
+    # its console is alive after Run All: type a command, see one more line in its log
     answers = page.locator(".jp-NotebookPanel :text('+CGSN')")
     before = answers.count()
     box = page.locator(".jp-NotebookPanel .widget-text input").first
