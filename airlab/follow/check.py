@@ -629,15 +629,14 @@ def _d_body(step, turn, opts, ctx, following) -> list[Finding]:
     out += _copied(typed, opts.me)
     params = parse_form(typed)
     me = opts.me
+    if params.get("productKey") not in (None, me.product_key):
+        out.append(
+            Finding(
+                "value", f"productKey is {params.get('productKey')!r}: yours is {me.product_key}"
+            )
+        )
     if opts.method is Method.REGISTER:
         ctx.random = params.get("random") or ctx.random
-        if params.get("productKey") not in (None, me.product_key):
-            out.append(
-                Finding(
-                    "value",
-                    f"productKey is {params.get('productKey')!r}: yours is {me.product_key}",
-                )
-            )
         if me.product_secret:
             check = check_register_form(params, me.product_secret)
             if not check.ok:
@@ -645,13 +644,6 @@ def _d_body(step, turn, opts, ctx, following) -> list[Finding]:
         if "signMethod" not in params and "signmethod" in params:
             out.append(Finding("value", "the register form names it signMethod (capital M)"))
     else:
-        if params.get("productKey") not in (None, me.product_key):
-            out.append(
-                Finding(
-                    "value",
-                    f"productKey is {params.get('productKey')!r}: yours is {me.product_key}",
-                )
-            )
         if me.device_secret:
             check = check_devicename_form(params, me.device_secret)
             if not check.ok:
