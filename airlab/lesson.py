@@ -19,13 +19,10 @@ and then uses ``lab.session`` (a :class:`~airlab.session.ModemSession`), ``lab.c
     a real Air780EP on a serial port and a running emulator
     (``airlab cloud serve --host 0.0.0.0 --fixture tutorial``).  A real module reaches the
     emulator **by IP**: its DNS does not know the emulator, so the Aliyun host names must
-    be replaced by the emulator's address.  Of the recipes only
-    :func:`~airlab.session.recipes.direct_mqtt` takes ``host=`` / ``port=``; pass
-    ``**lab.mqtt_target()``.  The HTTPS recipes
-    (:func:`~airlab.session.recipes.http_auth_then_mqtt`,
-    :func:`~airlab.session.recipes.register_device`) always use
-    ``iot-auth.<region>.aliyuncs.com`` and so cannot reach the emulator from a real
-    module.  Identity: a device of this run's own (see below).
+    be replaced by the emulator's address: pass ``**lab.mqtt_target()`` (``host`` /
+    ``port``) to the MQTT recipes and ``**lab.auth_target()`` (``auth_base``) to the
+    HTTPS ones; both are empty in the classroom and the field, so one cell serves all
+    three settings.  Identity: a device of this run's own (see below).
 ``field`` (a real ``port``, ``cloud="real"``)
     a real module and the real Alibaba Cloud; no console operations (``lab.cloud`` is
     ``None``).  Identity from the environment: ``AIRLAB_PRODUCT_KEY``,
@@ -451,6 +448,21 @@ class Lesson:
         value = str(endpoints.get("mqtts" if tls else "mqtt", ""))
         host, _, port = value.rpartition(":")
         return {"host": host.strip("[]"), "port": int(port)}
+
+    def auth_target(self) -> dict[str, Any]:
+        """``auth_base`` for the HTTPS recipes (:func:`~airlab.session.recipes.http_auth_then_mqtt`,
+        :func:`~airlab.session.recipes.register_device`): the emulator's HTTPS address on the
+        bench (a real module's DNS does not know the emulator), else ``{}`` (the Aliyun name
+        ``iot-auth.<region>.aliyuncs.com``, resolved by the simulator or the real DNS).
+
+        Example:
+            >>> recipes.http_auth_then_mqtt(lab.session, **lab.identity.device(),
+            ...     **lab.mqtt_target(), **lab.auth_target())  # doctest: +SKIP
+        """
+        if self.setting != "bench" or self.cloud is None:
+            return {}
+        base = str(getattr(self.cloud, "endpoints", {}).get("https", "")).rstrip("/")
+        return {"auth_base": base} if base else {}
 
     def describe(self) -> str:
         """One line: which module and which cloud (no ports or paths: stable text)."""

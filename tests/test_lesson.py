@@ -48,6 +48,7 @@ def test_classroom_end_to_end() -> None:
             f"airsim://?profile=instant&seed=0&imei={lab.identity.device_name}&cloud="
         )
         assert lab.identity.source == "lesson" and lab.mqtt_target() == {}
+        assert lab.auth_target() == {}
         assert lab.tutorial == Identity.tutorial()
         assert str(lab).startswith("classroom: simulated Air780EP (profile instant, seed 0)")
         recipes.attach(lab.session)
@@ -148,6 +149,7 @@ def test_bench_uses_the_service_by_ip(served: tuple[CloudEmulator, Path]) -> Non
             assert emu.registry.get_device("k1hipglLdjU", lab.identity.device_name) is not None
             port = int(emu.endpoints["mqtts"].rsplit(":", 1)[1])
             assert lab.mqtt_target() == {"host": "127.0.0.1", "port": port}
+            assert lab.auth_target() == {"auth_base": emu.endpoints["https"].rstrip("/")}
     finally:
         modem.close()
 

@@ -26,6 +26,7 @@ ON_A_PTY = [
     "03_dynamic_registration",
     "04_publish_subscribe",
     "06_troubleshooting",
+    "11_console_side",
 ]
 
 
