@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import struct
 import threading
@@ -319,6 +320,25 @@ def _close_writer(writer: asyncio.StreamWriter, adapter: StreamWriterAdapter | N
         asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
 
 
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> bytes:
+    """The first byte the peer sent, left in the socket (empty: closed)."""
+    while True:
+        try:
+            return conn.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(conn.fileno(), _set_once, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(conn.fileno())
+
+
 def _abort(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(Exception):
         writer.transport.abort()
@@ -348,6 +368,9 @@ class EmuBroker(Broker):
         self.uplink_limits: tuple[int, int] | None = UPLINK_LIMITS
         self.conns: dict[str, Conn] = {}  # session key (pk/dn) -> live connection
         self.bound: dict[str, int] = {}
+        #: TLS for a client that starts with a ClientHello on a plain listener (None: plain only)
+        self.sniff_tls: ssl.SSLContext | None = None
+        self._sniffers: list[tuple[asyncio.Task[Any], socket.socket]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bg: set[asyncio.Task[Any]] = set()
         self._accept_lock = asyncio.Lock()
@@ -361,9 +384,14 @@ class EmuBroker(Broker):
 
     async def _start_listeners(self) -> None:
         try:
+            if self.sniff_tls is not None:
+                record_server_names(self.sniff_tls)
             for name, (host, port, ctx) in self.emu_listeners.items():
                 if ctx is not None:
                     record_server_names(ctx)  # the host rule reads the SNI
+                if ctx is None and self.sniff_tls is not None:
+                    await self._start_sniffing(name, host, port)
+                    continue
                 server = await asyncio.start_server(
                     partial(self._serve, listener=name),
                     host,
@@ -378,12 +406,80 @@ class EmuBroker(Broker):
             for bound in self._servers.values():  # do not leave the first listener open
                 await bound.close_instance()
             self._servers.clear()
+            self._stop_sniffing()
             raise
+
+    # ---- one port for TLS and plain TCP (the platform's 1883) ---------------------------
+
+    async def _start_sniffing(self, name: str, host: str, port: int) -> None:
+        """Listen on ``host:port`` and let each connection's first byte decide: a TLS
+        record (0x16, a ClientHello) gets TLS, anything else plain MQTT — like the
+        platform's port 1883, where the tutorial's ``AT+SSLMIPSTART`` goes."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        lsock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((host, port))
+            lsock.listen(128)
+            lsock.setblocking(False)
+        except BaseException:
+            lsock.close()
+            raise
+        self.bound[name] = lsock.getsockname()[1]
+        task = loop.create_task(self._accept_loop(lsock, name))
+        self._sniffers.append((task, lsock))
+
+    async def _accept_loop(self, lsock: socket.socket, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(lsock)
+            except (OSError, asyncio.CancelledError):
+                return
+            task = loop.create_task(self._sniff(conn, name))
+            self._bg.add(task)
+            task.add_done_callback(self._bg.discard)
+
+    async def _sniff(self, conn: socket.socket, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        conn.setblocking(False)
+        try:
+            first = await asyncio.wait_for(_peek(loop, conn), self.connect_timeout)
+        except (TimeoutError, OSError):
+            first = b""
+        if not first:  # silent or gone before a byte: what _serve logs as a timeout
+            with contextlib.suppress(OSError):
+                conn.close()
+            return
+        ctx = self.sniff_tls if first == b"\x16" else None
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(
+            reader, lambda r, w: self._serve(r, w, listener=name)
+        )
+        try:
+            await loop.connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=ctx,
+                ssl_handshake_timeout=max(self.connect_timeout, 1.0) if ctx else None,
+            )
+        except (OSError, ssl.SSLError):
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _stop_sniffing(self) -> None:
+        for task, lsock in self._sniffers:
+            task.cancel()
+            with contextlib.suppress(OSError):
+                lsock.close()
+        self._sniffers.clear()
 
     async def _session_monitor(self) -> None:  # amqtt's sweep races with reconnects
         return
 
     async def shutdown(self) -> None:
+        self._stop_sniffing()
         for server in self._servers.values():
             server.instance.close()
         for conn in list(self.conns.values()):
@@ -548,7 +644,7 @@ class EmuBroker(Broker):
         self._tasks.add(task)
         peer = writer.get_extra_info("peername") or ("?", 0)
         remote = f"{peer[0]}:{peer[1]}"
-        tls = self.emu_listeners[listener][2] is not None
+        tls = writer.get_extra_info("ssl_object") is not None  # a sniffing port takes both
         conn: Conn | None = None
         try:
             try:

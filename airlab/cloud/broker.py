@@ -160,6 +160,7 @@ class EmulatedBroker:
             listeners["mqtts"] = (self.host, self._want_mqtts or 0, self.ssl_context)
         broker = EmuBroker(self.rules, listeners, self.connect_timeout, asyncio.get_running_loop())
         broker.uplink_limits = self.uplink_limits
+        broker.sniff_tls = self.ssl_context  # the plain port also takes TLS, like 1883
         await broker.start()
         return broker
 
