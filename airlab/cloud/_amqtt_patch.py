@@ -446,9 +446,18 @@ class EmuBroker(Broker):
         conn.setblocking(False)
         try:
             first = await asyncio.wait_for(_peek(loop, conn), self.connect_timeout)
-        except (TimeoutError, OSError):
+        except TimeoutError:  # silent: logged like a plain port's missing CONNECT
+            with contextlib.suppress(OSError):
+                peer = conn.getpeername()
+                await self._log_refusal(
+                    "timeout",
+                    remote=f"{peer[0]}:{peer[1]}",
+                    reason=f"no CONNECT within {self.connect_timeout:g} s: closed",
+                )
             first = b""
-        if not first:  # silent or gone before a byte: what _serve logs as a timeout
+        except OSError:
+            first = b""
+        if not first:
             with contextlib.suppress(OSError):
                 conn.close()
             return

@@ -92,4 +92,9 @@ def test_a_silent_client_on_the_sniffing_port_is_dropped(emu: CloudEmulator) -> 
     import socket
 
     with socket.create_connection(("127.0.0.1", _port(emu, "mqtt")), timeout=15) as s:
+        host, port = s.getsockname()[:2]
+        mine = f"{host}:{port}"
         assert s.recv(1) == b""  # closed after the CONNECT window, nothing sent
+    emu.flush()
+    log = emu.connection_log()
+    assert (log[log.remote == mine].event == "timeout").any()  # and logged, as before
