@@ -1119,7 +1119,9 @@ def _check_turn(
     if step.key == "httpdata":
         args = _args(turn.sent)
         ctx.announced = int(args[0]) if args and args[0].isdigit() else None
-    if any(f.mistake for f in findings):
+    if waiting and last and turn.final is None:
+        verdict = Verdict.PENDING  # judged once the module has answered: the why is whole
+    elif any(f.mistake for f in findings):
         verdict = Verdict.DIFFERS
     elif waiting and last:
         verdict = Verdict.PENDING
