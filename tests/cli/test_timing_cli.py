@@ -65,3 +65,25 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert "--kind" in capsys.readouterr().err
     assert main(["timing", str(PUBSUB), "--out", str(tmp_path / "x.txt")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``airlab timing … | head -1``: no BrokenPipeError traceback, the SIGPIPE status."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    capture = (
+        Path(__file__).resolve().parents[2] / "data" / "captures" / "seed_publish_subscribe.log"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airlab", "timing", str(capture), "--date", "2024-07-22"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # like head -1: read one line, then leave
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 141 and first.startswith(b"#")
+    assert "Traceback" not in err and "BrokenPipe" not in err
