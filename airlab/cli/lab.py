@@ -70,6 +70,10 @@ def user_data_dir() -> Path:
     return Path(base).expanduser() / "airlab"
 
 
+#: The lesson JupyterLab opens first.
+FIRST_LESSON = "00_welcome.ipynb"
+
+
 def jupyter_command(notebooks: Path, *, port: int | None, no_browser: bool, ip: str) -> list[str]:
     """The command line that starts JupyterLab on ``notebooks``."""
     cmd = [
@@ -78,6 +82,8 @@ def jupyter_command(notebooks: Path, *, port: int | None, no_browser: bool, ip: 
         "jupyterlab",
         f"--notebook-dir={notebooks}",
         f"--ServerApp.ip={ip}",
+        "--LabApp.news_url=",  # no "Jupyter news?" pop-up over the first lesson
+        f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}",  # the browser opens lesson 00
     ]
     if port is not None:
         cmd.append(f"--ServerApp.port={port}")
@@ -255,8 +261,9 @@ def _run(args: argparse.Namespace) -> int:
             ep = cloud.endpoints
             how = "reusing the running" if cloud.process is None else "started the"
             print(
-                f"airlab: {how} cloud emulator: https {ep['https']}, mqtt {ep['mqtt']}, "
-                f"mqtts {ep['mqtts']} (endpoints {cloud.endpoints_file})",
+                f"airlab: {how} cloud emulator: http {ep['http']} (admin {ep['http']}/admin), "
+                f"https {ep['https']}, mqtt {ep['mqtt']} (TLS or plain), mqtts {ep['mqtts']}; "
+                f"registry {ep.get('db') or 'in memory'}, endpoints {cloud.endpoints_file}",
                 flush=True,
             )
             env[ENDPOINTS_ENV] = str(cloud.endpoints_file)

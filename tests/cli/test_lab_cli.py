@@ -30,6 +30,9 @@ def test_command_line_points_jupyterlab_at_the_lessons() -> None:
     assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
     assert f"--notebook-dir={ROOT / 'notebooks'}" in cmd
     assert "--ServerApp.port=8899" in cmd and "--no-browser" in cmd
+    assert "--LabApp.news_url=" in cmd  # no news pop-up over the lessons
+    assert "--LabApp.default_url=/lab/tree/00_welcome.ipynb" in cmd
+    assert (ROOT / "notebooks" / "00_welcome.ipynb").is_file()
 
 
 def _free_port() -> int:
@@ -53,7 +56,7 @@ def test_airlab_lab_serves_the_lessons_and_runs_the_cloud(tmp_path: Path) -> Non
         [sys.executable, "-m", "airlab", "lab", "--no-browser", "--port", str(port)],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}/api/contents?token=airlab-test"
@@ -90,6 +93,11 @@ def test_airlab_lab_serves_the_lessons_and_runs_the_cloud(tmp_path: Path) -> Non
             proc.kill()
     assert proc.returncode == 0, proc.stderr.read().decode()
     assert cloud_pid is not None
+    banner = proc.stdout.read().decode() if proc.stdout else ""
+    # every address a teacher needs, and where the registry is kept
+    for part in ("http http://", "/admin)", "https https://", "mqtt ", "mqtts ", "registry "):
+        assert part in banner, banner
+    assert str((tmp_path / "data" / "airlab" / "lab.db").resolve()) in banner
     assert not ep_file.exists()  # removed by the emulator's clean stop
     with pytest.raises(ProcessLookupError):
         os.kill(cloud_pid, 0)
