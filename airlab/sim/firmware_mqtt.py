@@ -418,7 +418,10 @@ class MqttMixin(_Base):
 
     def _mq_link_closed(self) -> None:
         if self._mq_link == "opening":
-            return self._mq_link_failed()
+            # a close is only ever reported for a link that opened: this one has not, so
+            # it is the previous link's (closed by the peer while AT+MIPCLOSE and the next
+            # AT+SSLMIPSTART were on their way) -- not a reason to fail the new one
+            return
         if self._mq_link != "open" or self._mq_broken:
             return
         if self._mq_session == "disconnecting":

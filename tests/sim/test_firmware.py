@@ -574,6 +574,19 @@ def test_connect_fail(drv):
     assert answer(drv, b"AT+MIPSTART=h,0\r\n") == ERROR
 
 
+def test_a_stale_close_does_not_fail_the_next_link(drv):
+    """The peer closed the old link while AT+MIPCLOSE and the next AT+SSLMIPSTART were on
+    their way: its close arrives while the new link is opening (seen as a rare
+    CONNECT FAIL under load); only the new link's own outcome decides."""
+    drv.connect_mqtt()
+    assert answer(drv, b"AT+MDISCONNECT\r\n") == OK
+    assert answer(drv, b"AT+MIPCLOSE\r\n") == OK
+    assert answer(drv, b'AT+SSLMIPSTART="h",1883\r\n') == OK
+    assert drv.net(LinkClosed("mqtt")) == b""  # the old link's, late
+    assert drv.fw.mqtt_state == "connecting"
+    assert drv.net(LinkOpened("mqtt")) == b"\r\nCONNECT OK\r\n"
+
+
 def test_passive_close_then_767(drv):
     drv.connect_mqtt()
     assert drv.net(LinkClosed("mqtt")) == b"\r\nCLOSED\r\n"
