@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
@@ -390,10 +389,10 @@ class EmuBroker(Broker):
                 if ctx is not None:
                     record_server_names(ctx)  # the host rule reads the SNI
                 if ctx is None and self.sniff_tls is not None:
-                    await self._start_sniffing(name, host, port)
+                    self.bound[name] = await self._start_sniffing(host, port)
                     continue
                 server = await asyncio.start_server(
-                    partial(self._serve, listener=name),
+                    self._serve,
                     host,
                     port,
                     reuse_address=True,
@@ -411,7 +410,7 @@ class EmuBroker(Broker):
 
     # ---- one port for TLS and plain TCP (the platform's 1883) ---------------------------
 
-    async def _start_sniffing(self, name: str, host: str, port: int) -> None:
+    async def _start_sniffing(self, host: str, port: int) -> int:
         """Listen on ``host:port`` and let each connection's first byte decide: a TLS
         record (0x16, a ClientHello) gets TLS, anything else plain MQTT — like the
         platform's port 1883, where the tutorial's ``AT+SSLMIPSTART`` goes."""
@@ -426,22 +425,22 @@ class EmuBroker(Broker):
         except BaseException:
             lsock.close()
             raise
-        self.bound[name] = lsock.getsockname()[1]
-        task = loop.create_task(self._accept_loop(lsock, name))
+        task = loop.create_task(self._accept_loop(lsock))
         self._sniffers.append((task, lsock))
+        return int(lsock.getsockname()[1])
 
-    async def _accept_loop(self, lsock: socket.socket, name: str) -> None:
+    async def _accept_loop(self, lsock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
                 conn, _ = await loop.sock_accept(lsock)
             except (OSError, asyncio.CancelledError):
                 return
-            task = loop.create_task(self._sniff(conn, name))
+            task = loop.create_task(self._sniff(conn))
             self._bg.add(task)
             task.add_done_callback(self._bg.discard)
 
-    async def _sniff(self, conn: socket.socket, name: str) -> None:
+    async def _sniff(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         conn.setblocking(False)
         try:
@@ -463,9 +462,7 @@ class EmuBroker(Broker):
             return
         ctx = self.sniff_tls if first == b"\x16" else None
         reader = asyncio.StreamReader()
-        protocol = asyncio.StreamReaderProtocol(
-            reader, lambda r, w: self._serve(r, w, listener=name)
-        )
+        protocol = asyncio.StreamReaderProtocol(reader, self._serve)
         try:
             await loop.connect_accepted_socket(
                 lambda: protocol,
@@ -645,9 +642,7 @@ class EmuBroker(Broker):
 
     # ---- one TCP connection --------------------------------------------------------------
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener: str
-    ) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
