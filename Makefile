@@ -19,7 +19,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks
-	AIRLAB_SIM_STRICT=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-cell-timeout=120 --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	AIRLAB_SIM_STRICT=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-cell-timeout=120 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lint: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks

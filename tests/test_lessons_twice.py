@@ -38,7 +38,7 @@ NOT_COMPARED = {"nbval-ignore-output", "nbval-skip", "raises-exception"}
 
 def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
     cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(NOTEBOOKS / "nbval_sanitize.cfg", encoding="utf-8")
+    cfg.read(Path(__file__).with_name("nbval_sanitize.cfg"), encoding="utf-8")
     return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
 
 

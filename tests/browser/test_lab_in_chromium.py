@@ -43,7 +43,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("lab")
-    for name in (*(f"{n}.ipynb" for n in IN_THE_BROWSER), "nbval_sanitize.cfg"):
+    for name in (f"{n}.ipynb" for n in IN_THE_BROWSER):
         shutil.copy(NOTEBOOKS / name, root / name)
     (root.parent / "data").exists() or shutil.copytree(
         NOTEBOOKS.parent / "data", root.parent / "data"
