@@ -906,6 +906,89 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
         frame.insert(2, "device", _device_column(frame))
         return frame
 
+    # -- reset (airlab cloud reset): every table emptied, the fixture loaded again ------
+
+    def _tables(self) -> list[str]:
+        """Every table of the registry, read from ``sqlite_master`` (SQLite's own, such
+        as ``sqlite_sequence``, left out)."""
+        rows = self._query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+        return [r["name"] for r in rows]
+
+    @staticmethod
+    def _is_log(table: str) -> bool:
+        return table.endswith("_log")
+
+    def table_counts(self, *, logs_only: bool = False) -> dict[str, int]:
+        """Rows per table (only the ``*_log`` tables with ``logs_only``); flushes first.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> reg.table_counts()["products"], reg.table_counts(logs_only=True)
+            (1, {'connection_log': 0, 'message_log': 0})
+        """
+        self.flush()
+        counts = {}
+        for table in self._tables():
+            if logs_only and not self._is_log(table):
+                continue
+            counts[table] = int(self._query(f'SELECT count(*) FROM "{table}"')[0][0])
+        return counts
+
+    def reset(
+        self,
+        fixture: str | Callable[[Registry], object] | None = None,
+        *,
+        logs_only: bool = False,
+    ) -> dict[str, int]:
+        """Empty every table (every ``*_log`` table only, with ``logs_only``) in one
+        transaction, then load ``fixture`` (a name from
+        :data:`airlab.cloud.fixtures.FIXTURES` or a callable taking the registry); returns
+        the rows removed per table.
+
+        Tables are read from ``sqlite_master``, so a table added later is emptied too.
+        AUTOINCREMENT counters are kept: log ids keep growing across a reset, so a reader
+        following the log by id (``airlab cloud log --follow``) sees the new rows.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("a1Other")
+            >>> reg.reset("tutorial")["products"]
+            1
+            >>> [p.product_key for p in reg.products()]
+            ['k1hipglLdjU']
+        """
+        load: Callable[[Registry], object] | None
+        if isinstance(fixture, str):
+            from airlab.cloud.fixtures import FIXTURES
+
+            if fixture not in FIXTURES:
+                known = ", ".join(sorted(FIXTURES))
+                raise UsageError("fixture", f"unknown fixture {fixture!r} (known: {known})")
+            load = FIXTURES[fixture]
+        else:
+            load = fixture
+        self.flush()  # queued log lines land before the reset, not after it
+        removed: dict[str, int] = {}
+        with self._lock:
+            self._check_open()
+            tables = [t for t in self._tables() if not logs_only or self._is_log(t)]
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                # rows reference each other (devices -> products, seats -> devices ...):
+                # check the foreign keys at COMMIT, when every table is empty
+                self._conn.execute("PRAGMA defer_foreign_keys = ON")
+                for table in tables:
+                    removed[table] = self._conn.execute(f'DELETE FROM "{table}"').rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        if load is not None and not logs_only:
+            load(self)
+        return removed
+
     def close(self) -> None:
         """Flush the logs, stop the writer and close the database (idempotent)."""
         with self._cond:
