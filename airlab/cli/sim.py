@@ -1,13 +1,17 @@
 """``airlab sim serve``: a simulated Air780EP on a TCP port or a pty.
 
-The module reaches the cloud emulator named by its endpoints file (``--cloud``): the
-Aliyun host names (``iot-auth.<region>.aliyuncs.com``, ``<pk>.iot-as-mqtt.<region>…``)
-resolve to the emulator's listeners.  Any serial tool then talks to it: with ``--tcp``
-through pyserial's ``socket://127.0.0.1:PORT``, with ``--pty`` through the given path
-(picocom, minicom, ``serial.Serial(path)``).  Ctrl-C or SIGTERM stops it cleanly.
+The module reaches the cloud emulator named by its endpoints file (``--cloud``; by
+default the running emulator's, the file ``make lab`` / ``airlab cloud serve`` write:
+``$AIRLAB_CLOUD_ENDPOINTS`` or ``~/.cache/airlab/cloud-endpoints.json``, printed at
+start): the Aliyun host names (``iot-auth.<region>.aliyuncs.com``,
+``<pk>.iot-as-mqtt.<region>…``) resolve to the emulator's listeners.  Any serial tool
+then talks to it: with ``--tcp`` through pyserial's ``socket://127.0.0.1:PORT``, with
+``--pty`` through the given path (picocom, minicom, ``serial.Serial(path)``).  Ctrl-C
+or SIGTERM stops it cleanly.
 
 Example:
-    $ airlab sim serve --cloud ~/.airlab/endpoints.json --tcp 7780 --profile tutorial
+    $ airlab sim serve --tcp 7780 --profile tutorial
+    airlab sim: cloud emulator of /home/me/.cache/airlab/cloud-endpoints.json
     airlab sim: Air780EP (profile tutorial, seed 0) on socket://127.0.0.1:7780
     $ airlab sim serve --cloud endpoints.json --pty /tmp/airlab-sim.pty
 """
@@ -49,9 +53,10 @@ def register(subparsers: Any) -> None:
     )
     serve_p.add_argument(
         "--cloud",
-        required=True,
         metavar="ENDPOINTS_FILE",
-        help="the cloud emulator's endpoints JSON (Aliyun host names resolve to it)",
+        help="the cloud emulator's endpoints JSON (Aliyun host names resolve to it; default: "
+        "the running emulator's, $AIRLAB_CLOUD_ENDPOINTS or ~/.cache/airlab/cloud-endpoints.json"
+        ", which 'make lab' and 'airlab cloud serve' write)",
     )
     where = serve_p.add_mutually_exclusive_group(required=True)
     where.add_argument("--tcp", type=int, metavar="PORT", help="TCP port (0: any free port)")
@@ -80,10 +85,20 @@ def serve(args: argparse.Namespace, *, ready: threading.Event | None = None,
     from airlab.sim.device import SimulatedModule
     from airlab.sim.hosts import HostTable
 
-    try:
-        hosts = HostTable.from_endpoints(args.cloud)
-    except (OSError, ValueError) as exc:
-        raise UsageError("cloud", f"cannot read the endpoints file: {exc}") from exc
+    if args.cloud is None:
+        from airlab.cloud.discovery import EndpointsError, default_endpoints_path, load_endpoints
+
+        path = default_endpoints_path()
+        try:
+            hosts = HostTable.from_endpoints(load_endpoints(path))
+        except EndpointsError as exc:
+            raise UsageError("cloud", f"{exc.message}; or give --cloud ENDPOINTS_FILE") from None
+        print(f"airlab sim: cloud emulator of {path}", flush=True)
+    else:
+        try:
+            hosts = HostTable.from_endpoints(args.cloud)
+        except (OSError, ValueError) as exc:
+            raise UsageError("cloud", f"cannot read the endpoints file: {exc}") from exc
     if args.tcp is not None and not 0 <= args.tcp <= 65535:
         raise UsageError("tcp", f"port out of range: {args.tcp}")
     try:

@@ -283,6 +283,16 @@ class RemoteCloud(CloudConsole):
             raise AirlabError(f"unexpected admin answer for /admin/product: {product!r}")
         return product
 
+    def wipe(self, *, logs_only: bool = False, dry_run: bool = False) -> dict[str, int]:
+        """Start clean on the service (``POST /admin/wipe``, see
+        :meth:`CloudEmulator.wipe <airlab.cloud.service.CloudEmulator.wipe>`); returns the
+        rows removed (would be removed, with ``dry_run``) per table."""
+        answer = self._call("POST", "wipe", {"logs_only": logs_only, "dry_run": dry_run})
+        removed = answer.get("removed")
+        if not isinstance(removed, dict):
+            raise AirlabError(f"unexpected admin answer for /admin/wipe: {answer!r}")
+        return {str(k): int(v) for k, v in removed.items()}
+
     def status(self) -> dict[str, Any]:
         """The service's health summary."""
         return self._call("GET", "status")

@@ -13,8 +13,9 @@ Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
   /admin/online``, ``POST /admin/reset`` ``{"product_key","device_name"}``, ``POST
   /admin/product`` ``{"product_key", "dynamic_registration"?: bool, "host_check"?: bool}``
   (switches a product's settings; answers them, never the secret), ``POST
-  /admin/flush``, ``GET /admin/log?table=connection|message&limit=N`` (see the block
-  at the end of this module).
+  /admin/flush``, ``GET /admin/log?table=connection|message&limit=N``, ``POST
+  /admin/wipe`` ``{"logs_only"?: bool, "dry_run"?: bool}`` (``airlab cloud reset``: back
+  to the fixture) (see the block at the end of this module).
 
 The form body is read as bytes and parsed here: any ``Content-Type`` spelling is
 accepted (the module writes ``Content-type``, with or without ``;charset=utf-8``).
@@ -896,7 +897,10 @@ class HttpEndpoints:
 # ``HttpEndpoints.console`` (an attribute set after construction, default absent) is an
 # object with ``status()``, ``online_devices()`` (items with ``as_dict()``),
 # ``reset_registration(pk, dn)``, ``flush()``, ``registry``, ``product_settings(pk)``,
-# ``set_dynamic_registration(pk, on)`` and ``set_host_check(pk, on)``. Every route needs
+# ``set_dynamic_registration(pk, on)``, ``set_host_check(pk, on)`` and
+# ``wipe(logs_only=, dry_run=)`` (``POST /admin/wipe`` ``{"logs_only"?: bool,
+# "dry_run"?: bool}``: ``airlab cloud reset``; answers ``{"removed": {table: rows}}``,
+# what would be removed with ``dry_run``). Every route needs
 # ``Authorization: Bearer <admin token>`` and answers JSON ``{"code": 200, ...}``;
 # errors use the HTTP status as ``code`` (401, 400, 404, 405, 503). Successful reads are
 # not logged (a notebook may poll them); refusals are logged as ``admin`` events.
@@ -909,6 +913,7 @@ _CONSOLE_ROUTES = {
     "/admin/reset": "POST",
     "/admin/flush": "POST",
     "/admin/product": "POST",
+    "/admin/wipe": "POST",
 }
 _PRODUCT_SWITCHES = ("dynamic_registration", "host_check")
 _LOG_LIMIT = 10_000
@@ -975,6 +980,8 @@ def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict
         return {"flushed": bool(console.flush())}
     if path == "/admin/product":
         return _product_answer(console, _json_object(body))
+    if path == "/admin/wipe":
+        return _wipe_answer(console, _json_object(body))
     if path == "/admin/reset":
         request = _json_object(body)
         pk, dn = request.get("product_key"), request.get("device_name")
@@ -1036,6 +1043,19 @@ def _product_answer(console: Any, request: dict[str, Any]) -> dict[str, Any]:
     except UsageError as exc:
         raise _ConsoleProblem(404, exc.message) from None
     return {"product": dict(settings)}
+
+
+def _wipe_answer(console: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """``POST /admin/wipe``: back to the fixture (or only the logs emptied)."""
+    unknown = sorted(set(request) - {"logs_only", "dry_run"})
+    if unknown:
+        raise _ConsoleProblem(400, f"unknown field(s) {', '.join(unknown)}: use logs_only, dry_run")
+    flags = {name: request.get(name, False) for name in ("logs_only", "dry_run")}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise _ConsoleProblem(400, f"'{name}' must be true or false")
+    removed = console.wipe(logs_only=flags["logs_only"], dry_run=flags["dry_run"])
+    return {**flags, "removed": dict(removed)}
 
 
 def _event_row(e: ConnectionEvent) -> dict[str, Any]:

@@ -979,8 +979,11 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 # rows reference each other (devices -> products, seats -> devices ...):
                 # check the foreign keys at COMMIT, when every table is empty
                 self._conn.execute("PRAGMA defer_foreign_keys = ON")
+                for table in tables:  # counted first: a cascade empties some early
+                    count = self._conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+                    removed[table] = int(count[0])
                 for table in tables:
-                    removed[table] = self._conn.execute(f'DELETE FROM "{table}"').rowcount
+                    self._conn.execute(f'DELETE FROM "{table}"')
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -217,6 +217,11 @@ class ServiceRules(Rules):
             self._memo.clear()
             self._memo_since = time.monotonic()
 
+    def forget_attempts(self) -> None:
+        """Forget the CONNECT attempts counted for the rate limit (after a wipe)."""
+        with self._attempts_lock:
+            self._attempts.clear()
+
     def _remembered(
         self, key: tuple[str, DeviceRef, str, int], compute: Callable[[], Permission]
     ) -> Permission:
@@ -864,3 +869,33 @@ class CloudEmulator(CloudConsole):
         """Wait until every queued log line is committed to the registry."""
         registry, _, _ = self._need()
         return registry.flush()
+
+    def wipe(self, *, logs_only: bool = False, dry_run: bool = False) -> dict[str, int]:
+        """Start clean (``airlab cloud reset`` through the admin route ``/admin/wipe``):
+        every MQTT client is disconnected, remembered permissions and connect attempts
+        are forgotten, every registry table is emptied (tokens, seats, logs ...) and the
+        service's fixture is loaded again. ``logs_only``: only the connection and message
+        logs are emptied, nobody is disconnected. ``dry_run``: nothing changes; returns
+        what would be removed. Returns the rows removed per table.
+
+        Example:
+            >>> with CloudEmulator() as cloud:
+            ...     _ = cloud.add_device("k1hipglLdjU", "dev2")
+            ...     cloud.wipe()["devices"], len(cloud.registry.devices())
+            (2, 1)
+        """
+        registry, broker, _ = self._need()
+        if dry_run:
+            return registry.table_counts(logs_only=logs_only)
+        if not logs_only:
+            for ref, _client_id in broker.online():
+                broker.disconnect(ref)
+            # their close lines are logged before the log is emptied, not after it
+            deadline = time.monotonic() + 5.0
+            while broker.online() and time.monotonic() < deadline:
+                time.sleep(0.01)  # the broker's loop closes them; no event to wait on
+            rules = self.rules
+            if rules is not None:
+                rules.forget_permissions()
+                rules.forget_attempts()
+        return registry.reset(self.fixture, logs_only=logs_only)

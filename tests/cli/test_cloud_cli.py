@@ -192,11 +192,31 @@ def test_registry_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
          "--db"),
         (["add-product", "--db", "{tmp}/x.db", "--product-key", "pk1",
           "--dynamic-registration", "maybe"], "--dynamic-registration"),
+        (["log", "--db", "{tmp}/x.db", "--device", "nodevice"], "--device"),
+        (["log", "--db", "{tmp}/missing.db", "--follow"], "--db"),
+        (["reset"], "--yes"),  # no terminal (pytest's stdin) and no --yes
+        (["reset", "--yes"], "--db"),  # no lab registry in this HOME
+        (["reset", "--db", "{tmp}/missing.db", "--yes"], "--db"),
+        (["reset", "--db", "{tmp}/x.db", "--endpoints-file", "{tmp}/none.json", "--yes"],
+         "--db"),
+        (["reset", "--endpoints-file", "{tmp}/stale.json", "--yes"], "--endpoints-file"),
+        (["product", "--product-key", "k1hipglLdjU"], "--db"),
     ],
 )  # fmt: skip
 def test_bad_input_gives_one_line_naming_the_option(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], option: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    option: str,
 ) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # no lab registry there
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("AIRLAB_CLOUD_ENDPOINTS", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal, even with -s
+    from airlab.cloud.registry import Registry
+
+    Registry(tmp_path / "x.db").close()
     stale = {k: "127.0.0.1:1" for k in ("mqtt", "mqtts")}
     stale.update(http="http://127.0.0.1:1", https="https://127.0.0.1:1", pid=os.getpid())
     (tmp_path / "stale.json").write_text(json.dumps(stale))
