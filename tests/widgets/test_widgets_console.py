@@ -12,11 +12,16 @@ import pytest
 from airlab.session import ModemSession, recipes
 from airlab.widgets import AtConsole
 from tests.session.helpers import ScriptedModem
-from tests.widgets.helpers import output_text, wait_until
+from tests.widgets.helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("widget_threads")
 
 STAMP = re.compile(r"^\d{2}:\d{2}:\d{2}\.\d{3} ")
+
+
+def log_text(console: AtConsole) -> str:
+    """The log as the browser gets it: the lines of the log widget's entries."""
+    return "".join(e["line"] + "\n" for e in console.output.lines)
 
 
 def test_import_is_light() -> None:
@@ -30,8 +35,8 @@ def test_send_button_shows_command_echo_and_ok(session: ModemSession) -> None:
     try:
         console.text.value = "ATI"
         console.send_button.click()
-        wait_until(lambda: "<< OK" in output_text(console.output))
-        text = output_text(console.output)
+        wait_until(lambda: "<< OK" in log_text(console))
+        text = log_text(console)
         assert ">> ATI" in text
         assert "<< ATI   [echo]" in text
         assert "AirM2M_780EP" in text
@@ -64,11 +69,12 @@ def test_errors_are_one_readable_line(session: ModemSession) -> None:
         console.text.value = "AT+NOSUCH"
         line = console.wait_for("!!")
         assert line.startswith("!! CommandError: AT+NOSUCH -> ERROR")
-        assert "\n" not in line and "Traceback" not in output_text(console.output)
+        assert "\n" not in line and "Traceback" not in log_text(console)
         assert console.wait_idle()
-        # the error comes after the module's ERROR, in the stderr stream
+        # the error comes after the module's ERROR, drawn as an error of the host side
         assert console.lines[-2:] == ["<< ERROR", line]
-        assert console.output.outputs[-1]["name"] == "stderr"
+        assert console.entries[-1]["dir"] == "!!" and console.entries[-1]["kind"] == "error"
+        assert console.entries[-2]["dir"] == "rx" and console.entries[-2]["kind"] == "error"
 
         console.send("AT+HTTPDATA=5,1000")  # a data phase: refused before sending
         assert console.wait_for("!! UsageError").startswith("!! UsageError: line:")
@@ -120,9 +126,10 @@ def test_history_and_max_lines(session: ModemSession) -> None:
             console.send("AT")
         assert console.wait_idle()
         assert len(console.lines) == 10
-        assert len(console.output.outputs) <= 10
+        assert len(console.output.lines) == 10  # the browser gets the kept lines only
+        assert [e["line"] for e in console.output.lines] == console.lines
         console.clear()
-        assert console.lines == [] and console.output.outputs == ()
+        assert console.lines == [] and console.output.lines == []
 
 
 def test_close_stops_threads(session: ModemSession) -> None:
