@@ -62,7 +62,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -86,14 +85,17 @@ from airlab.cloud.fixtures import (
     TUTORIAL_PRODUCT_SECRET,
     TUTORIAL_REGION,
 )
+from airlab.cloud.names import LESSON_IMEI_PREFIX, new_device_name
 from airlab.cloud.service import CloudConsole, CloudEmulator
 from airlab.errors import UsageError
 from airlab.session import ModemSession, Response
 
 __all__ = [
+    "ENV_CLASS",
     "ENV_CLOUD",
     "ENV_PORT",
     "ENV_PROFILE",
+    "ENV_SEAT",
     "ENV_SEED",
     "IDENTITY_ENV",
     "LESSON_IMEI_PREFIX",
@@ -113,6 +115,8 @@ ENV_PORT = "AIRLAB_PORT"
 ENV_CLOUD = "AIRLAB_CLOUD"
 ENV_PROFILE = "AIRLAB_PROFILE"
 ENV_SEED = "AIRLAB_SEED"
+ENV_SEAT = "AIRLAB_SEAT"
+ENV_CLASS = "AIRLAB_CLASS"
 #: Identity field -> environment variable (read in the field setting).
 IDENTITY_ENV: Mapping[str, str] = {
     "product_key": "AIRLAB_PRODUCT_KEY",
@@ -149,6 +153,8 @@ class Identity:
     product_secret: str | None = field(default=None, repr=False)
     region: str = TUTORIAL_REGION
     source: str = "tutorial"
+    seat: str | None = None
+    label: str = ""
 
     @classmethod
     def tutorial(cls) -> Identity:
@@ -302,28 +308,13 @@ def _endpoints_file(cloud: CloudConsole) -> str:
 
 # ---------------------------------------------------------------------------- devices
 
-#: DeviceNames of lesson devices start with this (a made-up TAC: never a tutorial value).
-LESSON_IMEI_PREFIX = "86948"
 
-
-def new_device_name() -> str:
-    """A fresh IMEI-like DeviceName: ``86948`` + 9 random digits + the Luhn check digit
-    (the tutorial names a device by its module's IMEI; 15 digits keep every length the
-    tutorial counts, such as the 112-byte HTTPDATA body).
-
-    Example:
-        >>> name = new_device_name()
-        >>> len(name), name.startswith("86948"), name.isdigit()
-        (15, True, True)
-    """
-    body = LESSON_IMEI_PREFIX + "".join(secrets.choice("0123456789") for _ in range(9))
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:  # doubled: every second digit counting from the check digit
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
+def _identity_for(
+    cloud: CloudConsole, own_device: bool, seat: str | None, class_name: str | None
+) -> Identity:
+    if seat is not None:
+        return _seat_identity(cloud, seat, class_name)
+    return _lesson_identity(cloud, own_device)
 
 
 def _lesson_identity(cloud: CloudConsole, own_device: bool) -> Identity:
@@ -337,10 +328,121 @@ def _lesson_identity(cloud: CloudConsole, own_device: bool) -> Identity:
             "add a device of its own and borrows the tutorial's (two lessons at once will "
             "kick each other): start it with 'airlab cloud serve --db lab.db' or 'make lab'",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         return Identity.tutorial()
     return _provision(cloud, TUTORIAL_PRODUCT_KEY, TUTORIAL_REGION)
+
+
+def _env_seat(seat: str | os.PathLike[str] | None) -> str | None:
+    value = seat if seat is not None else os.environ.get(ENV_SEAT)
+    if value is None:
+        return None
+    text = os.fspath(value).strip()
+    return text or None
+
+
+def _is_seat_file(seat: str) -> bool:
+    return seat.endswith(".json") or os.sep in seat or "/" in seat
+
+
+def _seat_identity(cloud: CloudConsole, seat: str, class_name: str | None) -> Identity:
+    """The device of ``seat``: a seat file from a handout (``seat-07.json``), or a seat
+    id of a class in the running emulator (``airlab class create``)."""
+    if _is_seat_file(seat):
+        return _adopt_seat_file(cloud, Path(seat).expanduser())
+    from airlab.classroom.roster import validate_seat_id
+
+    validate_seat_id(seat)
+    class_name = class_name or (os.environ.get(ENV_CLASS) or "").strip() or None
+    try:
+        registry = cloud.registry
+        found = [s for s in registry.seats(class_name) if s.seat == seat]
+    except UsageError as exc:
+        raise UsageError(
+            "seat",
+            f"seat {seat!r} needs the class's registry, which this machine cannot read "
+            f"({exc.message}): use your handout's seat file instead, "
+            f"open_lesson(seat='path/to/seat-{seat}.json')",
+        ) from None
+    if not found:
+        classes = [c[0] for c in registry.classes()]
+        where = (
+            f"class {class_name!r}" if class_name
+            else (f"the classes {', '.join(classes)}" if classes else "no class at all")
+        )  # fmt: skip
+        raise UsageError(
+            "seat",
+            f"no seat {seat!r} in {where} of this cloud emulator: check the seat on your "
+            "handout, or that JupyterLab uses the class's emulator (AIRLAB_CLOUD); on your "
+            f"own laptop use the handout's seat file: open_lesson(seat='path/to/seat-{seat}.json')",
+        )
+    if len({s.class_name for s in found}) > 1:
+        names = ", ".join(sorted({s.class_name for s in found}))
+        raise UsageError(
+            "seat",
+            f"seat {seat!r} is in several classes ({names}): say which with "
+            f"open_lesson(seat={seat!r}, class_name=...) or AIRLAB_CLASS",
+        )
+    chosen = found[0]
+    device = registry.get_device(chosen.product_key, chosen.device_name)
+    product = registry.get_product(chosen.product_key)
+    if device is None or product is None:
+        raise UsageError("seat", f"seat {seat!r}'s device is gone from the registry")
+    return Identity(
+        device.product_key, device.device_name, device.device_secret,
+        product.product_secret, product.region, "seat", chosen.seat, chosen.label,
+    )  # fmt: skip
+
+
+def _adopt_seat_file(cloud: CloudConsole, path: Path) -> Identity:
+    """Read a handout's seat file; make sure this emulator knows its product and device
+    (a student's own laptop: the class's certificate works there too)."""
+    import json
+
+    from airlab.aliyun import validate_platform_device_name, validate_platform_product_key
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError("seat", f"no seat file at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError("seat", f"cannot read the seat file {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("airlab_seat") != 1:
+        raise UsageError("seat", f"{path} is not an airlab seat file (from 'airlab class create')")
+    try:
+        pk = validate_platform_product_key(str(data["product_key"]))
+        dn = validate_platform_device_name(str(data["device_name"]))
+        ds, ps = str(data["device_secret"]), str(data["product_secret"])
+        region = str(data.get("region") or TUTORIAL_REGION)
+    except KeyError as exc:
+        raise UsageError("seat", f"the seat file {path} lacks {exc.args[0]}") from None
+    identity = Identity(
+        pk, dn, ds, ps, region, "seat", str(data.get("seat") or ""), str(data.get("label") or "")
+    )
+    try:
+        registry = cloud.registry
+    except UsageError:
+        return identity  # the class's emulator runs elsewhere: it knows the device
+    product = registry.get_product(pk)
+    if product is None:
+        registry.add_product(pk, ps, region=region, dynamic_registration=True)
+    elif product.product_secret != ps:
+        raise UsageError(
+            "seat",
+            f"this emulator's product {pk} has another ProductSecret than {path.name}: the "
+            "seat file is from another class, or the emulator was reset and reused the key",
+        )
+    device = registry.get_device(pk, dn)
+    if device is None:
+        registry.add_device(pk, dn, ds)
+    elif device.device_secret != ds:
+        raise UsageError(
+            "seat",
+            f"this emulator's device {pk}/{dn} has another DeviceSecret than {path.name}: "
+            "use the seat file of this class",
+        )
+    return identity
 
 
 def _provision(cloud: CloudConsole, product_key: str, region: str) -> Identity:
@@ -480,6 +582,8 @@ class Lesson:
         origin = {
             "tutorial": "the tutorial's",
             "lesson": "this run's own",
+            "seat": f"seat {self.identity.seat}"
+            + (f", {self.identity.label}" if self.identity.label else ""),
         }.get(self.identity.source, "from AIRLAB_* variables")
         return f"{self.setting}: {module} + {cloud}; {who} ({origin})"
 
@@ -534,6 +638,8 @@ def open_lesson(
     cloud: str | os.PathLike[str] | None = None,
     transcript: str | os.PathLike[str] | None = None,
     own_device: bool = True,
+    seat: str | os.PathLike[str] | None = None,
+    class_name: str | None = None,
     **session_options: Any,
 ) -> Lesson:
     """Open the session, cloud and identity of a lesson, in one of three settings.
@@ -547,8 +653,13 @@ def open_lesson(
     ``"real"`` (the field: the real Alibaba Cloud) or an endpoints file; ``None`` reads
     ``$AIRLAB_CLOUD``.  ``transcript``: a JSONL path for the session's capture.
     ``own_device``: add a fresh device for this run (default; classroom and bench) or
-    use the tutorial's device.  Other keyword arguments go to
-    :class:`~airlab.session.ModemSession`.
+    use the tutorial's device.  ``seat``: a student's seat in a class
+    (``airlab class create``): its id (``"07"``: the device of that seat in the running
+    emulator; ``class_name`` or ``$AIRLAB_CLASS`` when several classes have it) or the
+    path of the handout's seat file (``"seat-07.json"``: its device is added to this
+    emulator when missing, for a student's own laptop); ``None`` reads ``$AIRLAB_SEAT``.
+    A seat replaces the run's own device: the same device in every lesson.  Other
+    keyword arguments go to :class:`~airlab.session.ModemSession`.
 
     Example:
         >>> lab = open_lesson()  # doctest: +SKIP
@@ -560,6 +671,7 @@ def open_lesson(
         port = (os.environ.get(ENV_PORT) or "").strip() or None
     spec = parse_port(port) if port is not None else None
     choice = _choose_cloud(cloud)
+    use_seat = _env_seat(seat)
     simulated = spec is None or spec.simulated
 
     if simulated:
@@ -576,7 +688,7 @@ def open_lesson(
         use_seed = _env_seed(int(raw_seed) if raw_seed and raw_seed.lstrip("-").isdigit() else seed)
         console = cloud_for_lesson() if choice == "auto" else RemoteCloud(load_endpoints(choice))
         endpoints = _endpoints_file(console)
-        identity = _lesson_identity(console, own_device)
+        identity = _identity_for(console, own_device, use_seat, class_name)
         url = _sim_url(spec, use_profile, use_seed, endpoints, identity.device_name)
         session = ModemSession(url, transcript=transcript, **session_options)
         return Lesson(
@@ -612,7 +724,7 @@ def open_lesson(
             UserWarning,
             stacklevel=2,
         )
-    identity = _lesson_identity(console, own_device)
+    identity = _identity_for(console, own_device, use_seat, class_name)
     session = ModemSession(spec.url, transcript=transcript, **session_options)
     return Lesson(
         session, console, identity, "bench", spec.url,

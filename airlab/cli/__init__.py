@@ -28,6 +28,7 @@ _GROUPS = (
     "airlab.cli.lab",
     "airlab.cli.sim",
     "airlab.cli.cloud",
+    "airlab.cli.classroom",
     "airlab.cli.timing",
 )
 

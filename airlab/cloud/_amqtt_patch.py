@@ -1052,6 +1052,15 @@ class EmuBroker(Broker):
             self._subscriptions[filt] = subs
             mine.add(filt)
             codes.append(granted)
+            self._log_conn(  # the platform's log service records a granted Sub too
+                "subscribe",
+                True,
+                device=conn.device,
+                client_id=conn.client_id,
+                remote=conn.remote,
+                code=granted,
+                reason=f"SUBSCRIBE {filt!r} granted QoS {granted}",
+            )
         conn.write(b"\x90" + _remaining_length(2 + len(codes)) + body[:2] + bytes(codes))
 
     def _on_unsubscribe(self, conn: Conn, body: bytes) -> None:

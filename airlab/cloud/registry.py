@@ -72,6 +72,7 @@ __all__ = [
     "DeviceToken",
     "Product",
     "Registry",
+    "Seat",
     "Token",
 ]
 
@@ -163,6 +164,22 @@ CREATE TABLE IF NOT EXISTS message_log (
 );
 CREATE INDEX IF NOT EXISTS connection_log_device ON connection_log (product_key, device_name);
 CREATE INDEX IF NOT EXISTS message_log_device ON message_log (product_key, device_name);
+CREATE TABLE IF NOT EXISTS classes (
+    name TEXT PRIMARY KEY,
+    product_key TEXT NOT NULL REFERENCES products(product_key) ON DELETE CASCADE,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seats (
+    class_name TEXT NOT NULL REFERENCES classes(name) ON DELETE CASCADE,
+    seat TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    product_key TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (class_name, seat),
+    FOREIGN KEY (product_key, device_name)
+        REFERENCES devices(product_key, device_name) ON DELETE CASCADE
+);
 """
 
 # Columns added after the first release: (table, column, definition). A registry written
@@ -201,6 +218,22 @@ class Device:
     @property
     def ref(self) -> DeviceRef:
         """The (productKey, deviceName) pair."""
+        return DeviceRef(self.product_key, self.device_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """One student's seat in a class: the seat id (``"07"`` or a roster id), a label
+    (the student's name, may be empty) and the seat's device."""
+
+    class_name: str
+    seat: str
+    label: str
+    product_key: str
+    device_name: str
+
+    @property
+    def ref(self) -> DeviceRef:
         return DeviceRef(self.product_key, self.device_name)
 
 
@@ -426,6 +459,17 @@ class Registry:
         keys = [r[0] for r in self._query("SELECT product_key FROM products ORDER BY 1")]
         return [p for p in (self.get_product(k) for k in keys) if p is not None]
 
+    def delete_product(self, product_key: str) -> bool:
+        """Remove a product with its devices, topic classes and classes (not the logs);
+        False when there was none.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1"); _ = reg.add_device("pk1", "dev1")
+            >>> reg.delete_product("pk1"), reg.devices("pk1")
+            (True, [])
+        """
+        return bool(self._execute("DELETE FROM products WHERE product_key = ?", (product_key,)))
+
     def _set_product_flag(self, product_key: str, column: str, enabled: bool) -> None:
         if not isinstance(enabled, bool):
             raise UsageError(column, f"must be True or False, not {enabled!r}")
@@ -588,6 +632,60 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             False
         """
         self._update_device(_ref(device), "activated", 0)
+
+    # -- classes (airlab class create): a product and one device per seat -------------
+
+    def add_class(
+        self, name: str, product_key: str, seats: Iterable[tuple[str, str, str]]
+    ) -> list[Seat]:
+        """Record class ``name`` on ``product_key`` with its ``(seat, label, device_name)``
+        rows, in order (the product and devices must exist; names are validated by
+        :mod:`airlab.classroom`).  One transaction: all seats or none.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1"); _ = reg.add_device("pk1", "dev1")
+            >>> reg.add_class("room1", "pk1", [("01", "Ana", "dev1")])[0].device_name
+            'dev1'
+        """
+        rows = [(name, s, label, product_key, dn, i) for i, (s, label, dn) in enumerate(seats)]
+        now = self._clock()
+        with self._lock:
+            self._check_open()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    "INSERT INTO classes (name, product_key, created) VALUES (?, ?, ?)",
+                    (name, product_key, now),
+                )
+                self._conn.executemany("INSERT INTO seats VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._conn.execute("ROLLBACK")
+                if any(c[0] == name for c in self.classes()):
+                    raise UsageError("name", f"class {name!r} already exists") from None
+                raise UsageError("seats", f"cannot record the class: {exc}") from None
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return self.seats(name)
+
+    def classes(self) -> list[tuple[str, str, float]]:
+        """Every class as ``(name, product_key, created)``, newest first."""
+        rows = self._query("SELECT name, product_key, created FROM classes ORDER BY created DESC")
+        return [(r["name"], r["product_key"], r["created"]) for r in rows]
+
+    def seats(self, class_name: str | None = None) -> list[Seat]:
+        """The seats of one class (every class's when ``None``), in roster order."""
+        sql = "SELECT * FROM seats"
+        params: tuple[Any, ...] = ()
+        if class_name is not None:
+            sql += " WHERE class_name = ?"
+            params = (class_name,)
+        rows = self._query(sql + " ORDER BY class_name, position", params)
+        return [
+            Seat(r["class_name"], r["seat"], r["label"], r["product_key"], r["device_name"])
+            for r in rows
+        ]
 
     # -- tokens -----------------------------------------------------------------------
 
@@ -858,6 +956,29 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             sql = f"SELECT * FROM ({inner}) ORDER BY id"
             params.append(int(limit))
         return self._query(sql, params)
+
+    def log_rows_after(
+        self, table: str, after_id: int, product_key: str, *, limit: int = 5000
+    ) -> list[dict[str, Any]]:
+        """Rows of ``table`` (``connection_log`` or ``message_log``) with an id above
+        ``after_id`` that concern ``product_key`` or name no device (a refused CONNECT
+        before authentication), oldest first, at most ``limit``; as committed now (no
+        flush: a live view polls again).  What a dashboard reads incrementally.
+
+        Example:
+            >>> reg = Registry()
+            >>> reg.log_connection(ConnectionEvent(1.0, "mqtt", "refused", False)); _ = reg.flush()
+            >>> [r["event"] for r in reg.log_rows_after("connection_log", 0, "pk1")]
+            ['refused']
+        """
+        if table not in ("connection_log", "message_log"):
+            raise UsageError("table", f"must be connection_log or message_log, not {table!r}")
+        rows = self._query(
+            f"SELECT * FROM {table} WHERE id > ? AND (product_key = ? OR product_key IS NULL) "
+            "ORDER BY id LIMIT ?",
+            (int(after_id), product_key, int(limit)),
+        )
+        return [dict(r) for r in rows]
 
     def connection_frame(self, device: DeviceLike | None = None) -> pd.DataFrame:
         """The connection log as a DataFrame: ``time`` datetime64 (UTC), ``protocol`` and

@@ -5,6 +5,8 @@
 * :class:`StatusPanel` - MQTT state, signal, registration, last URC, online devices.
 * :class:`SigningCalculator` - client id, user name, password, sign content as you type,
   each with a copy button (:func:`copy_button`).
+* :class:`ClassDashboard` - the instructor's live view of a class: every seat's
+  progress and refusals, the newest messages, a publish box.
 * :class:`StepThrough` and :func:`recipes_for` - every connection method
   (:data:`STEP_METHODS`), one click per AT command, or "Run all".
 
@@ -23,6 +25,7 @@ Example:
 
 from airlab.widgets._format import format_error, format_event
 from airlab.widgets.console import QUICK_COMMANDS, AtConsole
+from airlab.widgets.dashboard import ClassDashboard
 from airlab.widgets.follow import FollowTutorial
 from airlab.widgets.signing import SigningCalculator, copy_button
 from airlab.widgets.status import StatusPanel
@@ -33,6 +36,7 @@ __all__ = [
     "QUICK_COMMANDS",
     "STEP_METHODS",
     "AtConsole",
+    "ClassDashboard",
     "FlowState",
     "FlowStep",
     "FollowTutorial",
