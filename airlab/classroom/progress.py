@@ -64,6 +64,7 @@ class SeatProgress:
     published: int = 0
     received: int = 0
     refused: int = 0
+    kicked: int = 0
     last_seen: float | None = None
     refusal: str | None = None
     refusal_time: float | None = None
@@ -87,6 +88,7 @@ class SeatProgress:
             "published_count": self.published,
             "received_count": self.received,
             "refused_count": self.refused,
+            "kicked_count": self.kicked,
             "last_seen": self.last_seen,
             "refusal": self.refusal,
             "refusal_time": self.refusal_time,
@@ -233,6 +235,7 @@ class ClassProgress:
             seat._open += 1
         elif protocol == "mqtt" and event in _CLOSES:
             seat._open = max(0, seat._open - 1)
+            seat.kicked += event == "kicked"
         elif protocol == "mqtt" and event == "subscribe" and accepted:
             seat.steps.setdefault("subscribed", when)
         if self._online is None:
@@ -272,10 +275,12 @@ class ClassProgress:
     # -- summaries --------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """How many seats reached each step, and how many are online."""
+        """How many seats reached each step, how many are online, and the kicks (a
+        second login of a seat's device closed the first: two people on one seat)."""
         rows = list(self.rows.values())
         result = {step: sum(step in r.steps for r in rows) for step in STEPS}
         result["online"] = sum(r.online for r in rows)
+        result["kicked"] = sum(r.kicked for r in rows)
         result["seats"] = len(rows)
         return result
 

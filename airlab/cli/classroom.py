@@ -264,6 +264,7 @@ def render_watch(progress: Any, *, width: int = 100) -> str:
         f"class {progress.class_name} · product {progress.product_key} · {counts['seats']} "
         f"seats · {counts['online']} online · "
         + " · ".join(f"{step} {counts[step]}" for step in STEPS)
+        + (f" · KICKED {counts['kicked']} (two people on one seat?)" if counts["kicked"] else "")
     )
     label_width = max([4, *(len(r.label) for r in rows)])
     lines = [head, ""]

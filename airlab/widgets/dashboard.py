@@ -90,7 +90,13 @@ def render_table_html(progress: ClassProgress) -> str:
         body.append(f"<tr data-seat='{e(row.seat)}'>{''.join(cells)}</tr>")
     summary = (
         f"<div><b>class {e(progress.class_name)}</b> · product {e(progress.product_key)} · "
-        f"{counts['seats']} seats · <b>{counts['online']}</b> online</div>"
+        f"{counts['seats']} seats · <b>{counts['online']}</b> online"
+        + (
+            f" · <b style='color:#b22'>{counts['kicked']} kicked</b> (two people on one seat?)"
+            if counts["kicked"]
+            else ""
+        )
+        + "</div>"
     )
     return (
         f"<div class='airlab-dashboard'>{summary}<div>{bars}</div>"
