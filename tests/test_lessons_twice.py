@@ -32,7 +32,9 @@ from airlab.lesson import open_lesson
 from airlab.session import recipes
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(
+    (NOTEBOOKS / "instructor").glob("*.ipynb")
+)
 NOT_COMPARED = {"nbval-ignore-output", "nbval-skip", "raises-exception"}
 
 

@@ -20,7 +20,7 @@ Example:
 
 from airlab.classroom.create import ClassInfo, SeatCard, create_class, validate_class_name
 from airlab.classroom.handouts import handout_html, seat_file_name, write_handouts
-from airlab.classroom.progress import STEPS, ClassProgress, SeatProgress
+from airlab.classroom.progress import STEPS, ClassProgress, SeatProgress, class_names
 from airlab.classroom.roster import SeatSpec, numbered_seats, parse_roster, read_roster
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SeatCard",
     "SeatProgress",
     "SeatSpec",
+    "class_names",
     "create_class",
     "handout_html",
     "numbered_seats",

@@ -43,7 +43,7 @@ from typing import Any
 from airlab.cloud.registry import Registry, Seat
 from airlab.errors import UsageError
 
-__all__ = ["STEPS", "ClassProgress", "LiveMessage", "SeatProgress"]
+__all__ = ["STEPS", "ClassProgress", "LiveMessage", "SeatProgress", "class_names"]
 
 STEPS: tuple[str, ...] = ("attached", "logged in", "subscribed", "published", "received")
 _CLOSES = {"disconnect", "kicked", "keepalive"}
@@ -122,6 +122,22 @@ def _explanation_text(raw: object) -> str | None:
         parts = [str(data[k]) for k in ("rule", "message") if data.get(k)]
         return ": ".join(parts) if parts else None
     return str(data)
+
+
+def class_names(cloud: Any) -> list[str]:
+    """The classes on ``cloud`` (a :class:`~airlab.cloud.service.CloudConsole`), newest
+    first; empty when it has none or its registry is not readable from here (in memory
+    in another process, or on another machine).
+
+    Example:
+        >>> from airlab.cloud import CloudEmulator
+        >>> class_names(CloudEmulator())
+        []
+    """
+    try:
+        return [name for name, _, _ in cloud.registry.classes()]
+    except (UsageError, AttributeError):
+        return []
 
 
 class ClassProgress:
