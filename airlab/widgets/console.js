@@ -205,7 +205,7 @@ function renderInput({ model, el }) {
     }
     e.stopPropagation(); // not a notebook shortcut
   });
-  // no "change"/"blur" handler: leaving the box sends nothing
+  // no change or blur handler: leaving the box sends nothing
   send.addEventListener("click", submit);
 
   // ---- the body field
