@@ -54,6 +54,7 @@ FOREVER = [
     (" cloud serve", "Ctrl-C stops it."),
     (" sim serve", "airlab sim: Air780EP"),
     (" log --follow", "time (UTC)"),
+    (" class watch", " · product "),
 ]
 
 pytestmark = pytest.mark.slow
@@ -264,6 +265,8 @@ def _check_running(lab: Lab, command: str, lines: _Lines) -> None:
 
             with serial.Serial(pty.group(1), timeout=0.2) as port_:
                 assert b"OK" in _at_ok((lambda: port_.read(256), port_.write))
+    elif " class watch" in command:
+        assert any(re.search(r"\d+ seats · \d+ online", s) for s in lines.seen), lines.seen
     elif " cloud serve" in command:
         from airlab.cloud.discovery import RemoteCloud, load_endpoints
 
