@@ -98,8 +98,12 @@ def render_table_html(progress: ClassProgress) -> str:
         )
         + "</div>"
     )
+    style = (
+        "<style>.airlab-seats th,.airlab-seats td{padding:2px 10px;"
+        "border-bottom:1px solid #eee;text-align:left}</style>"
+    )
     return (
-        f"<div class='airlab-dashboard'>{summary}<div>{bars}</div>"
+        f"<div class='airlab-dashboard'>{style}{summary}<div>{bars}</div>"
         "<table style='border-collapse:collapse;font-size:13px' class='airlab-seats'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
