@@ -543,11 +543,16 @@ class Lesson:
     def mqtt_target(self, tls: bool = True) -> dict[str, Any]:
         """``host`` / ``port`` for :func:`~airlab.session.recipes.direct_mqtt`: the
         emulator's address on the bench (a real module reaches it by IP), else ``{}``
-        (the Aliyun host name, resolved by the simulator or the real DNS)."""
+        (the Aliyun host name, resolved by the simulator or the real DNS).
+
+        The port is the emulator's MQTT port for TLS (``tls=True``) and plain TCP alike:
+        it takes both, like the platform's 1883, so with ``airlab cloud serve
+        --mqtt-port 1883`` a lesson sends the tutorial's own ``AT+SSLMIPSTART=…,1883``
+        (docs/bench.md)."""
         if self.setting != "bench" or self.cloud is None:
             return {}
         endpoints = getattr(self.cloud, "endpoints", {})
-        value = str(endpoints.get("mqtts" if tls else "mqtt", ""))
+        value = str(endpoints.get("mqtt", ""))
         host, _, port = value.rpartition(":")
         return {"host": host.strip("[]"), "port": int(port)}
 

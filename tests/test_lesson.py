@@ -147,8 +147,9 @@ def test_bench_uses_the_service_by_ip(served: tuple[CloudEmulator, Path]) -> Non
         with lab:
             assert lab.setting == "bench" and lab.identity.source == "lesson"
             assert emu.registry.get_device("k1hipglLdjU", lab.identity.device_name) is not None
-            port = int(emu.endpoints["mqtts"].rsplit(":", 1)[1])
+            port = int(emu.endpoints["mqtt"].rsplit(":", 1)[1])  # TLS or plain: one port
             assert lab.mqtt_target() == {"host": "127.0.0.1", "port": port}
+            assert lab.mqtt_target(tls=False) == lab.mqtt_target(tls=True)
             assert lab.auth_target() == {"auth_base": emu.endpoints["https"].rstrip("/")}
     finally:
         modem.close()
