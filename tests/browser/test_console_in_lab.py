@@ -310,20 +310,52 @@ def test_a_reader_scrolled_up_is_not_yanked(page) -> None:  # type: ignore[no-un
     assert jump.is_hidden()
 
 
+def test_body_field_after_download(page) -> None:  # type: ignore[no-untyped-def]
+    raw = page.locator(".jp-NotebookPanel label:has-text('raw (as typed, like sscom)')").first
+    raw.click()  # raw mode: lines go as typed, the module's prompts open the body field
+    try:
+        before = _type(page, "AT+HTTPINIT")
+        page.wait_for_function(IN_VIEW_JS, arg=["AT+HTTPINIT", before], timeout=5000)
+        before = _type(page, "AT+HTTPDATA=5,2000")
+        page.wait_for_function(IN_VIEW_JS, arg=["DOWNLOAD", before], timeout=5000)
+        field = page.locator(".jp-NotebookPanel .airlab-bodyfield textarea").first
+        field.wait_for()
+        assert page.evaluate("() => document.activeElement?.tagName") == "TEXTAREA"
+        field.fill("hell")
+        count = page.locator(".jp-NotebookPanel .airlab-body-count").first
+        assert count.text_content() == "4 of 5 bytes"  # one short: shown in red
+        assert "airlab-mismatch" in (count.get_attribute("class") or "")
+        field.fill("hello")
+        assert count.text_content() == "5 of 5 bytes"
+        _shot(page, "8-body", ".jp-NotebookPanel .airlab-console-input")
+        page.locator(".jp-NotebookPanel button.airlab-send-body").first.click()
+        page.wait_for_function(IN_VIEW_JS, arg=["OK", before], timeout=5000)
+        page.locator(".jp-NotebookPanel .airlab-bodyfield").first.wait_for(state="hidden")
+        texts = page.eval_on_selector_all(
+            f"{LOG} .airlab-row.airlab-dir-tx",
+            "(rows, after) => rows.filter(r => Number(r.dataset.n) > after)"
+            ".map(r => r.textContent)",
+            before,
+        )
+        assert any("hello" in t for t in texts), texts
+    finally:
+        raw.click()
+
+
 def test_hex_view_and_save(page, lab) -> None:  # type: ignore[no-untyped-def]
     _, root = lab
     before = _type(page, "AT")
     page.wait_for_function(IN_VIEW_JS, arg=["OK", before], timeout=5000)
     page.locator(".jp-NotebookPanel label:has-text('hex (HEX显示)')").first.click()
     page.wait_for_function(IN_VIEW_JS, arg=["4F 4B", before], timeout=5000)  # "OK"
-    _shot(page, "8-hex", LOG)
+    _shot(page, "9-hex", LOG)
     page.locator(".jp-NotebookPanel label:has-text('hex (HEX显示)')").first.click()
     page.wait_for_function(IN_VIEW_JS, arg=["OK", before], timeout=5000)
 
     page.locator(".jp-NotebookPanel button:has-text('Save session')").first.click()
     message = page.locator(".jp-NotebookPanel :text('saved to')").first
     message.wait_for()
-    _shot(page, "9-save", ".jp-NotebookPanel .airlab-console-input >> xpath=../..")
+    _shot(page, "10-save", ".jp-NotebookPanel .airlab-console-input >> xpath=../..")
     saved = list(root.glob("console-*.jsonl"))
     assert len(saved) == 1 and str(saved[0]) in message.text_content()
     assert stat.S_IMODE(saved[0].stat().st_mode) == 0o600
