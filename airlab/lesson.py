@@ -334,12 +334,17 @@ def _lesson_identity(cloud: CloudConsole, own_device: bool) -> Identity:
     return _provision(cloud, TUTORIAL_PRODUCT_KEY, TUTORIAL_REGION)
 
 
-def _env_seat(seat: str | os.PathLike[str] | None) -> str | None:
+def _choose_seat(seat: str | os.PathLike[str] | None) -> tuple[str | None, str | None]:
+    """The seat to use and its class: the argument, else ``$AIRLAB_SEAT`` (set but empty:
+    none), else the choice saved by :class:`~airlab.widgets.SeatPicker`."""
     value = seat if seat is not None else os.environ.get(ENV_SEAT)
     if value is None:
-        return None
+        from airlab.classroom.choice import saved_seat
+
+        saved = saved_seat()
+        return (saved.seat, saved.class_name) if saved is not None else (None, None)
     text = os.fspath(value).strip()
-    return text or None
+    return (text or None), None
 
 
 def _is_seat_file(seat: str) -> bool:
@@ -662,7 +667,8 @@ def open_lesson(
     (``airlab class create``): its id (``"07"``: the device of that seat in the running
     emulator; ``class_name`` or ``$AIRLAB_CLASS`` when several classes have it) or the
     path of the handout's seat file (``"seat-07.json"``: its device is added to this
-    emulator when missing, for a student's own laptop); ``None`` reads ``$AIRLAB_SEAT``.
+    emulator when missing, for a student's own laptop); ``None`` reads ``$AIRLAB_SEAT``,
+    else the seat picked once with :class:`~airlab.widgets.SeatPicker`.
     A seat replaces the run's own device: the same device in every lesson.  Other
     keyword arguments go to :class:`~airlab.session.ModemSession`.
 
@@ -676,7 +682,8 @@ def open_lesson(
         port = (os.environ.get(ENV_PORT) or "").strip() or None
     spec = parse_port(port) if port is not None else None
     choice = _choose_cloud(cloud)
-    use_seat = _env_seat(seat)
+    use_seat, saved_class = _choose_seat(seat)
+    class_name = class_name or saved_class
     simulated = spec is None or spec.simulated
 
     if simulated:

@@ -7,6 +7,7 @@
   each with a copy button (:func:`copy_button`).
 * :class:`ClassDashboard` - the instructor's live view of a class: every seat's
   progress and refusals, the newest messages, a publish box.
+* :class:`SeatPicker` - a student picks their class seat once; later lessons use it.
 * :class:`StepThrough` and :func:`recipes_for` - every connection method
   (:data:`STEP_METHODS`), one click per AT command, or "Run all".
 
@@ -27,6 +28,7 @@ from airlab.widgets._format import format_error, format_event
 from airlab.widgets.console import QUICK_COMMANDS, AtConsole
 from airlab.widgets.dashboard import ClassDashboard
 from airlab.widgets.follow import FollowTutorial
+from airlab.widgets.seat import SeatPicker
 from airlab.widgets.signing import SigningCalculator, copy_button
 from airlab.widgets.status import StatusPanel
 from airlab.widgets.steps import METHODS as STEP_METHODS
@@ -40,6 +42,7 @@ __all__ = [
     "FlowState",
     "FlowStep",
     "FollowTutorial",
+    "SeatPicker",
     "SigningCalculator",
     "StatusPanel",
     "StepThrough",
