@@ -427,8 +427,9 @@ def _adopt_seat_file(cloud: CloudConsole, path: Path) -> Identity:
     )
     try:
         registry = cloud.registry
-    except UsageError:
-        return identity  # the class's emulator runs elsewhere: it knows the device
+    except UsageError:  # the class's emulator runs elsewhere: ask it through its API
+        _check_seat_remotely(cloud, identity, path)
+        return identity
     product = registry.get_product(pk)
     if product is None:
         registry.add_product(pk, ps, region=region, dynamic_registration=True)
@@ -450,22 +451,77 @@ def _adopt_seat_file(cloud: CloudConsole, path: Path) -> Identity:
     return identity
 
 
-def _provision(cloud: CloudConsole, product_key: str, region: str) -> Identity:
-    """Add a fresh device to ``product_key`` in ``cloud`` and return its identity."""
-    registry = cloud.registry
-    product = registry.get_product(product_key)
-    if product is None:
+def _check_seat_remotely(cloud: CloudConsole, identity: Identity, path: Path) -> None:
+    """The class's emulator (on another machine) knows the seat file's device: asked
+    through its admin API (a class token lists its product's devices, not their
+    secrets)."""
+    from airlab.cloud.discovery import ForbiddenError
+
+    pk, dn = identity.product_key, identity.device_name
+    try:
+        devices = cloud.devices(pk)
+    except ForbiddenError:
         raise UsageError(
-            "cloud",
-            f"the cloud emulator has no product {product_key}: start it with the tutorial's "
-            "fixture ('airlab cloud serve --fixture tutorial', or just 'make lab')",
+            "seat",
+            f"{path.name} is a seat of product {pk}, but the room file's class token is for "
+            "another class: use the room file and the seat file of the same class",
+        ) from None
+    found = devices[devices["device_name"] == dn]
+    if found.empty:
+        raise UsageError(
+            "seat",
+            f"the class's cloud emulator has no device {pk}/{dn} of {path.name}: the seat "
+            "file is from another class, or the emulator was reset since; ask the teacher "
+            "for this class's handout",
         )
-    for _ in range(5):
-        name = new_device_name()
-        if registry.get_device(product_key, name) is None:
-            break
-    secret = cloud.add_device(product_key, name)
-    return Identity(product_key, name, secret, product.product_secret, region, "lesson")
+    secret = found["device_secret"].iloc[0]
+    if isinstance(secret, str) and secret and secret != identity.device_secret:
+        raise UsageError(
+            "seat",
+            f"the class's emulator has another DeviceSecret for {pk}/{dn} than {path.name}: "
+            "use the seat file of this class",
+        )
+
+
+def _provision(
+    cloud: CloudConsole,
+    product_key: str,
+    region: str,
+    *,
+    product_secret: str | None = None,
+    activated: bool = False,
+) -> Identity:
+    """Add a fresh device to ``product_key`` in ``cloud`` (through the console, so also
+    on a class's emulator on another machine) and return its identity.
+    ``product_secret``: the product's, when the caller knows it (a seat's); else read
+    from the emulator's registry."""
+    missing = UsageError(
+        "cloud",
+        f"the cloud emulator has no product {product_key}: start it with the tutorial's "
+        "fixture ('airlab cloud serve --fixture tutorial', or just 'make lab')",
+    )
+    if product_secret is None:
+        try:
+            product = cloud.registry.get_product(product_key)
+        except UsageError as exc:
+            raise UsageError(
+                "cloud",
+                f"a new device needs the ProductSecret of {product_key}, which this machine "
+                f"cannot read ({exc.message}): open the lesson with your seat file, "
+                "open_lesson(seat='path/to/seat-NN.json')",
+            ) from None
+        if product is None:
+            raise missing
+        product_secret = product.product_secret
+    try:
+        device = cloud.new_device(product_key, activated=activated)
+    except UsageError as exc:
+        if "no product" in exc.message:
+            raise missing from None
+        raise
+    return Identity(
+        product_key, device.device_name, device.device_secret, product_secret, region, "lesson"
+    )
 
 
 # ---------------------------------------------------------------------------- the lesson
@@ -527,10 +583,10 @@ class Lesson:
                 "the field setting uses your own device on the real Alibaba Cloud: add "
                 "devices in its console (设备 → 添加设备), not from the notebook",
             )
-        identity = _provision(self.cloud, self.identity.product_key, self.identity.region)
-        if activated:
-            self.cloud.registry.mark_activated((identity.product_key, identity.device_name))
-        return identity
+        return _provision(
+            self.cloud, self.identity.product_key, self.identity.region,
+            product_secret=self.identity.product_secret, activated=activated,
+        )  # fmt: skip
 
     def reopen(self, **session_options: Any) -> ModemSession:
         """Close the session and open a new one on the same port, with these

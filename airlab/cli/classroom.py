@@ -7,6 +7,13 @@
   ``roster.csv``; secrets stay in those files (0600), never on the terminal;
 * ``handouts`` writes them again for an existing class;
 * ``list`` shows the classes and their seats;
+* ``room-file`` writes what a student's own laptop needs to use the room's emulator
+  (``airlab cloud serve --host 0.0.0.0 --db class.db``) over the network: its addresses,
+  its CA certificate and a new *class token* (0600; not the admin token, not the
+  registry's path). ``open_lesson(seat="seat-07.json", cloud="room.json")`` (or
+  ``AIRLAB_CLOUD=room.json``) then reads the logs, adds devices and publishes through the
+  emulator's admin API, for the class's product only (docs/cloud.md "Class tokens").
+  Each run adds a token; earlier ones stay valid unless ``--revoke-others``;
 * ``watch`` is the instructor's live view in a terminal: every seat's progress
   (online, attached, logged in, subscribed, published, received) and latest refusal,
   and the class's newest messages; ``--once`` prints it once, ``--json`` as JSON lines.
@@ -16,6 +23,7 @@ a service running on it sees the new class at once.
 
 Example:
     $ airlab class create --students 30 --out handouts/
+    $ airlab class room-file --out handouts/room.json
     $ airlab class watch
 """
 
@@ -85,6 +93,33 @@ def register(subparsers: Any) -> None:
     listing = group.add_parser("list", help="the classes and their seats")
     listing.add_argument("--db", help=db_help)
     listing.set_defaults(func=_list)
+
+    room = group.add_parser(
+        "room-file",
+        help="a student's endpoints file for the room's emulator, with a class token",
+        description=(
+            "Write, from the running emulator's endpoints, the file a student's own laptop "
+            "uses to reach it over the network (open_lesson(seat='seat-07.json', "
+            "cloud='room.json') or AIRLAB_CLOUD=room.json): the addresses, the CA "
+            "certificate and a new class token. The class token reaches only the class's "
+            "product through the admin API: its devices' logs and refusals, its devices "
+            "(without their secrets), adding a device, ResetThing, its settings, publishing "
+            "to its topics, its online devices; anything else needs the admin token, which "
+            "the file never holds (nor the registry's path). Written 0600. Each run adds a "
+            "new token; earlier ones stay valid unless --revoke-others."
+        ),
+    )
+    room.add_argument("--out", metavar="FILE", required=True, help="the room file to write")
+    room.add_argument("--name", default=None, help="class name (default: the newest)")
+    room.add_argument("--db", help="the emulator's registry (default: the one its endpoints name)")
+    room.add_argument(
+        "--endpoints-file",
+        help="the running emulator's endpoints (default: the one 'make lab' writes)",
+    )
+    room.add_argument(
+        "--revoke-others", action="store_true", help="earlier tokens of the class stop working"
+    )
+    room.set_defaults(func=_room_file)
 
     watch = group.add_parser(
         "watch",
@@ -240,6 +275,74 @@ def _list(args: argparse.Namespace) -> int:
             for seat in seats:
                 label = f"  {seat.label}" if seat.label else ""
                 print(f"  {seat.seat:<6} {seat.device_name}{label}")
+    return 0
+
+
+# -- room-file --------------------------------------------------------------------------
+
+
+_ROOM_KEYS = ("http", "https", "mqtt", "mqtts", "bind", "address", "region")
+
+
+def _room_file(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from airlab.cloud.discovery import load_endpoints
+    from airlab.cloud.registry import Registry
+    from airlab.cloud.service import write_json_atomic
+
+    endpoints = load_endpoints(args.endpoints_file)
+    served = endpoints.get("db")
+    if not isinstance(served, str) or not served:
+        raise UsageError(
+            "endpoints_file",
+            f"the emulator of {endpoints['endpoints_file']} keeps its registry in memory: a "
+            "class token lives in the registry, so serve the class with "
+            "'airlab cloud serve --host 0.0.0.0 --db class.db'",
+        )
+    db = Path(args.db).expanduser() if args.db else Path(served)
+    if not db.is_file():
+        raise UsageError("db", f"no registry at {db}")
+    if db.resolve() != Path(served).resolve():
+        raise UsageError(
+            "db",
+            f"the emulator of {endpoints['endpoints_file']} serves {served}, not {db}: a "
+            "token stored there would not open its admin API",
+        )
+    ca = endpoints.get("ca")
+    if not isinstance(ca, str) or "BEGIN CERTIFICATE" not in ca:
+        raise UsageError("endpoints_file", "the endpoints hold no CA certificate")
+    with Registry(db) as registry:
+        info = _class_info(registry, args.name)
+        token = registry.add_class_token(info.name, revoke_others=args.revoke_others)
+    room: dict[str, Any] = {"airlab_room": 1, "class": info.name, "product_key": info.product_key}
+    room.update({k: endpoints[k] for k in _ROOM_KEYS if k in endpoints})
+    admin = endpoints.get("admin") or {}
+    room["admin"] = {"url": admin.get("url"), "token": token, "scope": "class"}
+    room["ca"] = ca
+    room["version"] = endpoints.get("version", 1)
+    out = Path(args.out).expanduser()
+    try:
+        write_json_atomic(out, room, mode=0o600)
+    except OSError as exc:
+        raise UsageError("out", f"cannot write {out}: {exc.strerror or exc}") from None
+    address = str(endpoints.get("address") or "")
+    print(f"room file for class {info.name!r} (product {info.product_key}): {out} (0600)")
+    print(
+        f"students: open_lesson(seat='seat-NN.json', cloud='{out.name}') or "
+        f"AIRLAB_CLOUD={out.name}; the class token reaches product {info.product_key} only"
+        + ("; earlier class tokens revoked" if args.revoke_others else "")
+    )
+    try:
+        loopback = ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        print(
+            f"note: the emulator advertises {address}, which other machines cannot reach: "
+            "serve it with --host 0.0.0.0 (and --advertise <this machine's address>)",
+            file=sys.stderr,
+        )
     return 0
 
 

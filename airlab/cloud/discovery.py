@@ -12,7 +12,10 @@
 * :class:`RemoteCloud` drives a running service: console operations through its admin
   API (``publish``, ``online_devices``, ``reset_registration``, the product switches
   ``set_dynamic_registration`` / ``set_host_check`` / ``product_settings``), products,
-  devices and logs through the shared registry file named in the endpoints (``db``).
+  devices and logs through the shared registry file named in the endpoints (``db``) when
+  it is on this machine, else through the admin API too (a student's laptop with a room
+  file from ``airlab class room-file``: its token is a class token, which reaches only
+  the class's product; see docs/cloud.md "Class tokens").
 * :func:`cloud_for_lesson` is what a lesson calls: the running service if there is one,
   else an in-process :class:`~airlab.cloud.service.CloudEmulator` with the tutorial
   fixture, started once and kept for the kernel's lifetime.
@@ -33,18 +36,28 @@ import os
 import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from airlab.cloud.registry import Registry
+from airlab.aliyun import DEFAULT_REGION, TopicClass, validate_topic_class
+from airlab.cloud.model import DeviceRef
+from airlab.cloud.registry import (
+    Device,
+    Product,
+    Registry,
+    connection_frame_from_rows,
+    message_frame_from_rows,
+)
 from airlab.cloud.service import CloudConsole, CloudEmulator, OnlineDevice
 from airlab.errors import AirlabError, UsageError
 
 __all__ = [
     "ENDPOINTS_ENV",
     "EndpointsError",
+    "ForbiddenError",
     "RemoteCloud",
     "cloud_for_lesson",
     "default_endpoints_path",
@@ -170,13 +183,20 @@ def load_endpoints(path: str | os.PathLike[str] | None = None, *, check: bool = 
     return data
 
 
+class ForbiddenError(AirlabError):
+    """The service refused an operation to this token (HTTP 403): a class token
+    reaches only its class's product."""
+
+
 class RemoteCloud(CloudConsole):
     """Console operations on an emulator running in another process (or machine).
 
     ``publish``, ``online_devices``, ``reset_registration``, ``status`` and the product
     switches go through the admin API (address and token from the endpoints); products,
-    devices and the logs use the registry file named by ``endpoints["db"]`` (same
-    machine), after asking the service to commit its queued log lines.
+    devices and the logs use the registry file named by ``endpoints["db"]`` when it is a
+    file on this machine, after asking the service to commit its queued log lines.
+    Otherwise (no ``db``, or the service runs on another machine) they go through the
+    admin API as well and answer the same DataFrames (built by the same code).
     """
 
     def __init__(self, endpoints: dict[str, Any]) -> None:
@@ -210,10 +230,19 @@ class RemoteCloud(CloudConsole):
 
     # -- admin API ----------------------------------------------------------------------
 
-    def _call(self, method: str, route: str, body: dict[str, Any] | None = None) -> dict:
+    def _call(
+        self,
+        method: str,
+        route: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> dict:
         data = json.dumps(body).encode("utf-8") if body is not None else None
+        suffix = ""
+        if query:
+            suffix = "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         request = urllib.request.Request(
-            f"{self._admin_url}/{route}",
+            f"{self._admin_url}/{route}{suffix}",
             data=data,
             method=method,
             headers={
@@ -231,6 +260,8 @@ class RemoteCloud(CloudConsole):
                 message = exc.reason
             if exc.code in (400, 404):
                 raise UsageError(route.split("?")[0], str(message)) from None
+            if exc.code == 403:
+                raise ForbiddenError(f"the cloud emulator refused {route}: {message}") from None
             raise AirlabError(f"the cloud emulator refused {route}: {exc.code} {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise EndpointsError(
@@ -304,6 +335,13 @@ class RemoteCloud(CloudConsole):
     # -- registry -----------------------------------------------------------------------
 
     @property
+    def local(self) -> bool:
+        """True when the service's registry file is on this machine (read directly);
+        False: every console operation goes through the admin API."""
+        db = self.endpoints.get("db")
+        return isinstance(db, str) and bool(db) and Path(db).is_file()
+
+    @property
     def registry(self) -> Registry:  # type: ignore[override]
         with self._lock:
             if self._registry is None:
@@ -311,13 +349,117 @@ class RemoteCloud(CloudConsole):
                 if not isinstance(db, str) or not db:
                     raise UsageError(
                         "db",
-                        "the running emulator keeps its registry in memory: start it with "
-                        "'airlab cloud serve --db PATH' to share products, devices and logs",
+                        "the running emulator's registry is not readable here (in memory, or "
+                        "on another machine): use the console methods (lab.cloud.devices(), "
+                        "message_log() ...), which go through its admin API",
                     )
                 if not Path(db).is_file():
-                    raise UsageError("db", f"the registry {db} is not on this machine")
+                    raise UsageError(
+                        "db",
+                        f"the registry {db} is not on this machine: use the console methods "
+                        "(lab.cloud.devices(), message_log() ...), which go through its admin API",
+                    )
                 self._registry = Registry(db)
             return self._registry
+
+    # -- console operations over the network (no registry file here) --------------------
+
+    def add_product(
+        self,
+        product_key: str,
+        product_secret: str | None = None,
+        *,
+        region: str = DEFAULT_REGION,
+        dynamic_registration: bool = False,
+        topic_classes: Any = None,
+        host_check: bool = False,
+    ) -> Product:
+        if self.local:
+            return super().add_product(
+                product_key, product_secret, region=region,
+                dynamic_registration=dynamic_registration, topic_classes=topic_classes,
+                host_check=host_check,
+            )  # fmt: skip
+        body: dict[str, Any] = {
+            "product_key": product_key, "region": region,
+            "dynamic_registration": dynamic_registration, "host_check": host_check,
+        }  # fmt: skip
+        if product_secret is not None:
+            body["product_secret"] = product_secret
+        if topic_classes is not None:
+            body["topic_classes"] = [
+                [c.template, c.permission.value]
+                if isinstance(c, TopicClass)
+                else [str(c[0]), str(c[1])]
+                for c in topic_classes
+            ]
+        p = self._call("POST", "new-product", body).get("product") or {}
+        return Product(
+            str(p["product_key"]), str(p["product_secret"]), str(p["region"]),
+            bool(p["dynamic_registration"]), float(p["created"]), bool(p["host_check"]),
+        )  # fmt: skip
+
+    def topic_classes(self, product_key: str) -> list[TopicClass]:
+        if self.local:
+            return super().topic_classes(product_key)
+        answer = self._call("GET", "topic-classes", query={"product_key": product_key})
+        return [
+            validate_topic_class(c["template"], c["permission"])
+            for c in answer.get("topic_classes") or []
+        ]
+
+    def add_topic_class(self, product_key: str, template: str, permission: str) -> TopicClass:
+        if self.local:
+            return super().add_topic_class(product_key, template, permission)
+        body = {"product_key": product_key, "template": template, "permission": permission}
+        added = self._call("POST", "topic-class", body).get("topic_class") or {}
+        return validate_topic_class(added["template"], added["permission"])
+
+    def add_device(
+        self, product_key: str, device_name: str, device_secret: str | None = None
+    ) -> str:
+        if self.local:
+            return super().add_device(product_key, device_name, device_secret)
+        body: dict[str, Any] = {"product_key": product_key, "device_name": device_name}
+        if device_secret is not None:
+            body["device_secret"] = device_secret
+        return str(self._call("POST", "device", body)["device"]["device_secret"])
+
+    def new_device(self, product_key: str, *, activated: bool = False) -> Device:
+        if self.local:
+            return super().new_device(product_key, activated=activated)
+        body = {"product_key": product_key, "activated": activated}
+        d = self._call("POST", "device", body)["device"]
+        return Device(
+            str(d["product_key"]), str(d["device_name"]), str(d["device_secret"]),
+            bool(d["enabled"]), bool(d["activated"]), float(d["created"]), str(d["iot_id"]),
+        )  # fmt: skip
+
+    def _device_rows(self, product_key: str | None) -> list[dict[str, Any]]:
+        if self.local:
+            return super()._device_rows(product_key)
+        return list(self._call("GET", "devices", query={"product_key": product_key})["devices"])
+
+    def _log_frame(self, table: str, device: DeviceRef | None, scope: str | None = None) -> Any:
+        if self.local:
+            return super()._log_frame(table, device, scope)
+        query: dict[str, Any] = {"table": table, "after": 0}
+        if device is not None:
+            query.update(product_key=device.product_key, device=device.device_name)
+        elif scope is not None:
+            query["product_key"] = scope
+        rows: list[dict[str, Any]] = []
+        while True:
+            answer = self._call("GET", "log", query=query)
+            rows.extend(answer.get("rows") or [])
+            if not answer.get("more"):
+                break
+            query["after"] = int(answer["next_after"])
+        if table == "connection":
+            return connection_frame_from_rows(rows)
+        for row in rows:
+            row["payload"] = base64.b64decode(row.pop("payload_b64", "") or "")
+        return message_frame_from_rows(rows)
 
     def _before_read(self) -> None:
         self.flush()

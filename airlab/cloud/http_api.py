@@ -686,21 +686,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body("admin")
         if body is None:
             return
-        token = self.endpoints.admin_token
-        given = self.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if (
-            token is None
-            or scheme.lower() != "bearer"
-            or not hmac.compare_digest(value.strip().encode(), token.encode())
-        ):
-            self._error(
-                401,
-                "admin",
-                "the admin API needs 'Authorization: Bearer <admin token>'"
-                + (" (no admin token is configured)" if token is None else ""),
-                **{"WWW-Authenticate": "Bearer"},
-            )
+        caller = _authorize(self)  # admin or class token: see the block at the end
+        if caller is None:
             return
         publisher = self.endpoints.publisher
         if publisher is None:
@@ -714,6 +701,9 @@ class _Handler(BaseHTTPRequestHandler):
         problem, topic, payload, qos = _publish_args(request)
         if problem:
             self._error(400, "admin", problem)
+            return
+        if not caller.may_publish(topic):
+            self._error(403, "admin", caller.forbidden(f"publishing to {topic}"))
             return
         try:
             result = publisher(topic, payload, qos)
@@ -914,6 +904,12 @@ _CONSOLE_ROUTES = {
     "/admin/flush": "POST",
     "/admin/product": "POST",
     "/admin/wipe": "POST",
+    # added for class tokens and RemoteCloud over the network (see "Class tokens" below)
+    "/admin/devices": "GET",
+    "/admin/device": "POST",
+    "/admin/topic-classes": "GET",
+    "/admin/topic-class": "POST",
+    "/admin/new-product": "POST",
 }
 _PRODUCT_SWITCHES = ("dynamic_registration", "host_check")
 _LOG_LIMIT = 10_000
@@ -927,19 +923,8 @@ def _console_route(handler: _Handler, path: str) -> None:
     else:
         body = b""
     endpoints = handler.endpoints
-    token = endpoints.admin_token
-    scheme, _, value = handler.headers.get("Authorization", "").partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(value.strip().encode(), token.encode())
-    ):
-        handler._error(
-            401,
-            "admin",
-            "the admin API needs 'Authorization: Bearer <admin token>'",
-            **{"WWW-Authenticate": "Bearer"},
-        )
+    caller = _authorize(handler)
+    if caller is None:
         return
     method = _CONSOLE_ROUTES[path]
     if handler.command != method:
@@ -951,7 +936,7 @@ def _console_route(handler: _Handler, path: str) -> None:
         handler._error(503, "admin", "no console: the emulator service is not attached")
         return
     try:
-        answer = _console_answer(console, path, handler.path, body)
+        answer = _console_answer(console, path, handler.path, body, caller)
     except _ConsoleProblem as exc:
         handler._error(exc.status, "admin", exc.message)
         return
@@ -969,17 +954,32 @@ class _ConsoleProblem(Exception):
         self.message = message
 
 
-def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict[str, Any]:
+def _console_answer(
+    console: Any, path: str, raw_path: str, body: bytes, caller: _Caller | None = None
+) -> dict[str, Any]:
     from urllib.parse import parse_qs, urlsplit
 
+    caller = caller or _ADMIN
+    if path in _ADMIN_ONLY and not caller.admin:
+        raise _ConsoleProblem(403, caller.forbidden(path))
+    if path in _SCOPED_ROUTES:
+        return _SCOPED_ROUTES[path](console, caller, raw_path, body)
+    if path == "/admin/log" and (not caller.admin or _wants_rows(raw_path)):
+        return _log_rows_answer(console, caller, raw_path)
     if path == "/admin/status":
         return dict(console.status())
     if path == "/admin/online":
-        return {"devices": [d.as_dict() for d in console.online_devices()]}
+        return {
+            "devices": [
+                d.as_dict() for d in console.online_devices() if caller.reaches(d.product_key)
+            ]
+        }
     if path == "/admin/flush":
         return {"flushed": bool(console.flush())}
     if path == "/admin/product":
-        return _product_answer(console, _json_object(body))
+        request = _json_object(body)
+        caller.check(request.get("product_key"), path)
+        return _product_answer(console, request)
     if path == "/admin/wipe":
         return _wipe_answer(console, _json_object(body))
     if path == "/admin/reset":
@@ -987,6 +987,7 @@ def _console_answer(console: Any, path: str, raw_path: str, body: bytes) -> dict
         pk, dn = request.get("product_key"), request.get("device_name")
         if not isinstance(pk, str) or not pk or not isinstance(dn, str) or not dn:
             raise _ConsoleProblem(400, "'product_key' and 'device_name' (text) are required")
+        caller.check(pk, f"ResetThing of {pk}/{dn}")
         try:
             console.reset_registration(pk, dn)
         except UsageError as exc:
@@ -1087,3 +1088,316 @@ def _message_row(m: Any) -> dict[str, Any]:
         "accepted": m.accepted,
         "reason": m.reason,
     }
+
+
+# ==========================================================================================
+# Class tokens (``airlab class room-file``): scoped access for students on their laptops.
+#
+# The bearer token is the admin token (everything, as before) or a class token: its
+# SHA-256 digest is stored with the class (``Registry.add_class_token``), and it reaches
+# only the class's product: the logs of its devices (and the unattributed refusals that
+# mention its key), its devices without their secrets, a new device (with its secret),
+# ResetThing, its settings and topic classes, publishing to ``/<pk>/...`` and
+# ``/sys/<pk>/...``, its online devices, ``/admin/flush``. Anything else answers 403 with
+# a JSON message naming the admin token (logged like every admin refusal).
+#
+# Routes added for them and for :class:`airlab.cloud.discovery.RemoteCloud` over the
+# network: ``GET /admin/devices?product_key=``, ``POST /admin/device`` ``{"product_key",
+# "device_name"?, "device_secret"?, "activated"?}``, ``GET
+# /admin/topic-classes?product_key=``, ``POST /admin/topic-class`` ``{"product_key",
+# "template", "permission"}``, ``POST /admin/new-product`` (admin only) and ``GET
+# /admin/log?table=&product_key=&device=&after=&limit=`` (rows as stored, with their
+# ``id``, ``payload_b64``; pages of at most ``limit``; ``next_after`` and ``more``).
+# ==========================================================================================
+
+_ADMIN_ONLY = frozenset({"/admin/status", "/admin/wipe", "/admin/new-product"})
+_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Who called: the admin (``admin``) or a class token's class and product."""
+
+    admin: bool
+    class_name: str | None = None
+    product_key: str | None = None
+
+    def reaches(self, product_key: object) -> bool:
+        return self.admin or (isinstance(product_key, str) and product_key == self.product_key)
+
+    def may_publish(self, topic: str) -> bool:
+        pk = self.product_key
+        return self.admin or topic.startswith((f"/{pk}/", f"/sys/{pk}/"))
+
+    def forbidden(self, what: str) -> str:
+        return (
+            f"{what} needs the teacher's admin token: the class token of class "
+            f"{self.class_name!r} only reaches its product {self.product_key}"
+        )
+
+    def check(self, product_key: object, what: str) -> None:
+        if not self.reaches(product_key):
+            raise _ConsoleProblem(403, self.forbidden(what))
+
+
+_ADMIN = _Caller(admin=True)
+
+
+def _authorize(handler: _Handler) -> _Caller | None:
+    """The caller of an admin route, or None after answering 401. The admin token is
+    compared in constant time, a class token by its digest (``class_of_token``)."""
+    token = handler.endpoints.admin_token
+    scheme, _, value = handler.headers.get("Authorization", "").partition(" ")
+    given = value.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() == "bearer" and given:
+        if token is not None and hmac.compare_digest(given, token.encode()):
+            return _ADMIN
+        registry = getattr(handler.endpoints.rules, "registry", None)
+        finder = getattr(registry, "class_of_token", None)
+        found = finder(value.strip()) if finder is not None else None
+        if found is not None:
+            return _Caller(admin=False, class_name=found[0], product_key=found[1])
+    handler._error(
+        401,
+        "admin",
+        "the admin API needs 'Authorization: Bearer <admin token>' (or a class token)"
+        + (" (no admin token is configured)" if token is None else ""),
+        **{"WWW-Authenticate": "Bearer"},
+    )
+    return None
+
+
+def _query(raw_path: str) -> dict[str, str]:
+    from urllib.parse import parse_qs, urlsplit
+
+    return {k: v[0] for k, v in parse_qs(urlsplit(raw_path).query).items() if v}
+
+
+def _wants_rows(raw_path: str) -> bool:
+    return bool({"product_key", "device", "after"} & set(_query(raw_path)))
+
+
+def _valid_pk(value: object) -> str:
+    from airlab.aliyun import validate_platform_product_key
+
+    if not isinstance(value, str) or not value:
+        raise _ConsoleProblem(400, "'product_key' (text) is required")
+    try:
+        return validate_platform_product_key(value)
+    except UsageError as exc:
+        raise _ConsoleProblem(400, exc.message) from None
+
+
+def _valid_dn(value: object) -> str:
+    from airlab.aliyun import validate_platform_device_name
+
+    if not isinstance(value, str) or not value:
+        raise _ConsoleProblem(400, "'device_name' (text) is required")
+    try:
+        return validate_platform_device_name(value)
+    except UsageError as exc:
+        raise _ConsoleProblem(400, exc.message) from None
+
+
+def _int_param(query: dict[str, str], name: str, default: int, top: int) -> int:
+    text = query.get(name, str(default))
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise _ConsoleProblem(400, f"'{name}' must be a whole number, not {text!r}")
+    return min(int(text), top)
+
+
+def _scoped_pk(caller: _Caller, value: object, what: str) -> str:
+    """The product a request is about: given (validated, and the caller's) or, for a
+    class token, its class's."""
+    if value is None and not caller.admin:
+        return str(caller.product_key)
+    pk = _valid_pk(value)
+    caller.check(pk, what)
+    return pk
+
+
+def _log_rows_answer(console: Any, caller: _Caller, raw_path: str) -> dict[str, Any]:
+    """``GET /admin/log`` with ``product_key``/``device``/``after`` (or a class token):
+    rows as stored, oldest first, from id ``after`` on, one page of at most ``limit``."""
+    query = _query(raw_path)
+    table = query.get("table", "connection")
+    if table not in ("connection", "message"):
+        raise _ConsoleProblem(400, f"'table' must be connection or message, not {table!r}")
+    pk = query.get("product_key")
+    pk = _scoped_pk(caller, pk, f"the {table} log of product {pk}") if (
+        pk is not None or not caller.admin
+    ) else None  # fmt: skip
+    dn = _valid_dn(query["device"]) if "device" in query else None
+    if dn is not None and pk is None:
+        raise _ConsoleProblem(400, "'device' needs 'product_key'")
+    after = _int_param(query, "after", 0, 1 << 62)
+    limit = max(1, _int_param(query, "limit", _PAGE, _PAGE))
+    raw = console.registry.log_rows_after(f"{table}_log", after, pk, limit=limit)
+    rows = []
+    for row in raw:
+        if dn is not None and (row["product_key"], row["device_name"]) != (pk, dn):
+            continue
+        if pk is not None and row["product_key"] is None and not _mentions_key(row, pk):
+            continue
+        rows.append(_stored_row(row))
+    return {
+        "table": table,
+        "rows": rows,
+        "next_after": raw[-1]["id"] if raw else after,
+        "more": len(raw) == limit,
+    }
+
+
+def _mentions_key(row: dict[str, Any], product_key: str) -> bool:
+    """An unattributed row (a refused CONNECT names no device) that mentions the key."""
+    text = " ".join(str(row.get(k) or "") for k in ("client_id", "reason", "explanation"))
+    return product_key in text
+
+
+def _stored_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    if "payload" in out:
+        out["payload_b64"] = base64.b64encode(bytes(out.pop("payload") or b"")).decode("ascii")
+    return out
+
+
+def _device_dict(device: Any, *, secret: bool) -> dict[str, Any]:
+    return {
+        "product_key": device.product_key,
+        "device_name": device.device_name,
+        "device_secret": device.device_secret if secret else None,
+        "enabled": device.enabled,
+        "activated": device.activated,
+        "iot_id": device.iot_id,
+        "created": device.created,
+    }
+
+
+def _devices_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+    """``GET /admin/devices?product_key=``: the device list; secrets for the admin only."""
+    query = _query(raw_path)
+    pk = query.get("product_key")
+    pk = _scoped_pk(caller, pk, "listing devices" + (f" of {pk}" if pk else "")) if (
+        pk is not None or not caller.admin
+    ) else None  # fmt: skip
+    devices = console.registry.devices(pk)
+    return {"devices": [_device_dict(d, secret=caller.admin) for d in devices]}
+
+
+def _new_device_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+    """``POST /admin/device``: add a device (a fresh name unless given) and answer it
+    with its DeviceSecret (the ProductSecret too, for the admin)."""
+    from airlab.cloud.names import new_device_name
+
+    request = _json_object(body)
+    unknown = sorted(set(request) - {"product_key", "device_name", "device_secret", "activated"})
+    if unknown:
+        raise _ConsoleProblem(400, f"unknown field(s) {', '.join(unknown)}")
+    pk = _valid_pk(request.get("product_key"))
+    caller.check(pk, f"adding a device to {pk}")
+    secret = request.get("device_secret")
+    if secret is not None and not isinstance(secret, str):
+        raise _ConsoleProblem(400, "'device_secret' must be text")
+    activated = request.get("activated", False)
+    if not isinstance(activated, bool):
+        raise _ConsoleProblem(400, "'activated' must be true or false")
+    registry = console.registry
+    product = registry.get_product(pk)
+    if product is None:
+        raise _ConsoleProblem(404, f"no product {pk!r}")
+    given = request.get("device_name")
+    names = [_valid_dn(given)] if given is not None else [new_device_name() for _ in range(5)]
+    device = None
+    for name in names:
+        try:
+            device = registry.add_device(pk, name, secret)
+            break
+        except UsageError as exc:
+            if given is not None or "already exists" not in exc.message:
+                raise _ConsoleProblem(400, exc.message) from None
+    if device is None:
+        raise _ConsoleProblem(409, "no free device name after 5 tries")
+    if activated:
+        registry.mark_activated(device.ref)
+        device = registry.get_device(device.ref)
+    answer: dict[str, Any] = {"device": _device_dict(device, secret=True)}
+    if caller.admin:
+        answer["product_secret"] = product.product_secret
+    return answer
+
+
+def _topic_classes_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+    pk = _scoped_pk(caller, _query(raw_path).get("product_key"), "reading topic classes")
+    if console.registry.get_product(pk) is None:
+        raise _ConsoleProblem(404, f"no product {pk!r}")
+    classes = console.registry.topic_classes(pk)
+    return {"topic_classes": [{"template": c.template, "permission": c.permission.value}
+                              for c in classes]}  # fmt: skip
+
+
+def _add_topic_class_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+    request = _json_object(body)
+    pk = _valid_pk(request.get("product_key"))
+    caller.check(pk, f"adding a topic class to {pk}")
+    template, permission = request.get("template"), request.get("permission")
+    if not isinstance(template, str) or not isinstance(permission, str):
+        raise _ConsoleProblem(400, "'template' and 'permission' (text) are required")
+    try:
+        added = console.add_topic_class(pk, template, permission)
+    except UsageError as exc:
+        raise _ConsoleProblem(400, exc.message) from None
+    return {"topic_class": {"template": added.template, "permission": added.permission.value}}
+
+
+def _new_product_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+    """``POST /admin/new-product`` (admin only): create a product, answer it with its
+    ProductSecret."""
+    request = _json_object(body)
+    fields = {"product_key", "product_secret", "region", "dynamic_registration", "host_check",
+              "topic_classes"}  # fmt: skip
+    unknown = sorted(set(request) - fields)
+    if unknown:
+        raise _ConsoleProblem(400, f"unknown field(s) {', '.join(unknown)}")
+    pk = _valid_pk(request.get("product_key"))
+    options: dict[str, Any] = {}
+    for name in _PRODUCT_SWITCHES:
+        if name in request:
+            if not isinstance(request[name], bool):
+                raise _ConsoleProblem(400, f"'{name}' must be true or false")
+            options[name] = request[name]
+    for name in ("product_secret", "region"):
+        if name in request and not isinstance(request[name], str):
+            raise _ConsoleProblem(400, f"'{name}' must be text")
+    classes = request.get("topic_classes")
+    if classes is not None:
+        if not isinstance(classes, list) or not all(
+            isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) for x in c)
+            for c in classes
+        ):
+            raise _ConsoleProblem(400, "'topic_classes' must be [[template, permission], ...]")
+        options["topic_classes"] = [tuple(c) for c in classes]
+    if "region" in request:
+        options["region"] = request["region"]
+    try:
+        product = console.add_product(pk, request.get("product_secret"), **options)
+    except UsageError as exc:
+        raise _ConsoleProblem(400, exc.message) from None
+    return {
+        "product": {
+            "product_key": product.product_key,
+            "product_secret": product.product_secret,
+            "region": product.region,
+            "dynamic_registration": product.dynamic_registration,
+            "created": product.created,
+            "host_check": product.host_check,
+        }
+    }
+
+
+_SCOPED_ROUTES: dict[str, Callable[[Any, _Caller, str, bytes], dict[str, Any]]] = {
+    "/admin/devices": _devices_answer,
+    "/admin/device": _new_device_answer,
+    "/admin/topic-classes": _topic_classes_answer,
+    "/admin/topic-class": _add_topic_class_answer,
+    "/admin/new-product": _new_product_answer,
+}

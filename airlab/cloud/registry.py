@@ -34,6 +34,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -74,6 +76,8 @@ __all__ = [
     "Registry",
     "Seat",
     "Token",
+    "connection_frame_from_rows",
+    "message_frame_from_rows",
 ]
 
 TOKEN_LIFETIME = 7 * 24 * 3600.0
@@ -185,7 +189,11 @@ CREATE TABLE IF NOT EXISTS seats (
 # Columns added after the first release: (table, column, definition). A registry written
 # by an older version gets them on open (ALTER TABLE ... ADD COLUMN keeps every row and
 # gives it the default).
-_ADDED_COLUMNS = (("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),)
+_ADDED_COLUMNS = (
+    ("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),
+    # SHA-256 hex digests of the class's tokens (JSON list; see add_class_token)
+    ("classes", "token_hashes", "TEXT NOT NULL DEFAULT '[]'"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -687,6 +695,52 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             for r in rows
         ]
 
+    def add_class_token(self, name: str, *, revoke_others: bool = False) -> str:
+        """A new class token for class ``name`` (``airlab class room-file``): scoped
+        access to the admin API for the class's product.  Only its SHA-256 digest is
+        stored; earlier tokens stay valid unless ``revoke_others``.
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1"); _ = reg.add_class("c1", "pk1", [])
+            >>> token = reg.add_class_token("c1")
+            >>> reg.class_of_token(token), reg.class_of_token("nope")
+            (('c1', 'pk1'), None)
+        """
+        token = "class-" + secrets.token_urlsafe(24)
+        digest = _token_digest(token)
+        with self._lock:
+            self._check_open()
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._conn.execute(
+                    "SELECT token_hashes FROM classes WHERE name = ?", (name,)
+                ).fetchall()
+                if not rows:
+                    raise UsageError("name", f"no class {name!r}")
+                kept = [] if revoke_others else _token_list(rows[0]["token_hashes"])
+                self._conn.execute(
+                    "UPDATE classes SET token_hashes = ? WHERE name = ?",
+                    (json.dumps([*kept, digest]), name),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return token
+
+    def class_of_token(self, token: str) -> tuple[str, str] | None:
+        """``(class name, product key)`` of a class token, or None.  Every stored digest
+        is compared in constant time (no early exit)."""
+        if not isinstance(token, str) or not token or len(token) > 256:
+            return None
+        digest = _token_digest(token)
+        found = None
+        for row in self._query("SELECT name, product_key, token_hashes FROM classes"):
+            for stored in _token_list(row["token_hashes"]):
+                if hmac.compare_digest(stored.encode("ascii", "replace"), digest.encode()):
+                    found = (row["name"], row["product_key"])
+        return found
+
     # -- tokens -----------------------------------------------------------------------
 
     def issue_token(
@@ -958,12 +1012,13 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
         return self._query(sql, params)
 
     def log_rows_after(
-        self, table: str, after_id: int, product_key: str, *, limit: int = 5000
+        self, table: str, after_id: int, product_key: str | None, *, limit: int = 5000
     ) -> list[dict[str, Any]]:
         """Rows of ``table`` (``connection_log`` or ``message_log``) with an id above
         ``after_id`` that concern ``product_key`` or name no device (a refused CONNECT
         before authentication), oldest first, at most ``limit``; as committed now (no
         flush: a live view polls again).  What a dashboard reads incrementally.
+        ``product_key=None``: every row.
 
         Example:
             >>> reg = Registry()
@@ -973,59 +1028,24 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
         """
         if table not in ("connection_log", "message_log"):
             raise UsageError("table", f"must be connection_log or message_log, not {table!r}")
-        rows = self._query(
-            f"SELECT * FROM {table} WHERE id > ? AND (product_key = ? OR product_key IS NULL) "
-            "ORDER BY id LIMIT ?",
-            (int(after_id), product_key, int(limit)),
-        )
+        if product_key is None:
+            sql, params = f"SELECT * FROM {table} WHERE id > ?", [int(after_id)]
+        else:
+            sql = f"SELECT * FROM {table} WHERE id > ? AND (product_key = ? OR product_key IS NULL)"
+            params = [int(after_id), product_key]
+        rows = self._query(sql + " ORDER BY id LIMIT ?", (*params, int(limit)))
         return [dict(r) for r in rows]
 
     def connection_frame(self, device: DeviceLike | None = None) -> pd.DataFrame:
         """The connection log as a DataFrame: ``time`` datetime64 (UTC), ``protocol`` and
         ``event`` categorical, text columns ``str``, ``explanation`` as JSON text."""
-        import pandas as pd
-
-        rows = self._log_rows("connection_log", device, None)
-        columns = [
-            "time", "protocol", "event", "accepted", "product_key", "device_name",
-            "client_id", "remote", "code", "reason", "explanation",
-        ]  # fmt: skip
-        frame = pd.DataFrame([tuple(r[c] for c in columns) for r in rows], columns=columns)
-        frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
-        frame["accepted"] = frame["accepted"].astype(bool)
-        frame["code"] = frame["code"].astype("Int64")
-        for name in ("protocol", "event"):
-            frame[name] = frame[name].astype("category")
-        for name in ("product_key", "device_name", "client_id", "remote", "reason", "explanation"):
-            frame[name] = frame[name].astype("string")
-        frame.insert(4, "device", _device_column(frame))
-        return frame
+        return connection_frame_from_rows(self._log_rows("connection_log", device, None))
 
     def message_frame(self, device: DeviceLike | None = None) -> pd.DataFrame:
         """The message log as a DataFrame: ``time`` datetime64 (UTC), ``direction``
         categorical, ``payload`` bytes, ``text`` the payload decoded (UTF-8, replaced),
         ``size`` its length."""
-        import pandas as pd
-
-        rows = self._log_rows("message_log", device, None)
-        columns = [
-            "time", "direction", "product_key", "device_name", "client_id", "topic", "qos",
-            "payload", "accepted", "reason",
-        ]  # fmt: skip
-        frame = pd.DataFrame([tuple(r[c] for c in columns) for r in rows], columns=columns)
-        frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
-        frame["direction"] = frame["direction"].astype("category")
-        frame["qos"] = frame["qos"].astype("int64")
-        frame["accepted"] = frame["accepted"].astype(bool)
-        frame["payload"] = frame["payload"].map(bytes).astype(object)
-        frame["size"] = frame["payload"].map(len).astype("int64")
-        frame["text"] = (
-            frame["payload"].map(lambda b: b.decode("utf-8", errors="replace")).astype("string")
-        )
-        for name in ("product_key", "device_name", "client_id", "topic", "reason"):
-            frame[name] = frame[name].astype("string")
-        frame.insert(2, "device", _device_column(frame))
-        return frame
+        return message_frame_from_rows(self._log_rows("message_log", device, None))
 
     # -- reset (airlab cloud reset): every table emptied, the fixture loaded again ------
 
@@ -1125,6 +1145,66 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
         self._writer.join(timeout=10)
         with self._lock:
             self._conn.close()
+
+
+def connection_frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
+    """The connection-log frame of :meth:`Registry.connection_frame` from rows with its
+    columns (``sqlite3.Row`` or dicts: what the admin API's ``/admin/log`` serves)."""
+    import pandas as pd
+
+    rows = list(rows)
+    columns = [
+        "time", "protocol", "event", "accepted", "product_key", "device_name",
+        "client_id", "remote", "code", "reason", "explanation",
+    ]  # fmt: skip
+    frame = pd.DataFrame([tuple(r[c] for c in columns) for r in rows], columns=columns)
+    frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
+    frame["accepted"] = frame["accepted"].astype(bool)
+    frame["code"] = frame["code"].astype("Int64")
+    for name in ("protocol", "event"):
+        frame[name] = frame[name].astype("category")
+    for name in ("product_key", "device_name", "client_id", "remote", "reason", "explanation"):
+        frame[name] = frame[name].astype("string")
+    frame.insert(4, "device", _device_column(frame))
+    return frame
+
+
+def message_frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
+    """The message-log frame of :meth:`Registry.message_frame` from rows with its
+    columns (``payload`` as bytes)."""
+    import pandas as pd
+
+    rows = list(rows)
+    columns = [
+        "time", "direction", "product_key", "device_name", "client_id", "topic", "qos",
+        "payload", "accepted", "reason",
+    ]  # fmt: skip
+    frame = pd.DataFrame([tuple(r[c] for c in columns) for r in rows], columns=columns)
+    frame["time"] = pd.to_datetime(frame["time"].astype("float64"), unit="s", utc=True)
+    frame["direction"] = frame["direction"].astype("category")
+    frame["qos"] = frame["qos"].astype("int64")
+    frame["accepted"] = frame["accepted"].astype(bool)
+    frame["payload"] = frame["payload"].map(bytes).astype(object)
+    frame["size"] = frame["payload"].map(len).astype("int64")
+    frame["text"] = (
+        frame["payload"].map(lambda b: b.decode("utf-8", errors="replace")).astype("string")
+    )
+    for name in ("product_key", "device_name", "client_id", "topic", "reason"):
+        frame[name] = frame[name].astype("string")
+    frame.insert(2, "device", _device_column(frame))
+    return frame
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _token_list(text: object) -> list[str]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else []
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _device(row: sqlite3.Row) -> Device:

@@ -55,7 +55,7 @@ from airlab.cloud.broker import EmulatedBroker
 from airlab.cloud.fixtures import FIXTURES
 from airlab.cloud.http_api import HttpEndpoints
 from airlab.cloud.model import CONNACK_MEANINGS, DeviceRef, Permission
-from airlab.cloud.registry import Product, Registry
+from airlab.cloud.registry import Device, Product, Registry
 from airlab.cloud.tls import DEFAULT_HOSTNAMES, GeneratedCertificate, server_certificate
 from airlab.errors import UsageError
 
@@ -341,6 +341,12 @@ class CloudConsole:
             rules.forget_permissions()
         return topic_class
 
+    def topic_classes(self, product_key: str) -> list[TopicClass]:
+        """The product's topic classes (Topic类列表), the system's first."""
+        if self._console_registry().get_product(product_key) is None:
+            raise UsageError("product_key", f"no product {product_key!r}")
+        return self._console_registry().topic_classes(product_key)
+
     def add_device(
         self, product_key: str, device_name: str, device_secret: str | None = None
     ) -> str:
@@ -349,11 +355,47 @@ class CloudConsole:
             self._console_registry().add_device(product_key, device_name, device_secret)
         ).device_secret
 
+    def new_device(self, product_key: str, *, activated: bool = False) -> Device:
+        """Add a device with a fresh name (``airlab.cloud.names.new_device_name``) to
+        the product and return it, with its DeviceSecret; ``activated`` marks it as a
+        device that has been online once (dynamic registration then refuses it)."""
+        from airlab.cloud.names import new_device_name
+
+        registry = self._console_registry()
+        if registry.get_product(product_key) is None:
+            raise UsageError("product_key", f"no product {product_key!r}")
+        for attempt in range(5):
+            try:
+                device = registry.add_device(product_key, new_device_name())
+                break
+            except UsageError as exc:
+                if attempt == 4 or "already exists" not in exc.message:
+                    raise
+        if activated:
+            registry.mark_activated(device.ref)
+            found = registry.get_device(device.ref)
+            device = found if found is not None else device
+        return device
+
     def devices(self, product_key: str | None = None) -> pd.DataFrame:
         """The device list (设备列表) as a DataFrame."""
         import pandas as pd
 
-        rows = [
+        rows = self._device_rows(product_key)
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "product_key", "device_name", "device_secret", "enabled", "activated",
+                "iot_id", "created",
+            ],
+        )  # fmt: skip
+        frame["created"] = pd.to_datetime(frame["created"].astype("float64"), unit="s", utc=True)
+        return frame
+
+    def _device_rows(self, product_key: str | None) -> list[dict[str, Any]]:
+        """The rows of :meth:`devices` (a remote console may leave ``device_secret``
+        None: a class token lists no secret)."""
+        return [
             {
                 "product_key": d.product_key,
                 "device_name": d.device_name,
@@ -365,27 +407,29 @@ class CloudConsole:
             }
             for d in self._console_registry().devices(product_key)
         ]
-        frame = pd.DataFrame(
-            rows,
-            columns=[
-                "product_key", "device_name", "device_secret", "enabled", "activated",
-                "iot_id", "created",
-            ],
-        )  # fmt: skip
-        frame["created"] = pd.to_datetime(frame["created"].astype("float64"), unit="s", utc=True)
-        return frame
 
     # -- logs ---------------------------------------------------------------------------
 
     def connection_log(self, device: DeviceArg = None) -> pd.DataFrame:
         """The connection log (MQTT connects, refusals, kicks, HTTP calls) as a DataFrame."""
         self._before_read()
-        return self._console_registry().connection_frame(_device_ref(device))
+        return self._log_frame("connection", _device_ref(device))
 
     def message_log(self, device: DeviceArg = None) -> pd.DataFrame:
         """The message log (uplink "up", cloud-to-device "down") as a DataFrame."""
         self._before_read()
-        return self._console_registry().message_frame(_device_ref(device))
+        return self._log_frame("message", _device_ref(device))
+
+    def _log_frame(
+        self, table: str, device: DeviceRef | None, scope: str | None = None
+    ) -> pd.DataFrame:
+        """The ``connection`` or ``message`` log frame (of ``device``). ``scope``: a
+        product key the caller only needs the rows of (and the refusals that name no
+        device); a console may read more than that (this one reads everything)."""
+        registry = self._console_registry()
+        if table == "connection":
+            return registry.connection_frame(device)
+        return registry.message_frame(device)
 
     def refusals(self, device: DeviceArg = None) -> pd.DataFrame:
         """Everything the cloud refused, oldest first: CONNECTs (CONNACK ≠ 0), HTTP calls
@@ -403,9 +447,9 @@ class CloudConsole:
 
         ref = _device_ref(device)
         self._before_read()
-        registry = self._console_registry()
-        conns = registry.connection_frame()
-        msgs = registry.message_frame()
+        scope = ref.product_key if ref is not None else None
+        conns = self._log_frame("connection", None, scope)
+        msgs = self._log_frame("message", None, scope)
         rows: list[dict[str, Any]] = []
         for rec in conns[~conns["accepted"]].to_dict("records"):
             explanation = rec.get("explanation")

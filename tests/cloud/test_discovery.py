@@ -164,8 +164,10 @@ def test_remote_cloud_without_a_shared_registry(tmp_path: Path) -> None:
     with CloudEmulator() as cloud:
         remote = RemoteCloud(load_endpoints(cloud.write_endpoints(tmp_path / "ep.json")))
         with pytest.raises(UsageError) as err:
-            remote.add_device(PK, "dev0001")
+            _ = remote.registry  # in memory: no file to read ...
         assert err.value.field == "db"
+        secret = remote.add_device(PK, "dev0001")  # ... so the console goes through the API
+        assert cloud.registry.get_device(PK, "dev0001").device_secret == secret
         assert remote.online_devices() == []
     with pytest.raises(EndpointsError):
         remote.online_devices()  # the service is gone
