@@ -16,6 +16,11 @@ Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
   /admin/flush``, ``GET /admin/log?table=connection|message&limit=N``, ``POST
   /admin/wipe`` ``{"logs_only"?: bool, "dry_run"?: bool}`` (``airlab cloud reset``: back
   to the fixture) (see the block at the end of this module).
+* the routes a remote console needs (``GET /admin/devices``, ``POST /admin/device``,
+  ``GET /admin/topic-classes``, ``POST /admin/topic-class``, ``POST /admin/new-product``,
+  ``GET /admin/log?product_key=&device=&after=``), and class tokens (``airlab class
+  room-file``): every admin route takes the admin token or a class token, which reaches
+  only its class's product (403 otherwise) — see "Class tokens" at the end.
 
 The form body is read as bytes and parsed here: any ``Content-Type`` spelling is
 accepted (the module writes ``Content-type``, with or without ``;charset=utf-8``).
