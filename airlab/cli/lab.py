@@ -74,7 +74,48 @@ def user_data_dir() -> Path:
 FIRST_LESSON = "00_welcome.ipynb"
 
 
-def jupyter_command(notebooks: Path, *, port: int | None, no_browser: bool, ip: str) -> list[str]:
+#: Settings JupyterLab takes as its own defaults under ``airlab lab``: no "Jupyter news?"
+#: question over the first lesson (``--LabApp.news_url=`` alone leaves the question).
+LAB_OVERRIDES: dict[str, dict[str, object]] = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false"},
+}
+
+
+def lab_settings_dir(base: Path | None = None) -> Path:
+    """A JupyterLab app-settings folder holding :data:`LAB_OVERRIDES` merged over the
+    installation's own (``<sys.prefix>/share/jupyter/lab/settings``, copied when present);
+    under :func:`user_data_dir` unless ``base`` is given.  A student's own settings (the
+    user settings folder) still win over these defaults."""
+    import json
+    import shutil
+
+    target = (base or user_data_dir()) / "jupyterlab-app-settings"
+    target.mkdir(parents=True, exist_ok=True)
+    installed = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    overrides: dict[str, dict[str, object]] = {}
+    if installed.is_dir():
+        for item in installed.iterdir():
+            if item.name == "overrides.json":
+                with contextlib.suppress(OSError, ValueError):
+                    overrides = dict(json.loads(item.read_text(encoding="utf-8")))
+            elif item.is_file():
+                shutil.copy2(item, target / item.name)
+            elif item.is_dir():
+                shutil.copytree(item, target / item.name, dirs_exist_ok=True)
+    for plugin, values in LAB_OVERRIDES.items():
+        overrides[plugin] = {**dict(overrides.get(plugin) or {}), **values}
+    (target / "overrides.json").write_text(json.dumps(overrides, indent=2), encoding="utf-8")
+    return target
+
+
+def jupyter_command(
+    notebooks: Path,
+    *,
+    port: int | None,
+    no_browser: bool,
+    ip: str,
+    app_settings_dir: Path | None = None,
+) -> list[str]:
     """The command line that starts JupyterLab on ``notebooks``."""
     cmd = [
         sys.executable,
@@ -85,6 +126,8 @@ def jupyter_command(notebooks: Path, *, port: int | None, no_browser: bool, ip: 
         "--LabApp.news_url=",  # no "Jupyter news?" pop-up over the first lesson
         f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}",  # the browser opens lesson 00
     ]
+    if app_settings_dir is not None:
+        cmd.append(f"--LabApp.app_settings_dir={app_settings_dir}")
     if port is not None:
         cmd.append(f"--ServerApp.port={port}")
     if no_browser:
@@ -240,7 +283,13 @@ def _run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("jupyterlab") is None:
         raise UsageError("lab", "JupyterLab is not installed: pip install 'airlab[lab]'")
     notebooks = find_notebooks_dir(Path(args.notebooks) if args.notebooks else None)
-    cmd = jupyter_command(notebooks, port=args.port, no_browser=args.no_browser, ip=args.ip)
+    cmd = jupyter_command(
+        notebooks,
+        port=args.port,
+        no_browser=args.no_browser,
+        ip=args.ip,
+        app_settings_dir=lab_settings_dir(),
+    )
     env = dict(os.environ)
     previous = {
         signum: signal.signal(signum, _raise_stopped)

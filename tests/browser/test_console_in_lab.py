@@ -151,9 +151,8 @@ def page(lab: tuple[str, Path]) -> Iterator[object]:
             )
             tab.wait_for_selector("#jp-main-statusbar >> text=Idle")
             tab.wait_for_selector(f"{LOG} .airlab-row")
-            no_news = tab.locator(".jp-toast-button:text-is('No')")  # "Jupyter news?"
-            if no_news.count():
-                no_news.first.click()
+            news = tab.locator(".Toastify__toast").filter(has_text="news")
+            assert news.count() == 0, "airlab lab must not ask about Jupyter news"
             tab.set_default_timeout(10_000)
             yield tab
         finally:

@@ -69,6 +69,8 @@ def test_the_dashboard_shows_a_students_publish(lab: RunningLab) -> None:
             tab.set_default_timeout(90_000)
             run_all(tab, f"{lab.url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset")
             tab.wait_for_function(STATE_JS, arg="-")  # the class's dashboard is on the page
+            news = tab.locator(".jp-Notification-Toast, .Toastify__toast").filter(has_text="news")
+            assert news.count() == 0, "airlab lab must not ask about Jupyter news"
             tab.locator(
                 ".airlab-dashboard:has-text('class cs101')"
             ).first.scroll_into_view_if_needed()

@@ -32,6 +32,19 @@ def test_command_line_points_jupyterlab_at_the_lessons() -> None:
     assert "--ServerApp.port=8899" in cmd and "--no-browser" in cmd
     assert "--LabApp.news_url=" in cmd  # no news pop-up over the lessons
     assert "--LabApp.default_url=/lab/tree/00_welcome.ipynb" in cmd
+
+
+def test_the_news_question_is_off_by_an_override(tmp_path: Path) -> None:
+    import json
+
+    from airlab.cli.lab import lab_settings_dir
+
+    folder = lab_settings_dir(tmp_path)
+    overrides = json.loads((folder / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    cmd = jupyter_command(ROOT / "notebooks", port=None, no_browser=True, ip="127.0.0.1",
+                          app_settings_dir=folder)  # fmt: skip
+    assert f"--LabApp.app_settings_dir={folder}" in cmd
     assert (ROOT / "notebooks" / "00_welcome.ipynb").is_file()
 
 
