@@ -1,7 +1,9 @@
 """Jupyter widgets over a :class:`~airlab.session.ModemSession` (ipywidgets, extra ``lab``).
 
 * :class:`AtConsole` - type AT commands; a log of every line that crossed the serial
-  line (``>>`` host, ``<<`` module, ``[URC]`` marked, errors as one ``!!`` line).
+  line, sscom-style (``发→`` host, ``收←`` module, coloured by kind, errors as one ``!!``
+  line), following the newest line; ↑/↓ history, hex view, a body field after a prompt,
+  save as JSONL/CSV/sscom.
 * :class:`StatusPanel` - MQTT state, signal, registration, last URC, online devices.
 * :class:`SigningCalculator` - client id, user name, password, sign content as you type,
   each with a copy button (:func:`copy_button`).
@@ -13,7 +15,7 @@
 
 ipywidgets is imported when a widget is built, not by ``import airlab.widgets``.  All
 serial I/O runs in background threads: a click only hands work over, and the widgets
-update through traits and ``Output.append_stdout``.
+update through traits (synced to the browser).
 
 Example:
     >>> from airlab.lesson import open_lesson            # doctest: +SKIP

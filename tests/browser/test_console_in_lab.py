@@ -19,27 +19,21 @@ Chromium and the ``fonts-noto-cjk`` font; Playwright comes with the ``test`` ext
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import stat
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser.lab_helpers import REPO, airlab_lab, run_all, shot
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
-REPO = Path(__file__).resolve().parents[2]
 LESSON = "07_console.ipynb"
 TOKEN = "airlab-console-test"
-ARTIFACTS = Path(os.environ.get("AIRLAB_TEST_ARTIFACTS") or REPO / "build" / "test-artifacts")
 
 LOG = ".jp-NotebookPanel .airlab-log"
 INPUT = ".jp-NotebookPanel .airlab-console-input input[type=text]"
@@ -64,20 +58,8 @@ LAST_N_JS = """() => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _shot(page, name: str, selector: str | None = None) -> Path:  # type: ignore[no-untyped-def]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"console-{name}.png"
-    if selector:
-        page.locator(selector).first.screenshot(path=str(path))
-    else:
-        page.screenshot(path=str(path))
-    return path
+    return shot(page, f"console-{name}", selector)
 
 
 @pytest.fixture(scope="module")
@@ -87,46 +69,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = base / "notebooks"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / LESSON, root / LESSON)
-    env = dict(os.environ)
-    for var in ("HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
-                "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
-                "MPLCONFIGDIR"):  # fmt: skip
-        env[var] = str(base / var.lower())
-        Path(env[var]).mkdir()
-    env.pop("AIRLAB_CLOUD_ENDPOINTS", None)
-    env["JUPYTER_TOKEN"] = TOKEN
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airlab", "lab", "--no-browser", f"--port={port}",
-         f"--notebooks={root}", f"--endpoints-file={base / 'endpoints.json'}",
-         f"--cloud-db={base / 'lab.db'}"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=base,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 90
-    seen: list[str] = []
-    for line in proc.stdout:  # JupyterLab says when it listens
-        seen.append(line)
-        if f"127.0.0.1:{port}/lab" in line:
-            break
-        assert time.monotonic() < deadline, "airlab lab did not start within 90 s"
-    else:
-        raise AssertionError("airlab lab stopped:\n" + "".join(seen[-15:]))
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
-    try:
-        yield f"http://127.0.0.1:{port}", root
-    finally:
-        proc.terminate()  # airlab lab stops JupyterLab, then the emulator
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with airlab_lab(base, root, TOKEN) as running:
+        yield running.url, root
 
 
 @pytest.fixture(scope="module")
@@ -138,18 +82,7 @@ def page(lab: tuple[str, Path]) -> Iterator[object]:
         tab = browser.new_page(viewport={"width": 1280, "height": 900})
         tab.set_default_timeout(60_000)
         try:
-            tab.goto(f"{url}/lab/tree/{LESSON}?token={TOKEN}&reset")
-            tab.wait_for_selector(".jp-NotebookPanel .jp-Cell", state="attached")
-            tab.wait_for_selector("#jp-main-statusbar >> text=Idle")
-            tab.click(".lm-MenuBar-itemLabel:text-is('Run')")
-            tab.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-            tab.wait_for_function(
-                """() => {
-                  const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                  return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent));
-                }"""
-            )
-            tab.wait_for_selector("#jp-main-statusbar >> text=Idle")
+            run_all(tab, f"{url}/lab/tree/{LESSON}?token={TOKEN}&reset")
             tab.wait_for_selector(f"{LOG} .airlab-row")
             news = tab.locator(".Toastify__toast").filter(has_text="news")
             assert news.count() == 0, "airlab lab must not ask about Jupyter news"
