@@ -198,9 +198,12 @@ def start_cloud_service(
     fixture: str = "tutorial",
     timeout: float = _CLOUD_START_TIMEOUT,
     log_path: Path | None = None,
+    host: str | None = None,
+    advertise: str | None = None,
 ) -> CloudService:
     """Reuse the emulator serving with ``endpoints_file`` or start one as a child and wait
-    (up to ``timeout`` s) until it has written that file."""
+    (up to ``timeout`` s) until it has written that file.  ``host`` / ``advertise``: the
+    address it binds (``0.0.0.0``: the whole room) and the one its endpoints name."""
     from airlab.cloud.discovery import EndpointsError, load_endpoints
 
     with contextlib.suppress(EndpointsError):  # missing, unreadable or stale: start one
@@ -211,6 +214,10 @@ def start_cloud_service(
         "--db", str(db), "--endpoints-file", str(endpoints_file),
         "--watch-pid", str(os.getpid()),
     ]  # fmt: skip
+    if host:
+        cmd += ["--host", host]
+    if advertise:
+        cmd += ["--advertise", advertise]
     log_path = log_path or db.with_name("cloud.log")
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "ab") as log:
@@ -306,7 +313,10 @@ def _run(args: argparse.Namespace) -> int:
                 else default_endpoints_path()
             )
             db = Path(args.cloud_db).expanduser() if args.cloud_db else user_data_dir() / "lab.db"
-            cloud = start_cloud_service(endpoints_file.resolve(), db.resolve())
+            cloud = start_cloud_service(
+                endpoints_file.resolve(), db.resolve(), host=args.cloud_host,
+                advertise=args.cloud_advertise,
+            )  # fmt: skip
             ep = cloud.endpoints
             how = "reusing the running" if cloud.process is None else "started the"
             print(
@@ -353,6 +363,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--cloud-db", help="registry of the cloud emulator (default: <data dir>/lab.db)"
+    )
+    parser.add_argument(
+        "--cloud-host",
+        help="address the cloud emulator binds (default 127.0.0.1; 0.0.0.0 serves a class "
+        "room: students' laptops reach it)",
+    )
+    parser.add_argument(
+        "--cloud-advertise", help="with --cloud-host 0.0.0.0: the address its endpoints name"
     )
     parser.add_argument(
         "--endpoints-file",

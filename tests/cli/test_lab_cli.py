@@ -114,3 +114,18 @@ def test_airlab_lab_serves_the_lessons_and_runs_the_cloud(tmp_path: Path) -> Non
     assert not ep_file.exists()  # removed by the emulator's clean stop
     with pytest.raises(ProcessLookupError):
         os.kill(cloud_pid, 0)
+
+
+def test_the_lab_cloud_can_serve_a_room(tmp_path: Path) -> None:
+    from airlab.cli.lab import start_cloud_service
+    from airlab.cloud.discovery import load_endpoints
+
+    service = start_cloud_service(
+        tmp_path / "ep.json", tmp_path / "lab.db", host="0.0.0.0", advertise="127.0.0.1"
+    )
+    try:
+        ep = load_endpoints(tmp_path / "ep.json")
+        assert ep["mqtt"].startswith("127.0.0.1:") and service.process is not None
+        assert service.process.args[-4:] == ["--host", "0.0.0.0", "--advertise", "127.0.0.1"]
+    finally:
+        service.stop()
