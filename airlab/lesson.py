@@ -322,6 +322,13 @@ def _lesson_identity(cloud: CloudConsole, own_device: bool) -> Identity:
     emulator's registry cannot be shared: a warning says how to fix that)."""
     if not own_device:
         return Identity.tutorial()
+    if isinstance(cloud, RemoteCloud) and cloud.endpoints.get("airlab_room"):
+        raise UsageError(
+            "seat",
+            f"this is the room file of class {cloud.endpoints.get('class')!r}: the lesson needs "
+            "your seat — open_lesson(seat='path/to/seat-07.json') with your handout's seat "
+            "file, AIRLAB_SEAT=path/to/seat-07.json, or pick it once in lesson 00 (SeatPicker)",
+        )
     if isinstance(cloud, RemoteCloud) and not cloud.endpoints.get("db"):
         warnings.warn(
             "the running cloud emulator keeps its registry in memory, so this lesson cannot "

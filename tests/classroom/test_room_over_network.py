@@ -206,6 +206,9 @@ def test_a_seat_file_of_another_class_says_so(served: Served, tmp_path: Path) ->
     fake.write_text(json.dumps(other))
     with pytest.raises(UsageError, match="class token is for another class"):
         open_lesson(seat=str(fake), cloud=str(room))
+    # a room file and no seat at all: say how to give it
+    with pytest.raises(UsageError, match=r"room file of class 'room1'.*seat-07.json"):
+        open_lesson(cloud=str(room), seat="")
 
 
 def test_lesson_04_runs_on_a_laptop_with_the_room_file(
