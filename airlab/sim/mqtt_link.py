@@ -1,8 +1,7 @@
-"""MQTT 3.1.1 on the simulated module's ``"mqtt"`` link, with amqtt's packet classes as codec.
+"""MQTT 3.1.1 on the simulated module's ``"mqtt"`` link, with :mod:`airlab.mqtt.codec`.
 
-The packet format is never written by hand here: requests become
-``amqtt.mqtt.*Packet(...).to_bytes()``, incoming bytes are decoded by
-``MQTTFixedHeader.from_stream`` + ``packet_class(...).from_stream`` (amqtt 0.12.1).
+The firmware's requests become packets of the shared codec; incoming bytes are framed by
+:class:`airlab.mqtt.codec.PacketReader` in the network stack.
 
 Example:
     >>> from airlab.sim.actions import MqttPublish
@@ -14,24 +13,7 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from amqtt.adapters import StreamReaderAdapter
-from amqtt.errors import NoDataError
-from amqtt.mqtt import packet_class
-from amqtt.mqtt.connect import ConnectPacket, ConnectPayload, ConnectVariableHeader
-from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.mqtt.packet import MQTTFixedHeader
-from amqtt.mqtt.pingreq import PingReqPacket
-from amqtt.mqtt.puback import PubackPacket
-from amqtt.mqtt.pubcomp import PubcompPacket
-from amqtt.mqtt.publish import PublishPacket
-from amqtt.mqtt.pubrec import PubrecPacket
-from amqtt.mqtt.pubrel import PubrelPacket
-from amqtt.mqtt.subscribe import SubscribePacket
-from amqtt.mqtt.unsubscribe import UnsubscribePacket
-
+from airlab.mqtt import codec as c
 from airlab.sim.actions import MqttConnect, MqttPublish, MqttSubscribe, MqttUnsubscribe
 
 __all__ = [
@@ -43,7 +25,6 @@ __all__ = [
     "publish_bytes",
     "pubrec_bytes",
     "pubrel_bytes",
-    "read_packet",
     "subscribe_bytes",
     "unsubscribe_bytes",
 ]
@@ -51,26 +32,22 @@ __all__ = [
 
 def connect_bytes(req: MqttConnect) -> bytes:
     """CONNECT (protocol level 4) for an ``AT+MCONFIG`` / ``AT+MCONNECT`` pair."""
-    header = ConnectVariableHeader(keep_alive=req.keepalive)
-    header.clean_session_flag = req.clean_session
-    header.username_flag = req.username is not None
-    header.password_flag = req.password is not None
-    payload = ConnectPayload(client_id=req.client_id, username=req.username, password=req.password)
+    will = None
     if req.will is not None:
-        header.will_flag = True
-        header.will_qos = req.will.qos
-        header.will_retain_flag = req.will.retain
-        payload.will_topic = req.will.topic
-        payload.will_message = req.will.message
-    return ConnectPacket(variable_header=header, payload=payload).to_bytes()
+        w = req.will
+        will = c.Will(w.topic, w.message, w.qos, w.retain)
+    password = None if req.password is None else req.password.encode("utf-8")
+    return c.encode(
+        c.Connect(req.client_id, req.username, password, req.keepalive, req.clean_session, will)
+    )
 
 
 def subscribe_bytes(req: MqttSubscribe) -> bytes:
-    return SubscribePacket.build([(req.topic, req.qos)], req.packet_id).to_bytes()
+    return c.encode(c.Subscribe(req.packet_id, ((req.topic, req.qos),)))
 
 
 def unsubscribe_bytes(req: MqttUnsubscribe) -> bytes:
-    return UnsubscribePacket.build([req.topic], req.packet_id).to_bytes()
+    return c.encode(c.Unsubscribe(req.packet_id, (req.topic,)))
 
 
 def publish_bytes(req: MqttPublish) -> bytes:
@@ -78,46 +55,33 @@ def publish_bytes(req: MqttPublish) -> bytes:
 
     The firmware does not check the topic name: ``+`` and ``#`` go out as typed and the
     broker, not the module, enforces MQTT 3.1.1 §3.3.2.1 (it closes the connection).
-    amqtt refuses to *build* such a packet, so it is built on a wildcard-free stand-in
-    and the real name is put into its (public) variable header before encoding.
+    A packet id that does not fit 2 bytes raises :class:`OverflowError`.
     """
     packet_id = req.packet_id if req.qos > 0 else None
-    packet = PublishPacket.build("", req.payload, packet_id, False, req.qos, req.retain)
-    packet.variable_header.topic_name = req.topic
-    return packet.to_bytes()
+    if req.qos > 0 and packet_id is None:
+        raise ValueError("a QoS 1/2 PUBLISH needs a packet id")
+    return c.encode(c.Publish(req.topic, req.payload, req.qos, packet_id, req.retain))
 
 
 def puback_bytes(packet_id: int) -> bytes:
-    return PubackPacket.build(packet_id).to_bytes()
+    return c.encode(c.Puback(packet_id))
 
 
 def pubrec_bytes(packet_id: int) -> bytes:
-    return PubrecPacket.build(packet_id).to_bytes()
+    return c.encode(c.Pubrec(packet_id))
 
 
 def pubrel_bytes(packet_id: int) -> bytes:
-    return PubrelPacket.build(packet_id).to_bytes()
+    return c.encode(c.Pubrel(packet_id))
 
 
 def pubcomp_bytes(packet_id: int) -> bytes:
-    return PubcompPacket.build(packet_id).to_bytes()
+    return c.encode(c.Pubcomp(packet_id))
 
 
 def pingreq_bytes() -> bytes:
-    return PingReqPacket().to_bytes()
+    return c.encode(c.PINGREQ)
 
 
 def disconnect_bytes() -> bytes:
-    return DisconnectPacket().to_bytes()
-
-
-async def read_packet(reader: asyncio.StreamReader) -> Any | None:
-    """The next MQTT packet from ``reader``; None at end of stream (also mid-packet)."""
-    adapter = StreamReaderAdapter(reader)
-    try:
-        header = await MQTTFixedHeader.from_stream(adapter)
-        if header is None:
-            return None
-        return await packet_class(header).from_stream(adapter, fixed_header=header)
-    except (NoDataError, asyncio.IncompleteReadError, ConnectionError):
-        return None
+    return c.encode(c.DISCONNECT)

@@ -14,7 +14,7 @@ callback, called from the stack's thread.
   SUBSCRIBE / UNSUBSCRIBE / PUBLISH / DISCONNECT as asked; an incoming QoS 1 PUBLISH is
   acknowledged by the stack (PUBACK; QoS 2: PUBREC/PUBREL/PUBCOMP) and reported as
   ``MqttMessage``; a PINGREQ goes out every keepalive once connected; a close by the
-  server gives ``LinkClosed``.  amqtt's packet classes are the codec
+  server gives ``LinkClosed``.  :mod:`airlab.mqtt.codec` is the codec
   (:mod:`airlab.sim.mqtt_link`).  Topics go out as given: a PUBLISH to ``a/+`` is
   sent and the broker closes the connection (MQTT 3.1.1 §3.3.2.1) → ``LinkClosed``.
   A request that fails inside the stack (a bug) is logged and closes the link
@@ -50,8 +50,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from amqtt.mqtt.packet import CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK
-
+from airlab.mqtt import codec as c
+from airlab.mqtt.loopthread import LoopThread
 from airlab.sim import actions as a
 from airlab.sim import mqtt_link as m
 from airlab.sim.hosts import HostNotFound, HostTable
@@ -109,6 +109,7 @@ class NetStack:
             self._tls.verify_mode = ssl.CERT_NONE
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._runner = LoopThread("airlab-sim-net")
         self._start_lock = threading.Lock()
         self._links: dict[str, _Link] = {}
         self._gen = 0
@@ -127,18 +128,8 @@ class NetStack:
                 return
             if self._closed:
                 raise RuntimeError("network stack is closed")
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            self._loop = loop
-            self._thread = threading.Thread(target=run, name="airlab-sim-net", daemon=True)
-            self._thread.start()
-            ready.wait()
+            self._runner.start()
+            self._loop, self._thread = self._runner.loop, self._runner.thread
 
     @property
     def running(self) -> bool:
@@ -156,11 +147,8 @@ class NetStack:
         if threading.current_thread() is thread:
             raise RuntimeError("NetStack.close() called from the stack's own thread")
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        if not thread.is_alive():
-            loop.close()
+            self._runner.run(self._shutdown(), 5)
+        self._runner.stop(5)
 
     def __enter__(self) -> NetStack:
         self.start()
@@ -451,52 +439,66 @@ class NetStack:
 
     async def _read_mqtt(self, state: _Link, reader: asyncio.StreamReader) -> None:
         name = state.name
+        framer = c.PacketReader()
         try:
             while not state.closed:
-                packet = await m.read_packet(reader)
-                if packet is None or state.closed:
+                data = await reader.read(65536)
+                if not data or state.closed:
                     break
-                kind = packet.fixed_header.packet_type
-                if kind == CONNACK:
-                    asked = self._asked.pop((name, "connack", 0), None)
-                    self._report(name, a.MqttConnack(packet.return_code or 0), asked, state.gen)
-                elif kind == PUBLISH:
-                    qos = packet.qos or 0
-                    pid = packet.packet_id
-                    if qos == 1 and pid is not None:
-                        self._write(state, m.puback_bytes(pid))
-                    elif qos == 2 and pid is not None:
-                        self._write(state, m.pubrec_bytes(pid))
-                    event = a.MqttMessage(packet.topic_name or "", bytes(packet.data or b""), qos)
-                    self._report(name, event, None, state.gen)
-                elif kind == PUBREL:
-                    self._write(state, m.pubcomp_bytes(packet.packet_id))
-                elif kind in (SUBACK, UNSUBACK, PUBACK, PUBREC, PUBCOMP):
-                    pid = packet.variable_header.packet_id
-                    if kind == SUBACK:
-                        asked = self._asked.pop((name, "suback", pid), None)
-                        codes = tuple(packet.payload.return_codes if packet.payload else ())
-                        event = a.MqttSuback(pid, codes)
-                    elif kind == UNSUBACK:
-                        asked = self._asked.pop((name, "unsuback", pid), None)
-                        event = a.MqttUnsuback(pid)
-                    elif kind == PUBACK:
-                        asked = self._asked.pop((name, "puback", pid), None)
-                        event = a.MqttPuback(pid)
-                    elif kind == PUBREC:
-                        self._write(state, m.pubrel_bytes(pid))
-                        asked = self._asked.pop((name, "pubrec", pid), None)
-                        event = a.MqttPubrec(pid)
-                    else:
-                        asked = self._asked.pop((name, "pubcomp", pid), None)
-                        event = a.MqttPubcomp(pid)
-                    self._report(name, event, asked, state.gen)
-                # PINGRESP and anything else: nothing to report
+                for packet in framer.feed(data):
+                    if state.closed:
+                        break
+                    self._on_packet(state, packet)
         except asyncio.CancelledError:
             raise
+        except (ConnectionError, c.MalformedPacket):
+            log.debug("MQTT link %s: closed or undecodable data, closing", name, exc_info=True)
         except Exception:
-            log.debug("MQTT link %s: undecodable data, closing", name, exc_info=True)
+            log.debug("MQTT link %s: failed, closing", name, exc_info=True)
         self._lost(state)
+
+    def _on_packet(self, state: _Link, packet: c.Packet) -> None:
+        """Report one packet from the server (and answer what the module answers itself)."""
+        name, kind = state.name, type(packet)
+        event: a.NetEvent
+        if kind is c.Publish:
+            p: c.Publish = packet  # type: ignore[assignment]
+            if p.qos == 1 and p.packet_id is not None:
+                self._write(state, m.puback_bytes(p.packet_id))
+            elif p.qos == 2 and p.packet_id is not None:
+                self._write(state, m.pubrec_bytes(p.packet_id))
+            self._report(name, a.MqttMessage(p.topic, bytes(p.payload), p.qos), None, state.gen)
+            return
+        if kind is c.Connack:
+            asked = self._asked.pop((name, "connack", 0), None)
+            event = a.MqttConnack(packet.return_code)  # type: ignore[union-attr]
+        elif kind is c.Pubrel:
+            self._write(state, m.pubcomp_bytes(packet.packet_id))  # type: ignore[union-attr]
+            return
+        elif kind is c.Suback:
+            pid = packet.packet_id  # type: ignore[union-attr]
+            asked = self._asked.pop((name, "suback", pid), None)
+            event = a.MqttSuback(pid, packet.return_codes)  # type: ignore[union-attr]
+        elif kind is c.Unsuback:
+            pid = packet.packet_id  # type: ignore[union-attr]
+            asked = self._asked.pop((name, "unsuback", pid), None)
+            event = a.MqttUnsuback(pid)
+        elif kind is c.Puback:
+            pid = packet.packet_id  # type: ignore[union-attr]
+            asked = self._asked.pop((name, "puback", pid), None)
+            event = a.MqttPuback(pid)
+        elif kind is c.Pubrec:
+            pid = packet.packet_id  # type: ignore[union-attr]
+            self._write(state, m.pubrel_bytes(pid))
+            asked = self._asked.pop((name, "pubrec", pid), None)
+            event = a.MqttPubrec(pid)
+        elif kind is c.Pubcomp:
+            pid = packet.packet_id  # type: ignore[union-attr]
+            asked = self._asked.pop((name, "pubcomp", pid), None)
+            event = a.MqttPubcomp(pid)
+        else:  # PINGRESP and anything else: nothing to report
+            return
+        self._report(name, event, asked, state.gen)
 
     def _write(self, state: _Link, data: bytes) -> None:
         if state.writer is not None and not state.closed:

@@ -254,16 +254,15 @@ def test_connect_only_on_request_and_idle_close(stack: NetStack, events: Events)
 def test_incoming_qos1_publish_is_acked_and_keepalive_pings(
     stack: NetStack, events: Events
 ) -> None:
-    from amqtt.mqtt.connack import ConnackPacket
-    from amqtt.mqtt.publish import PublishPacket
+    from airlab.mqtt.codec import Connack, Publish, encode
 
     got: dict[str, bytes] = {}
 
     def script(conn: socket.socket) -> None:
         got["connect_head"] = recv_exact(conn, 2)
         got["connect_rest"] = recv_exact(conn, got["connect_head"][1])
-        conn.sendall(ConnackPacket.build(0, 0).to_bytes())
-        conn.sendall(PublishPacket.build("down/t", b"abc", 5, False, 1, False).to_bytes())
+        conn.sendall(encode(Connack(0)))
+        conn.sendall(encode(Publish("down/t", b"abc", qos=1, packet_id=5)))
         got["puback"] = recv_exact(conn, 4)
         got["ping"] = recv_exact(conn, 2, timeout=3)
 
@@ -482,14 +481,14 @@ def test_close_link_drops_a_pending_http_answer(events: Events, http_server) -> 
 
 def test_wildcard_publish_goes_out_as_given(stack: NetStack, events: Events) -> None:
     """The module sends the PUBLISH with the topic as typed (+ and # included)."""
-    from amqtt.mqtt.connack import ConnackPacket
+    from airlab.mqtt.codec import Connack, encode
 
     got: dict[str, bytes] = {}
 
     def script(conn: socket.socket) -> None:
         head = recv_exact(conn, 2)
         recv_exact(conn, head[1])
-        conn.sendall(ConnackPacket.build(0, 0).to_bytes())
+        conn.sendall(encode(Connack(0)))
         got["publish"] = recv_exact(conn, 2 + 2 + 5 + 2 + 1)
 
     server = RawServer(script)
