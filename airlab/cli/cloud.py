@@ -275,8 +275,8 @@ def _print_json(data: dict[str, Any]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from airlab.cloud._amqtt_patch import UPLINK_LIMITS
     from airlab.cloud.discovery import EndpointsError, default_endpoints_path, load_endpoints
+    from airlab.cloud.mqtt_core import UPLINK_LIMITS
     from airlab.cloud.service import CloudEmulator
 
     ports = {name: _port(getattr(args, name), name) for name in _PORT_OPTIONS}

@@ -1,12 +1,16 @@
-"""The emulator's MQTT broker: amqtt in its own thread, carrying out the platform rules.
+"""The emulator's MQTT broker: our sans-IO core behind an asyncio shell, in its own thread.
+
+:class:`~airlab.cloud.mqtt_core.BrokerCore` decides everything on the wire;
+:class:`~airlab.cloud.mqtt_server.MqttServer` moves the bytes; this module runs both on a
+:class:`~airlab.mqtt.loopthread.LoopThread` and offers thread-safe console operations.
 
 The rules (:class:`airlab.cloud.model.CloudRules`, e.g. :class:`airlab.cloud.auth.Rules`)
 decide; this broker enforces their decisions on the wire:
 
 * CONNECT -> :class:`~airlab.cloud.model.ConnectRequest` -> ``rules.decide_connect`` -> a
   CONNACK with exactly ``decision.return_code`` (0-5), then the connection is closed when
-  refused.  No session is touched before the decision (amqtt 0.12.1 wipes the session of a
-  clean-session client id before authenticating; that is fixed here).
+  refused.  No session is touched before the decision (sessions are keyed by device,
+  never by client id, so a refused CONNECT reusing a live client's id harms nobody).
 * MQTT 3.1 (``MQIsdp``/3) and 3.1.1 are accepted; any other protocol name/level (MQTT 5
   included) gets CONNACK 1 and is closed.
 * A TCP connection that sends no CONNECT within ``connect_timeout`` is closed (event
@@ -52,35 +56,23 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
-import logging
 import ssl
 import threading
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-from airlab.cloud._amqtt_patch import UPLINK_LIMITS, EmuBroker
 from airlab.cloud.model import CloudRules, DeviceRef
+from airlab.cloud.mqtt_core import UPLINK_LIMITS, BrokerCore
+from airlab.cloud.mqtt_server import MqttServer
+from airlab.mqtt.loopthread import LoopThread
 
-__all__ = ["EmulatedBroker"]
+__all__ = ["UPLINK_LIMITS", "EmulatedBroker"]
 
-_T = TypeVar("_T")
 _CALL_TIMEOUT = 10.0
 
 
-def _quiet_amqtt() -> None:
-    """amqtt logs routine events (bare TCP probes, disconnects) at INFO/ERROR: keep WARNING+."""
-    for name in ("amqtt", "transitions"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.WARNING)
-
-
 class EmulatedBroker:
-    """An MQTT broker (amqtt) on its own thread and event loop, driven by cloud rules.
+    """An MQTT broker on its own thread and event loop, driven by cloud rules.
 
     Use as a context manager or call :meth:`start` / :meth:`stop`.  The bound ports are
     :attr:`mqtt_port` and :attr:`mqtts_port` (ask for port 0 to get a free one).
@@ -113,91 +105,66 @@ class EmulatedBroker:
         self.uplink_limits = uplink_limits
         self.mqtt_port: int | None = None
         self.mqtts_port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._broker: EmuBroker | None = None
+        self._runner: LoopThread | None = None
+        self._server: MqttServer | None = None
         self._lock = threading.Lock()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     @property
     def running(self) -> bool:
-        return self._broker is not None
+        return self._server is not None
 
     def start(self, timeout: float = 10.0) -> EmulatedBroker:
         """Bind the listeners and serve; returns once both listeners are bound."""
         with self._lock:
-            if self._thread is not None:
+            if self._runner is not None:
                 raise RuntimeError("broker already started")
-            _quiet_amqtt()
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=run, name="airlab-mqtt-broker", daemon=True)
-            thread.start()
-            ready.wait(timeout)
-            self._loop, self._thread = loop, thread
+            runner = LoopThread("airlab-mqtt-broker").start(timeout)
+            self._runner = runner
             try:
-                broker = asyncio.run_coroutine_threadsafe(self._astart(), loop).result(timeout)
+                server, ports = runner.run(self._astart(), timeout)
             except BaseException:
-                self._stop_loop()
+                runner.stop()
+                self._runner = None
                 raise
-            self._broker = broker
-            self.mqtt_port = broker.bound["mqtt"]
-            self.mqtts_port = broker.bound.get("mqtts")
+            self._server = server
+            self.mqtt_port, self.mqtts_port = ports
         return self
 
-    async def _astart(self) -> EmuBroker:
-        listeners: dict[str, tuple[str, int, ssl.SSLContext | None]] = {
-            "mqtt": (self.host, self._want_mqtt, None)
-        }
-        if self.ssl_context is not None:
-            listeners["mqtts"] = (self.host, self._want_mqtts or 0, self.ssl_context)
-        broker = EmuBroker(self.rules, listeners, self.connect_timeout, asyncio.get_running_loop())
-        broker.uplink_limits = self.uplink_limits
-        broker.sniff_tls = self.ssl_context  # the plain port also takes TLS, like 1883
-        await broker.start()
-        return broker
+    async def _astart(self) -> tuple[MqttServer, tuple[int, int | None]]:
+        core = BrokerCore(
+            self.rules, connect_timeout=self.connect_timeout, uplink_limits=self.uplink_limits
+        )
+        server = MqttServer(core, self.rules)
+        try:
+            # the plain port also takes TLS (first byte decides), like the platform's 1883
+            mqtt = await server.listen(self.host, self._want_mqtt, sniff_tls=self.ssl_context)
+            mqtts = None
+            if self.ssl_context is not None:
+                mqtts = await server.listen(self.host, self._want_mqtts or 0, self.ssl_context)
+        except BaseException:
+            await server.close()  # do not leave the first listener open
+            raise
+        return server, (mqtt, mqtts)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every connection and both listeners, then end the thread (idempotent)."""
         with self._lock:
-            if self._thread is None or self._loop is None:
+            runner, server = self._runner, self._server
+            if runner is None:
                 return
-            broker, self._broker = self._broker, None
-            if broker is not None:
+            self._server = None
+            if server is not None:
                 try:
-                    asyncio.run_coroutine_threadsafe(broker.shutdown(), self._loop).result(timeout)
+                    runner.run(server.close(), timeout)
                 except Exception:
+                    import logging
+
                     logging.getLogger(__name__).exception("broker shutdown failed")
-            self._stop_loop(timeout)
+            runner.stop(timeout)
+            self._runner = None
             self.mqtt_port = self.mqtts_port = None
-
-    def _stop_loop(self, timeout: float = 10.0) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-
-        async def drain() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=2)
-
-        if not loop.is_closed():
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if not thread.is_alive():
-            loop.close()
-        self._loop = self._thread = None
 
     def __enter__(self) -> EmulatedBroker:
         return self.start()
@@ -216,22 +183,11 @@ class EmulatedBroker:
 
     # ---- thread-safe operations ----------------------------------------------------------
 
-    def _call(self, fn: Callable[[EmuBroker], _T]) -> _T:
-        broker, loop, thread = self._broker, self._loop, self._thread
-        if broker is None or loop is None or thread is None:
+    def _server_and_runner(self) -> tuple[MqttServer, LoopThread]:
+        server, runner = self._server, self._runner
+        if server is None or runner is None:
             raise RuntimeError("broker is not running")
-        if threading.get_ident() == thread.ident:
-            return fn(broker)
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn(broker))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(_CALL_TIMEOUT)
+        return server, runner
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0) -> int:
         """Publish from the console to the subscribers of ``topic`` ("down" in the message log).
@@ -241,23 +197,18 @@ class EmulatedBroker:
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         if qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
-        return self._call(lambda b: b.console_publish(topic, data, qos))
+        server, runner = self._server_and_runner()
+        return runner.call(lambda: server.publish(topic, data, qos), _CALL_TIMEOUT)
 
     def online(self) -> list[tuple[DeviceRef, str]]:
         """The connected devices and their MQTT client ids."""
-        return self._call(lambda b: [(c.device, c.client_id) for c in b.conns.values()])
+        server, runner = self._server_and_runner()
+        return runner.call(server.core.online, _CALL_TIMEOUT)
 
     def disconnect(self, device: DeviceRef) -> bool:
         """Close the connection of ``device`` from the server side; False if it is offline."""
-
-        def close(b: EmuBroker) -> bool:
-            conn = b.conns.get(str(device))
-            if conn is None:
-                return False
-            conn.close("console")
-            return True
-
-        return self._call(close)
+        server, runner = self._server_and_runner()
+        return runner.call(lambda: server.disconnect(device), _CALL_TIMEOUT)
 
     def info(self) -> dict[str, Any]:
         """Listener addresses, for an endpoint file."""

@@ -49,12 +49,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airlab.aliyun import DEFAULT_REGION, TopicClass
-from airlab.cloud._amqtt_patch import UPLINK_LIMITS
 from airlab.cloud.auth import Rules
 from airlab.cloud.broker import EmulatedBroker
 from airlab.cloud.fixtures import FIXTURES
 from airlab.cloud.http_api import HttpEndpoints
 from airlab.cloud.model import CONNACK_MEANINGS, DeviceRef, Permission
+from airlab.cloud.mqtt_core import UPLINK_LIMITS
 from airlab.cloud.registry import Device, Product, Registry
 from airlab.cloud.tls import DEFAULT_HOSTNAMES, GeneratedCertificate, server_certificate
 from airlab.errors import UsageError

@@ -479,7 +479,9 @@ class PacketReader:
 
     ``limit`` caps a packet's remaining length (larger: :class:`MalformedPacket`); it may
     be changed between calls (a broker allows a small CONNECT, then bigger packets).
-    After an error the reader is unusable (the connection must be closed).
+    When bad bytes follow good packets in one call, the good packets are returned and the
+    error is kept in :attr:`error` (and raised by the next call): a peer's packets are
+    handled in order up to its mistake.  After an error the reader is unusable.
 
     Example:
         >>> r = PacketReader(limit=4)
@@ -493,11 +495,12 @@ class PacketReader:
         airlab.mqtt.codec.MalformedPacket: packet of 5 bytes exceeds 4
     """
 
-    __slots__ = ("_buf", "limit")
+    __slots__ = ("_buf", "error", "limit")
 
     def __init__(self, limit: int = 268_435_455) -> None:
         self._buf = b""
         self.limit = limit
+        self.error: MalformedPacket | None = None
 
     @property
     def buffered(self) -> int:
@@ -506,8 +509,19 @@ class PacketReader:
 
     def feed(self, data: bytes) -> list[Packet]:
         """Append ``data``; decode and return every complete packet."""
-        buf = self._buf + data if self._buf else data
+        if self.error is not None:
+            raise self.error
         out: list[Packet] = []
+        try:
+            self._feed(data, out)
+        except MalformedPacket as exc:
+            if not out:
+                raise
+            self.error = exc
+        return out
+
+    def _feed(self, data: bytes, out: list[Packet]) -> None:
+        buf = self._buf + data if self._buf else data
         pos, end = 0, len(buf)
         while end - pos >= 2:
             first = buf[pos]
@@ -543,4 +557,3 @@ class PacketReader:
                 out.append(decode(first, body))
             pos = stop
         self._buf = buf[pos:] if pos < end else b""
-        return out

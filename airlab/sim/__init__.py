@@ -20,7 +20,7 @@ import importlib
 from typing import Any
 
 # Lazy exports: ``import airlab`` registers the airsim:// handler (which lives in this
-# package) without paying for asyncio, amqtt and the firmware until they are used.
+# package) without paying for asyncio and the firmware until they are used.
 _EXPORTS = {
     "PtyBridge": "airlab.sim.bridges",
     "TcpBridge": "airlab.sim.bridges",

@@ -455,7 +455,7 @@ def test_port_in_use_raises_and_leaves_no_thread(rules):
 
 
 def test_bare_tcp_probe_logs_nothing(rules, caplog):
-    with caplog.at_level(logging.DEBUG, logger="amqtt"), EmulatedBroker(rules) as b:
+    with caplog.at_level(logging.DEBUG, logger="airlab.cloud.broker"), EmulatedBroker(rules) as b:
         for _ in range(3):
             raw_connect(b.mqtt_port).close()
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

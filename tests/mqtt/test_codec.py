@@ -144,3 +144,11 @@ def test_the_limit_applies_before_the_body_arrives() -> None:
     reader = c.PacketReader(limit=10)
     with pytest.raises(c.MalformedPacket, match="packet of 11 bytes exceeds 10"):
         reader.feed(b"\x30\x0b")
+
+
+def test_good_packets_before_bad_bytes_are_returned_then_the_error() -> None:
+    reader = c.PacketReader()
+    assert reader.feed(c.encode(c.PINGREQ) + b"\x00\x00") == [c.PINGREQ]
+    assert isinstance(reader.error, c.MalformedPacket)
+    with pytest.raises(c.MalformedPacket, match="reserved packet type 0"):
+        reader.feed(b"")
