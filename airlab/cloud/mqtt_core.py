@@ -142,6 +142,11 @@ TRANSITIONS: dict[ConnState, dict[ConnInput, ConnState]] = {
 }
 
 
+# module-level aliases: an Enum member lookup on the class is slow on the hot path
+_AWAIT_CONNECT, _REFUSING = ConnState.AWAIT_CONNECT, ConnState.REFUSING
+_CONNECTED, _CLOSED = ConnState.CONNECTED, ConnState.CLOSED
+
+
 class BrokerStateError(RuntimeError):
     """An input that the connection's state does not allow (a bug of the broker)."""
 
@@ -317,7 +322,7 @@ class _Conn:
         self.remote = remote
         self.tls = tls
         self.server_name = server_name
-        self.state = ConnState.AWAIT_CONNECT
+        self.state = _AWAIT_CONNECT
         self.reader = c.PacketReader(MAX_CONNECT)
         self.got_bytes = False
         self.key = ""
@@ -407,15 +412,15 @@ class BrokerCore:
         out = self._out = []
         state = conn.state
         try:
-            if state is ConnState.CONNECTED:
+            if state is _CONNECTED:
                 self._packets(conn, data)
-            elif state is ConnState.AWAIT_CONNECT:
+            elif state is _AWAIT_CONNECT:
                 self._await_connect(conn, data)
         except Exception as exc:
             log.exception("MQTT connection from %s failed", conn.remote)
-            if conn.state is ConnState.CONNECTED:
+            if conn.state is _CONNECTED:
                 self._close(conn, CloseReason.ERROR, repr(exc))
-            elif conn.state is ConnState.AWAIT_CONNECT:
+            elif conn.state is _AWAIT_CONNECT:
                 conn.move(ConnInput.CLOSE)
                 out.append(Close(cid, abort=True))
         return out
@@ -427,7 +432,7 @@ class BrokerCore:
             return []
         out = self._out = []
         if timer is Timer.CONNECT:
-            if conn.state is ConnState.AWAIT_CONNECT:
+            if conn.state is _AWAIT_CONNECT:
                 self._refuse(
                     conn,
                     ConnectionEvent(
@@ -440,7 +445,7 @@ class BrokerCore:
                     ),
                     (Close(cid, abort=True),),
                 )
-        elif conn.state is ConnState.CONNECTED:
+        elif conn.state is _CONNECTED:
             if timer is Timer.KEEPALIVE:
                 limit = conn.keepalive_limit or 0.0
                 idle = self.clock() - conn.last_rx
@@ -460,15 +465,15 @@ class BrokerCore:
         if conn is None:
             return []
         out = self._out = []
-        if conn.state is ConnState.CONNECTED:
+        if conn.state is _CONNECTED:
             self._close(conn, CloseReason.EOF, None, send_close=False)
-        elif conn.state is ConnState.AWAIT_CONNECT:
+        elif conn.state is _AWAIT_CONNECT:
             conn.move(ConnInput.CLOSE)
             if conn.got_bytes:  # a bare TCP probe is not a connection attempt
                 self._log_conn(
                     "refused", False, remote=conn.remote, reason="closed inside CONNECT"
                 )
-        elif conn.state is ConnState.REFUSING:
+        elif conn.state is _REFUSING:
             conn.move(ConnInput.CLOSE)
         return out
 
@@ -508,9 +513,9 @@ class BrokerCore:
         """Close every connection (accepted ones are logged ``Emulator stopped``)."""
         out = self._out = []
         for conn in list(self._conns.values()):
-            if conn.state is ConnState.CONNECTED:
+            if conn.state is _CONNECTED:
                 self._close(conn, CloseReason.SHUTDOWN, None)
-            elif conn.state is not ConnState.CLOSED:
+            elif conn.state is not _CLOSED:
                 conn.move(ConnInput.CLOSE)
                 out.append(Close(conn.id, abort=True))
         return out
@@ -593,7 +598,7 @@ class BrokerCore:
         connect = packets[0]
         assert isinstance(connect, c.Connect)  # the first byte was 0x10
         self._on_connect(conn, connect)
-        if conn.state is ConnState.CONNECTED:
+        if conn.state is _CONNECTED:
             conn.reader.limit = MAX_PACKET
             if len(packets) > 1 or conn.reader.error is not None:
                 self._handle(conn, packets[1:])
@@ -745,7 +750,7 @@ class BrokerCore:
                 name = type(p).__name__.upper()
                 self._close(conn, CloseReason.PROTOCOL, f"unexpected {name} from a client")
                 return
-        if conn.reader.error is not None and conn.state is ConnState.CONNECTED:
+        if conn.reader.error is not None and conn.state is _CONNECTED:
             self._close(conn, CloseReason.PROTOCOL, str(conn.reader.error))
 
     def _over_rate(self, conn: _Conn, qos: int) -> int | None:
@@ -905,7 +910,7 @@ class BrokerCore:
         qos0: bytes | None = None
         for session in targets.values():
             conn = session.conn
-            if conn is None or conn.state is not ConnState.CONNECTED:
+            if conn is None or conn.state is not _CONNECTED:
                 if not session.clean and q and len(session.queue) < MAX_OFFLINE_QUEUE:
                     session.queue.append(c.Publish(topic, payload, 1, None))
                 continue
