@@ -327,13 +327,27 @@ def _utf8(body: bytes, pos: int, what: str) -> tuple[str, int]:
 
 
 def _decode_publish(flags: int, body: bytes) -> Publish:
+    # the broker's hot path: the topic is read inline rather than through _utf8
     qos = (flags >> 1) & 3
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3")
-    topic, pos = _utf8(body, 0, "PUBLISH topic")
+    n = len(body)
+    if n < 2:
+        raise MalformedPacket("PUBLISH topic truncated")
+    pos = 2 + ((body[0] << 8) | body[1])
+    if pos > n:
+        raise MalformedPacket("PUBLISH topic: length field beyond the end of the packet")
+    try:
+        topic = body[2:pos].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedPacket("PUBLISH topic is not UTF-8") from exc
+    if "\x00" in topic:
+        raise MalformedPacket("PUBLISH topic contains U+0000")
     packet_id = None
     if qos:
-        packet_id = _u16(body, pos, "PUBLISH packet id")
+        if pos + 2 > n:
+            raise MalformedPacket("PUBLISH packet id truncated")
+        packet_id = (body[pos] << 8) | body[pos + 1]
         if not packet_id:
             raise MalformedPacket("PUBLISH with packet id 0")
         pos += 2
