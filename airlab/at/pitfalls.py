@@ -378,7 +378,7 @@ class _Checker:
         line = self.lines[index] if 0 <= index < len(self.lines) else None
         return f"line {line}" if line is not None else f"event {index}"
 
-    def add(self, pid: str, index: int, explanation: str, excerpt: str = "") -> None:
+    def add(self, pid: str, index: int, explanation: str, excerpt: str | bytes = "") -> None:
         p = PITFALLS[pid]
         self.findings.append(
             Finding(
@@ -697,18 +697,18 @@ class _Checker:
                 data = _json(ev.data)
                 if not isinstance(data, dict) or "code" not in data:
                     continue
-                code = data.get("code")
-                if code == 200 or code == "200":
+                reply_code: object = data.get("code")
+                if reply_code == 200 or reply_code == "200":
                     continue
                 message = str(data.get("message", ""))[:80]
                 try:
-                    meaning = CLOUD_CODES.get(int(str(code)), "the cloud refused the request")
+                    meaning = CLOUD_CODES.get(int(str(reply_code)), "the cloud refused the request")
                 except ValueError:
                     meaning = "the cloud refused the request"
                 self.add(
                     "httpaction-status",
                     i,
-                    f"the reply's code is {code} ({message!r}), not 200: {meaning}",
+                    f"the reply's code is {reply_code} ({message!r}), not 200: {meaning}",
                     ev.data,
                 )
 
