@@ -29,6 +29,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "non_at_line": ("ignore", "error"),
     "pdp_loss_mqtt": ("silent", "closed"),
     "sapbr_ip_style": ("quoted", "padded"),
+    "httphead_case": ("original", "lower"),
 }
 
 
@@ -88,6 +89,11 @@ class FirmwareConfig:
     #: <datalen> of +HTTPACTION when the body exceeds the buffer: T08 prints the full
     #: length (154293) while HTTPREAD gives only the stored part ("full"); "stored".
     http_len_reported: str = "full"
+    #: AT+HTTPHEAD's header lines: the Air780EP HTTP guide (S7, V1007) prints them as the
+    #: server sent them ("original": "+HTTPHEAD: 247" / "Accept-Ranges: bytes" ..., 247 =
+    #: the 8 lines joined by CRLF); the Air780E guide (T08, V1169) prints them lower-cased
+    #: ("lower": "server: aliyunoss" ..., "+HTTPHEAD: 454").
+    httphead_case: str = "original"
     #: response bytes kept for HTTPREAD ("~4 KB on the AT build"; T08 reads 3072).
     http_buffer: int = 4096
     httpdata_max: int = 3356  # AT build (LSAT: 130048)

@@ -59,8 +59,9 @@ HTTP
     ``http_buffer`` bytes; ``<datalen>`` per ``http_len_reported``.  HTTPREAD with no
     response reads back the HTTPDATA block (manual), else ERROR; past the end it prints
     ``+HTTPREAD: 0``.  With ``AT+HTTPSSL=1`` a URL without scheme gets ``https://``.
-    AT+HTTPHEAD prints the response headers as ``name: value`` lines joined by CRLF,
-    lower-cased (T08: 14 such lines make ``+HTTPHEAD: 454``).
+    AT+HTTPHEAD prints the response headers as ``name: value`` lines joined by CRLF, as
+    the server sent them (Air780EP guide S7: 8 lines make ``+HTTPHEAD: 247``), or
+    lower-cased with ``httphead_case="lower"`` (Air780E, T08: 14 lines make 454).
 MQTT
     MIPSTART when a link is open or opening: ``OK`` then ``ALREADY CONNECT``.  Failure:
     ``STATE: <connect_fail_state>`` then ``CONNECT FAIL``.  MCONNECT without an open

@@ -251,8 +251,11 @@ class HttpMixin(_Base):
             return self._ok()
         if cmd.form != "exec" or not self._http_init or self._http_resp is None:
             return self._error()
-        # T08: "+HTTPHEAD: 454" counts the header lines joined by CRLF, lower-cased
-        raw = "\r\n".join(f"{k}: {v}" for k, v in self._http_resp[3]).lower()
+        # "+HTTPHEAD: <n>" counts the header lines joined by CRLF: as sent by the server
+        # on the Air780EP (S7: 247), lower-cased on the Air780E (T08: 454)
+        raw = "\r\n".join(f"{k}: {v}" for k, v in self._http_resp[3])
+        if self.config.httphead_case == "lower":
+            raw = raw.lower()
         raw = raw.encode("utf-8", "replace")
         self._send(b"\r\n+HTTPHEAD: %d\r\n" % len(raw) + raw + b"\r\nOK\r\n")
 

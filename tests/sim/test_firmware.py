@@ -469,12 +469,50 @@ def test_http_get_range_head_and_buffer(make_driver):
     d.send(b"AT+HTTPACTION=2\r\n")
     hdrs = (("Server", "AliyunOSS"), ("Content-Length", "5"))
     assert d.net(HttpResult(200, b"", hdrs)) == b"\r\n+HTTPACTION: 2,200,0\r\n"
-    head = b"server: aliyunoss\r\ncontent-length: 5"
+    head = b"Server: AliyunOSS\r\nContent-Length: 5"
     assert answer(d, b"AT+HTTPHEAD\r\n") == b"\r\n+HTTPHEAD: %d\r\n" % len(head) + head + OK
     e = make_driver(http_len_reported="stored", http_buffer=10)
     http_ready(e, b"a.b")
     e.send(b"AT+HTTPACTION=0\r\n")
     assert e.net(HttpResult(200, b"y" * 50)) == b"\r\n+HTTPACTION: 0,200,10\r\n"
+
+
+#: the HEAD answer of the Air780EP HTTP guide (S7, V1007), as printed there
+S7_HEAD = (
+    ("Accept-Ranges", "bytes"),
+    ("ETag", 'W/"119345-1710117624106"'),
+    ("Last-Modified", "Mon, 11 Mar 2024 00:40:24 GMT"),
+    ("Content-Type", "application/octet-stream"),
+    ("Content-Length", "119345"),
+    ("Date", "Mon, 22 Jul 2024 03:34:24 GMT"),
+    ("Keep-Alive", "timeout=20"),
+    ("Connection", "keep-alive"),
+)
+
+
+@pytest.mark.parametrize("case", ["default", "lower"])
+def test_httphead_case_air780ep_guide_and_780e_option(make_driver, case):
+    """The Air780EP guide prints the headers as sent (+HTTPHEAD: 247); the Air780E
+    document (T08) lower-cases them: ``httphead_case="lower"`` (also ``airsim://?…``)."""
+    d = make_driver() if case == "default" else make_driver(httphead_case="lower")
+    http_ready(d, b'"http://rcems.hzccs.com/upfile/ROBAM-M2-V13704A7-20240308-APP.bin"')
+    d.send(b"AT+HTTPACTION=2\r\n")
+    assert d.net(HttpResult(200, b"", S7_HEAD)) == b"\r\n+HTTPACTION: 2,200,0\r\n"
+    head = "\r\n".join(f"{k}: {v}" for k, v in S7_HEAD).encode()
+    if case == "lower":
+        head = head.lower()
+    else:
+        assert len(head) == 247 and head.startswith(b"Accept-Ranges: bytes\r\nETag: W/")
+    assert answer(d, b"AT+HTTPHEAD\r\n") == b"\r\n+HTTPHEAD: %d\r\n" % len(head) + head + OK
+
+
+def test_httphead_case_from_airsim_url():
+    from airlab.sim.urlhandler.protocol_airsim import AirsimURLError, parse_url
+
+    assert parse_url("airsim://?httphead_case=lower")["config"].httphead_case == "lower"
+    assert FirmwareConfig().httphead_case == "original"
+    with pytest.raises(AirsimURLError):
+        parse_url("airsim://?httphead_case=upper")
 
 
 def test_httpssl_prefixes_scheme(drv):

@@ -455,7 +455,12 @@ def test_t08_http(make_driver):
             HttpResult(200, b"c" * 154293),
         ]
     )
-    base = {"pdp_loss_cgev": False, "http_buffer": 3072, "ip": "10.159.1.145"}
+    base = {
+        "pdp_loss_cgev": False,
+        "http_buffer": 3072,
+        "ip": "10.159.1.145",
+        "httphead_case": "lower",  # the Air780E document
+    }
     scope = (
         b"AT+CPIN",
         b"AT+CGATT",
