@@ -30,6 +30,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from airlab.at.command_table import PUBLISH_COMMANDS
 from airlab.at.events import (
     CommandSent,
     DataSent,
@@ -555,7 +556,7 @@ class _Checker:
             if isinstance(ev, CommandSent):
                 name = _name(ev.line)
                 qos = None
-                if name in ("+MPUB", "+MPUBEX"):
+                if name in PUBLISH_COMMANDS:
                     args = _args(ev.line)
                     qos = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
                 if qos and qos > 0:

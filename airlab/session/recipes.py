@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from airlab.aliyun import (
     DEFAULT_REGION,
@@ -60,6 +61,7 @@ from airlab.aliyun.dynreg import (
 )
 from airlab.aliyun.forms import HttpFormRequest
 from airlab.aliyun.replies import MalformedReply
+from airlab.at.command_table import COMPLETIONS
 from airlab.at.commands import (
     httpaction,
     httppara,
@@ -274,6 +276,17 @@ class PublishResult(RecipeResult):
         return self.response.urc_latency
 
 
+def _awaits(name: str) -> dict[str, Any]:
+    """``urc=`` and ``fail=`` of ``command_and_wait`` for a two-phase command, read from
+    the command table (:mod:`airlab.at.command_table`).
+
+    >>> _awaits("+MCONNECT")
+    {'urc': 'CONNACK OK', 'fail': ('ERROR', 'CLOSED')}
+    """
+    c = COMPLETIONS[name]
+    return {"urc": c.ok[0] if len(c.ok) == 1 else c.ok, "fail": c.fail_lines}
+
+
 class _Steps:
     def __init__(self) -> None:
         self.items: list[Step] = []
@@ -366,7 +379,7 @@ def _https_post(
         steps.add("HTTPDATA", session.http_post_body(req.body))
         r = steps.add(
             "HTTPACTION",
-            session.command_and_wait(httpaction(1), urc="+HTTPACTION", fail=(), timeout=timeout),
+            session.command_and_wait(httpaction(1), **_awaits("+HTTPACTION"), timeout=timeout),
         )
         assert r.urc is not None
         args = r.urc.args
@@ -400,9 +413,9 @@ def _open_link(session: ModemSession, creds: MqttCredentials, steps: _Steps, tls
     opened again)."""
     open_line = mipstart(creds.host, creds.port, tls=tls)
     name = "SSLMIPSTART" if tls else "MIPSTART"
-    opened = ("CONNECT OK", "ALREADY CONNECT")
-    failing = ("CONNECT FAIL", "CLOSED", "ERROR")
-    r = session.command_and_wait(open_line, urc=opened, fail=failing)
+    opening = _awaits("+MIPSTART")  # CONNECT OK or ALREADY CONNECT
+    failing = (*opening["fail"], "ERROR")  # and an ERROR after the OK: stop waiting too
+    r = session.command_and_wait(open_line, urc=opening["urc"], fail=failing)
     if r.urc is not None and r.urc.name == "ALREADY CONNECT":  # a stale link: replace it
         steps.add(name, r)
         steps.add("MIPCLOSE", session.command(mipclose(), check=False))
@@ -426,7 +439,7 @@ def _mqtt_login(
     steps.add("MCONFIG", session.command(mconfig(creds.client_id, creds.username, creds.password)))
     _open_link(session, creds, steps, tls)
     try:  # right after CONNECT OK: the server drops an idle link after ~5 s
-        r = session.command_and_wait(connect_line, urc="CONNACK OK", fail=("ERROR", "CLOSED"))
+        r = session.command_and_wait(connect_line, **_awaits("+MCONNECT"))
     except CloudRejected as exc:
         hint = MCONNECT_REFUSED_HINT
         if creds.sign_content:
@@ -705,9 +718,7 @@ def register_device_mqtt(
     _open_link(session, creds, steps, tls)
     since = session.mark()
     try:
-        r = session.command_and_wait(
-            mconnect(1, keepalive), urc="CONNACK OK", fail=("ERROR", "CLOSED")
-        )
+        r = session.command_and_wait(mconnect(1, keepalive), **_awaits("+MCONNECT"))
     except CloudRejected as exc:
         raise _rejected(exc, MQTT_REGISTER_HINT) from exc
     steps.add("MCONNECT", r)
@@ -807,7 +818,7 @@ def connwl_login(
 def subscribe(session: ModemSession, topic: str, qos: int = 0) -> SubscribeResult:
     """``AT+MSUB`` -> ``SUBACK`` (a refusal -> CloudRejected naming the topic rules)."""
     line = msub(topic, qos)
-    r = session.command_and_wait(line, urc="SUBACK", fail=("ERROR", "CLOSED"))
+    r = session.command_and_wait(line, **_awaits("+MSUB"))
     return SubscribeResult(steps=(Step.of("MSUB", r),), topic=topic, qos=qos)
 
 

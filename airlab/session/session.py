@@ -49,6 +49,7 @@ from typing import Any
 
 import serial
 
+from airlab.at.command_table import COMPLETIONS, PUBLISH_COMMANDS, PUBLISH_COMPLETIONS
 from airlab.at.commands import httpdata, mpub, mpubex, mqttmsgget
 from airlab.at.events import (
     CommandSent,
@@ -114,6 +115,9 @@ MSUB_REFUSED_HINT = (
     "in a lesson print(lab.cloud.explain_last_refusal()) (CloudEmulator.refusals())"
 )
 _MIPSTART = ("+MIPSTART", "+SSLMIPSTART")
+#: what opens the link after (SSL)MIPSTART, and what acknowledges a QoS1/2 publish
+_LINK_OPENED = COMPLETIONS["+MIPSTART"].ok
+_PUB_ACKED = tuple(name for c in PUBLISH_COMPLETIONS.values() for name in c.ok)
 
 
 class ModemSession:
@@ -395,7 +399,7 @@ class ModemSession:
             if qos:
                 self._pub_pending = ev.mono
         elif isinstance(ev, Urc):
-            if ev.name in ("CONNECT OK", "ALREADY CONNECT") and self._mipstart_waiting:
+            if ev.name in _LINK_OPENED and self._mipstart_waiting:
                 self._mipstart_waiting = False
                 self._link_up_mono = ev.mono
                 self._link_closed = False
@@ -406,10 +410,10 @@ class ModemSession:
             elif ev.name == "CLOSED":
                 self._link_closed = True
                 self._pub_pending = None
-            elif ev.name in ("PUBACK", "PUBCOMP"):
+            elif ev.name in _PUB_ACKED:
                 self._pub_pending = None
         elif isinstance(ev, FinalResult) and not ev.ok:
-            if self._cur_cmd in ("+MPUB", "+MPUBEX"):
+            if self._cur_cmd in PUBLISH_COMMANDS:
                 self._pub_pending = None
             if self._cur_cmd in _MIPSTART:
                 self._mipstart_waiting = False
@@ -896,7 +900,7 @@ class ModemSession:
             return self._exchange(
                 line,
                 data=data,
-                urc="PUBACK" if qos == 1 else "PUBCOMP",
+                urc=PUBLISH_COMPLETIONS[qos].ok[0],  # PUBACK (QoS1) / PUBCOMP (QoS2)
                 fail=("CLOSED",),
                 timeout=timeout,
                 hold_lock=data is not None,  # the prompt phase needs the line to itself
