@@ -14,10 +14,8 @@ Example:
     >>> import airlab
     >>> from airlab.session import ModemSession
     >>> with ModemSession("airsim://?profile=instant") as s:
-    ...     mark = s.mark()
-    ...     _ = s.command("AT")
-    ...     [e.kind for e in s.events_since(mark)]
-    ['command', 'echo', 'final']
+    ...     s.reader_thread.is_alive(), s.is_open
+    (True, True)
 """
 
 from __future__ import annotations
