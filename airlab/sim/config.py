@@ -30,6 +30,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "pdp_loss_mqtt": ("silent", "closed"),
     "sapbr_ip_style": ("quoted", "padded"),
     "httphead_case": ("original", "lower"),
+    "http_bearer": ("required", "ignored"),
 }
 
 
@@ -73,6 +74,14 @@ class FirmwareConfig:
     #: firmware has a single "wait for PUBACK" slot, so rejecting is the likeliest:
     #: "error" → ERROR | "cme767" → +CME ERROR: 767 | "accept" → OK, acks interleave.
     qos1_overlap: str = "error"
+    #: AT+HTTPACTION needs the bearer of HTTPPARA "CID" (default 1) opened by
+    #: AT+SAPBR=1,<cid>: the HTTP guides' first step is "激活PDP" (S7, S5), after
+    #: "+SAPBR 1: DEACT" the request ends "+HTTPACTION: 0,601,0" and "如果没做任何处理，
+    #: 接着做http请求会失败" (S7) until the bearer is activated again, and SIMCom (whose
+    #: syntax the HTTP commands copy) answers 601 without a bearer.  "required": OK then
+    #: +HTTPACTION: <m>,601,0 while AT+SAPBR=2,<cid> shows status 3; "ignored": any
+    #: request is served while the module is attached.
+    http_bearer: str = "required"
     #: AT+HTTPDATA timer expires with fewer bytes (open question 1): SIMCom keeps what
     #: arrived and prints OK ("keep"); "error" drops it and prints ERROR.
     httpdata_short: str = "keep"

@@ -49,8 +49,12 @@ Bearer / PDP loss
     ``PdpLost``: ``+CGEV: NW PDN DEACT 1`` (``pdp_loss_cgev``), ``+SAPBR 1: DEACT`` if
     the bearer was opened, ``+HTTPACTION: m,601,0`` for a request in flight, and for an
     open MQTT link ``pdp_loss_mqtt`` ("silent", T07: nothing printed, later MPUB/MSUB
-    answer OK and go nowhere, MIPCLOSE answers OK).  The context comes back by itself
-    (T07/T08 go on working); only the SAPBR bearer stays down (``SAPBR=0,1`` → 3).
+    answer OK and go nowhere, MIPCLOSE answers OK).  The default context comes back by
+    itself: (SSL)MIPSTART needs no SAPBR bearer (the MQTT guides S6 open none and T07
+    reconnects right after the DEACT), only attach (detached: ``STATE: …`` then
+    ``CONNECT FAIL``, the manual's failure form).  The SAPBR bearer stays down
+    (``SAPBR=0,1`` → 3, ``SAPBR=2,1`` → status 3) until ``SAPBR=1,1``; HTTPACTION
+    needs it (``http_bearer``): without it, OK then ``+HTTPACTION: m,601,0`` (S7).
 HTTP
     HTTPINIT twice, HTTPPARA/HTTPDATA/HTTPACTION/HTTPREAD without HTTPINIT, HTTPACTION
     without URL: ERROR (SIMCom).  HTTPACTION while one is in flight: ``httpaction_busy``.
@@ -155,6 +159,7 @@ class _Base:
     _mode: str
     _out: list[Action]
     _timers: dict[str, float]
+    _sapbr_state: dict[int, str]
 
     # -- output
     def _act(self, action: Action) -> None:

@@ -193,13 +193,19 @@ class HttpMixin(_Base):
         if not url:
             return self._error()
         self._ok()
-        if not self._network_ready():
+        if not self._network_ready() or not self._http_bearer_open():
             return self._urc(f"+HTTPACTION: {method},601,0")
         if self._http_ssl and "://" not in url:
             url = "https://" + url
         self._http_inflight = method
         self._http_resp = None
         self._act(self._http_request(method, url))
+
+    def _http_bearer_open(self) -> bool:
+        """The bearer of HTTPPARA "CID" is open (AT+SAPBR=1,<cid>, not lost since)."""
+        if self.config.http_bearer == "ignored":
+            return True
+        return self._sapbr_state.get(int(self._http_para["CID"])) == "open"
 
     def _http_request(self, method: int, url: str) -> HttpRequest:
         p = self._http_para

@@ -253,6 +253,7 @@ def test_airsim_boot_option_and_profile() -> None:
 
 def test_https_auth_post_then_httpread(sim: serial.SerialBase) -> None:
     body = b"productKey=a1qsHBbKtmc&deviceName=dev1&clientId=dev1&sign=0123456789abcdef"
+    cmd(sim, "AT+SAPBR=1,1")  # HTTP needs the bearer
     cmd(sim, "AT+HTTPINIT")
     cmd(sim, f'AT+HTTPPARA="URL","{AUTH_URL}"')
     cmd(sim, 'AT+HTTPPARA="USER_DEFINED","Content-type: application/x-www-form-urlencoded"')
@@ -272,6 +273,7 @@ def test_https_auth_post_then_httpread(sim: serial.SerialBase) -> None:
 
 
 def test_dns_failures(sim: serial.SerialBase) -> None:
+    cmd(sim, "AT+SAPBR=1,1")  # HTTP needs the bearer
     cmd(sim, "AT+HTTPINIT")
     cmd(sim, 'AT+HTTPPARA="URL","http://no-such-host.example.com/x"')
     cmd(sim, "AT+HTTPACTION=0")
