@@ -89,6 +89,7 @@ import os
 import re
 from typing import Any
 
+from airlab.at.command_table import ALONE_COMMANDS
 from airlab.at.events import CME_ERRORS
 from airlab.sim.actions import (
     Action,
@@ -132,24 +133,8 @@ _CR, _LF = 0x0D, 0x0A
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _DEFAULT_NOW = _dt.datetime(2024, 7, 22, 3, 0, 0, tzinfo=_dt.UTC)
 
-#: commands that cannot share a line with others (two-phase, data mode, power)
-_ALONE = frozenset(
-    {
-        "+HTTPDATA",
-        "+HTTPACTION",
-        "+MPUBEX",
-        "+MPUB",
-        "+MSUB",
-        "+MUNSUB",
-        "+MIPSTART",
-        "+SSLMIPSTART",
-        "+MCONNECT",
-        "+MDISCONNECT",
-        "+MIPCLOSE",
-        "+RESET",
-        "+CFUN",
-    }
-)
+#: commands that cannot share a line with others (two-phase, data mode, power): the table's
+_ALONE = ALONE_COMMANDS
 
 
 class _Base:
