@@ -725,7 +725,7 @@ class Rules:
             )
         if auth_type == "register":
             payload = {
-                "deviceSecret": device.device_secret,
+                "deviceSecret": self._registration_secret(device),
                 "productKey": device.product_key,
                 "deviceName": device.device_name,
             }
@@ -1065,8 +1065,11 @@ class Rules:
     def register_device(self, form: Mapping[str, str], *, remote: str = "") -> HttpReply:
         """``POST /auth/register/device`` (spec §3.1, §7 item 16): return the DeviceSecret.
 
-        The device's existing secret is returned (the tutorial's reply shows the secret
-        the device already had); repeat calls are fine until the device is activated.
+        The first registration of a device that is not registered (added, or reset by
+        ResetThing) returns the secret it has (the tutorial's reply shows the secret the
+        device already had); each repeat before activation issues a new DeviceSecret and
+        the previous one stops working ("以最后一次为准", help.aliyun.com doc 173007;
+        :meth:`Registry.registration_secret`).
 
         Example:
             >>> from airlab.cloud.registry import Registry
@@ -1177,7 +1180,16 @@ class Rules:
             )
         data = {
             "deviceName": device.device_name,
-            "deviceSecret": device.device_secret,
+            "deviceSecret": self._registration_secret(device),
             "productKey": device.product_key,
         }
         return self._http("register", 200, "success", data, remote=remote, device=device.ref)
+
+    def _registration_secret(self, device: Device) -> str:
+        """The secret this registration hands out (the current one the first time, a new
+        one on each repeat: only the latest is valid); the device's own if it was deleted
+        meanwhile."""
+        try:
+            return self.registry.registration_secret(device.ref)
+        except UsageError:
+            return device.device_secret

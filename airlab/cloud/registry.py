@@ -193,6 +193,9 @@ _ADDED_COLUMNS = (
     ("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),
     # SHA-256 hex digests of the class's tokens (JSON list; see add_class_token)
     ("classes", "token_hashes", "TEXT NOT NULL DEFAULT '[]'"),
+    # 动态注册状态: 1 once a dynamic registration issued the current DeviceSecret (see
+    # Registry.registration_secret); ResetThing sets it back to 0 (未注册)
+    ("devices", "registered", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -222,6 +225,9 @@ class Device:
     activated: bool
     created: float
     iot_id: str
+    #: a dynamic registration (一型一密) has issued the current DeviceSecret since the
+    #: device was added or its registration reset (ResetThing): 已注册
+    registered: bool = False
 
     @property
     def ref(self) -> DeviceRef:
@@ -578,7 +584,8 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 iot_id = _random_text(26 - len(suffix)) + suffix
                 try:
                     self._conn.execute(
-                        "INSERT INTO devices VALUES (?, ?, ?, 1, 0, ?, ?)",
+                        "INSERT INTO devices (product_key, device_name, device_secret, "
+                        "enabled, activated, created, iot_id) VALUES (?, ?, ?, 1, 0, ?, ?)",
                         (product_key, device_name, secret, now, iot_id),
                     )
                     break
@@ -631,7 +638,9 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
         self._update_device(_ref(device), "activated", 1)
 
     def reset_registration(self, device: DeviceLike) -> None:
-        """The platform's ResetThing: clear "activated" so dynamic registration works again.
+        """The platform's ResetThing: the device is not activated and not registered
+        (动态注册状态: 未注册) again, so dynamic registration works again and the next one
+        hands out the current DeviceSecret (see :meth:`registration_secret`).
 
         Example:
             >>> reg = Registry(); _ = reg.add_product("pk1"); d = reg.add_device("pk1", "dev1")
@@ -639,7 +648,59 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             >>> reg.get_device(d.ref).activated
             False
         """
-        self._update_device(_ref(device), "activated", 0)
+        ref = _ref(device)
+        if not self._execute(
+            "UPDATE devices SET activated = 0, registered = 0 "
+            "WHERE product_key = ? AND device_name = ?",
+            (ref.product_key, ref.device_name),
+        ):
+            raise UsageError("device", f"no device {ref}")
+
+    def registration_secret(self, device: DeviceLike) -> str:
+        """The DeviceSecret a dynamic registration (一型一密, HTTPS or MQTT ``register``)
+        hands out, in one transaction.
+
+        A device that is not registered (added, or reset by ResetThing) gets the secret it
+        has (the console's: the tutorial's capture returns exactly that) and counts as
+        registered from then on. Each further registration before activation issues a
+        **new** DeviceSecret and the previous one stops working: "设备未激活时，可进行多次
+        动态注册，设备的DeviceSecret以最后一次为准。请确保固化到设备的DeviceSecret为最新"
+        (help.aliyun.com doc 173007, MQTT dynamic registration, and the HTTPS one).
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> d = reg.add_device("pk1", "dev1", "a" * 32)
+            >>> reg.registration_secret(d) == "a" * 32
+            True
+            >>> again = reg.registration_secret(d)
+            >>> again != "a" * 32 and reg.get_device(d.ref).device_secret == again
+            True
+        """
+        ref = _ref(device)
+        with self._lock:
+            self._check_open()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                rows = self._conn.execute(
+                    "SELECT device_secret, registered FROM devices "
+                    "WHERE product_key = ? AND device_name = ?",
+                    (ref.product_key, ref.device_name),
+                ).fetchall()
+                if not rows:
+                    raise UsageError("device", f"no device {ref}")
+                secret = rows[0]["device_secret"]
+                if rows[0]["registered"]:
+                    secret = secrets.token_hex(16)
+                self._conn.execute(
+                    "UPDATE devices SET device_secret = ?, registered = 1 "
+                    "WHERE product_key = ? AND device_name = ?",
+                    (secret, ref.product_key, ref.device_name),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return secret
 
     # -- classes (airlab class create): a product and one device per seat -------------
 
@@ -1216,6 +1277,7 @@ def _device(row: sqlite3.Row) -> Device:
         bool(row["activated"]),
         row["created"],
         row["iot_id"],
+        bool(row["registered"]),
     )
 
 
