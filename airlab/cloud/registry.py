@@ -191,6 +191,7 @@ CREATE TABLE IF NOT EXISTS seats (
 # gives it the default).
 _ADDED_COLUMNS = (
     ("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),
+    ("products", "tls_required", "INTEGER NOT NULL DEFAULT 0"),
     # SHA-256 hex digests of the class's tokens (JSON list; see add_class_token)
     ("classes", "token_hashes", "TEXT NOT NULL DEFAULT '[]'"),
     # 动态注册状态: 1 once a dynamic registration issued the current DeviceSecret (see
@@ -204,7 +205,9 @@ class Product:
     """A product (产品): its key, secret (ProductSecret), region, the dynamic
     registration switch (动态注册) and ``host_check``: an emulator setting (off by
     default) under which an MQTT login over TLS must name this product's own host,
-    ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com``, as its server name (SNI)."""
+    ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com``, as its server name (SNI);
+    ``tls_required``: MQTT logins over plain TCP are refused (the platform's rule for
+    accounts created since 2022-08-02), see :meth:`Registry.set_tls_required`."""
 
     product_key: str
     product_secret: str
@@ -212,6 +215,7 @@ class Product:
     dynamic_registration: bool
     created: float
     host_check: bool = False
+    tls_required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,11 +407,12 @@ class Registry:
         dynamic_registration: bool = False,
         topic_classes: Iterable[TopicClass | tuple[str, str]] | None = None,
         host_check: bool = False,
+        tls_required: bool = False,
     ) -> Product:
         """Create a product; ``product_secret`` defaults to 16 random letters/digits and
         ``topic_classes`` to the three default custom classes (``user/update`` pub,
         ``user/update/error`` pub, ``user/get`` sub). ``host_check``: see
-        :meth:`set_host_check`.
+        :meth:`set_host_check`; ``tls_required``: see :meth:`set_tls_required`.
 
         Example:
             >>> reg = Registry()
@@ -429,8 +434,17 @@ class Registry:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.execute(
                     "INSERT INTO products (product_key, product_secret, region, "
-                    "dynamic_registration, created, host_check) VALUES (?, ?, ?, ?, ?, ?)",
-                    (product_key, secret, region, int(dynamic_registration), now, int(host_check)),
+                    "dynamic_registration, created, host_check, tls_required) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        product_key,
+                        secret,
+                        region,
+                        int(dynamic_registration),
+                        now,
+                        int(host_check),
+                        int(tls_required),
+                    ),
                 )
                 self._conn.executemany(
                     "INSERT OR IGNORE INTO topic_classes (product_key, template, permission) "
@@ -445,7 +459,13 @@ class Registry:
                 self._conn.execute("ROLLBACK")
                 raise
         return Product(
-            product_key, secret, region, bool(dynamic_registration), now, bool(host_check)
+            product_key,
+            secret,
+            region,
+            bool(dynamic_registration),
+            now,
+            bool(host_check),
+            bool(tls_required),
         )
 
     def get_product(self, product_key: str) -> Product | None:
@@ -466,6 +486,7 @@ class Registry:
             bool(r["dynamic_registration"]),
             r["created"],
             bool(r["host_check"]),
+            bool(r["tls_required"]),
         )
 
     def products(self) -> list[Product]:
@@ -519,6 +540,25 @@ class Registry:
             True
         """
         self._set_product_flag(product_key, "host_check", enabled)
+
+    def set_tls_required(self, product_key: str, enabled: bool) -> None:
+        """Refuse (on) or allow (off, the default) MQTT logins over plain TCP for the
+        product.
+
+        The platform refuses plain-TCP connections for accounts created since
+        2022-08-02 ("Since 2022-08-02 new accounts cannot connect over plain TCP",
+        spec §1.1, [D-TCP-EN 2023]); the tutorial's product predates that, so the
+        fixtures leave it off. On: a device, token or connwl login that did not come
+        over TLS (``AT+MIPSTART`` instead of ``AT+SSLMIPSTART``) gets CONNACK 2 (rule
+        ``tls_required``; the platform does not document the code, see docs/cloud.md).
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> reg.set_tls_required("pk1", True)
+            >>> reg.get_product("pk1").tls_required
+            True
+        """
+        self._set_product_flag(product_key, "tls_required", enabled)
 
     def add_topic_class(
         self, product_key: str, template: str, permission: str | TopicPermission
