@@ -1,6 +1,7 @@
 # Two entry points for a fresh clone (only Python >= 3.11 and make needed):
 #   make lab   - JupyterLab on notebooks/
-#   make test  - lint and the whole test suite, notebooks included
+#   make test  - lint, mypy --strict on the cores, and the whole test suite, notebooks included
+#   (mypy reads its scope from [tool.mypy] in pyproject.toml: airlab.aliyun and airlab.at)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -19,11 +20,13 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks
+	$(BIN)/mypy
 	AIRLAB_SIM_STRICT=1 $(BIN)/python -m pytest tests notebooks --nbval --nbval-cell-timeout=120 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lint: $(STAMP)
 	$(BIN)/ruff check airlab tests benchmarks
 	$(BIN)/ruff format --check airlab tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_capture_import.py

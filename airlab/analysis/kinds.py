@@ -2,9 +2,11 @@
 
 Two-phase commands (spec ``at_commands.md`` sections 0 and 2.5) answer ``OK`` at once
 and report their real result later with a URC: ``AT+SSLMIPSTART`` → ``CONNECT OK``,
-``AT+MCONNECT`` → ``CONNACK OK``, ``AT+MPUB`` QoS1 → ``PUBACK`` ...  The pairing
-(:mod:`airlab.analysis.pairing`) only looks things up here; to teach it a new
-two-phase command, add a row.
+``AT+MCONNECT`` → ``CONNACK OK``, ``AT+MPUB`` QoS1 → ``PUBACK`` ...  Those facts
+live in :mod:`airlab.at.command_table` (one row per command, shared with the simulator
+and the session) and are re-exported here; this module adds the analysis's own
+vocabulary: command kinds.  The pairing (:mod:`airlab.analysis.pairing`) only looks
+things up; to teach it a new two-phase command, add a row to the command table.
 
 Example:
     >>> COMPLETIONS["+MCONNECT"].ok, COMPLETIONS["+MCONNECT"].late_error
@@ -18,8 +20,18 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+# the command facts live in one table in airlab.at; re-exported here for the analysis
+from airlab.at.command_table import (
+    COMPLETION_NAMES,
+    COMPLETIONS,
+    HTTP_MODULE_ERRORS,
+    NO_FINAL_COMMANDS,
+    PUBLISH_COMMANDS,
+    PUBLISH_COMPLETIONS,
+    Completion,
+)
 
 __all__ = [
     "COMPLETIONS",
@@ -35,81 +47,6 @@ __all__ = [
     "classify_commands",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """How a two-phase command ends after its ``OK``.
-
-    ``ok``: URC names meaning success; ``fail``: URC names meaning failure;
-    ``interim``: URCs on the way that do not end it (``PUBREC`` of QoS2);
-    ``late_error``: an ``ERROR`` / ``+CME ERROR`` arriving after the ``OK`` ends it
-    with outcome ``error`` (``AT+MCONNECT`` refused); ``closable``: a ``CLOSED`` URC
-    while waiting ends it with outcome ``closed``; ``timeout``: seconds after which the
-    wait counts as lost (outcome ``timeout``) when the capture goes on past it.
-    """
-
-    ok: tuple[str, ...]
-    fail: tuple[str, ...] = ()
-    interim: tuple[str, ...] = ()
-    late_error: bool = False
-    closable: bool = False
-    timeout: float = 30.0
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Every URC name that ends the wait."""
-        return self.ok + self.fail
-
-
-_TCP_OPEN = Completion(
-    ok=("CONNECT OK", "ALREADY CONNECT"), fail=("CONNECT FAIL",), closable=True, timeout=75.0
-)
-
-#: Command name → its completion.  Publishes depend on the QoS: :data:`PUBLISH_COMPLETIONS`.
-COMPLETIONS: dict[str, Completion] = {
-    "+MIPSTART": _TCP_OPEN,
-    "+SSLMIPSTART": _TCP_OPEN,
-    "+CIPSTART": Completion(
-        ok=("CONNECT OK", "CONNECT", "ALREADY CONNECT"),
-        fail=("CONNECT FAIL",),
-        closable=True,
-        timeout=75.0,
-    ),
-    "+MCONNECT": Completion(ok=("CONNACK OK",), late_error=True, closable=True, timeout=30.0),
-    "+MSUB": Completion(ok=("SUBACK",), late_error=True, closable=True, timeout=30.0),
-    "+MUNSUB": Completion(ok=("UNSUBACK",), late_error=True, closable=True, timeout=30.0),
-    # the module's own HTTP timeout defaults to 120 s (AT+HTTPPARA="TIMEOUT")
-    "+HTTPACTION": Completion(ok=("+HTTPACTION",), timeout=125.0),
-    "+RESET": Completion(ok=("RDY",), timeout=30.0),
-}
-
-#: QoS → completion of ``AT+MPUB`` / ``AT+MPUBEX`` (QoS0 has none: ``OK`` ends it).
-PUBLISH_COMPLETIONS: dict[int, Completion] = {
-    1: Completion(ok=("PUBACK",), late_error=True, closable=True, timeout=30.0),
-    2: Completion(
-        ok=("PUBCOMP",), interim=("PUBREC",), late_error=True, closable=True, timeout=30.0
-    ),
-}
-PUBLISH_COMMANDS: frozenset[str] = frozenset({"+MPUB", "+MPUBEX"})
-
-#: Every URC name that can end a wait (``CLOSED`` is handled on its own).
-COMPLETION_NAMES: frozenset[str] = frozenset(
-    n for c in (*COMPLETIONS.values(), *PUBLISH_COMPLETIONS.values()) for n in c.names
-)
-
-#: Commands that print their answer without a final result (``AT+CIFSR`` → the IP only).
-NO_FINAL_COMMANDS: frozenset[str] = frozenset({"+CIFSR"})
-
-#: ``+HTTPACTION`` statuses 600–606 are the module's own errors, not the server's.
-HTTP_MODULE_ERRORS: dict[int, str] = {
-    600: "not HTTP PDU",
-    601: "network error",
-    602: "no memory",
-    603: "DNS error",
-    604: "stack busy",
-    605: "SSL channel setup failed",
-    606: "SSL alert or communication error",
-}
 
 #: Command kinds, in the order a connection goes through them.
 KINDS: list[str] = [

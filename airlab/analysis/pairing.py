@@ -62,6 +62,7 @@ from airlab.analysis.kinds import (
     PUBLISH_COMPLETIONS,
     Completion,
 )
+from airlab.at.command_table import completion_of
 from airlab.at.events import (
     _SUCCESS_RESULTS,
     CommandSent,
@@ -128,19 +129,6 @@ COLUMNS = [
 ]
 
 _ERROR_WORDS = ("ERROR", "+CME ERROR", "+CMS ERROR")
-
-
-def completion_of(name: str | None, qos: int | None) -> Completion | None:
-    """The completion a command waits for, or ``None`` (``OK`` ends it).
-
-    >>> completion_of("+MPUB", 1).ok, completion_of("+MPUB", 0)
-    (('PUBACK',), None)
-    """
-    if name is None:
-        return None
-    if name in PUBLISH_COMMANDS:
-        return PUBLISH_COMPLETIONS.get(qos) if qos is not None else None
-    return COMPLETIONS.get(name)
 
 
 @dataclass

@@ -48,205 +48,50 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from airlab.at.events import (
     CommandSent,
     DataSent,
     Direction,
-    Echo,
     Event,
     FinalResult,
     Garbage,
-    InfoLine,
-    Payload,
     Prompt,
-    UnknownLine,
-    Urc,
 )
+from airlab.at.parser_frames import (
+    _CONTENT,
+    _CR,
+    _DATA_END,
+    _DIGITS,
+    _GT,
+    _INLINE_MAX,
+    _IPD_HEADER,
+    _LF,
+    _MSUB_HEADER,
+    _NOT_SPACE,
+    _PLUS,
+    _SP,
+    _TERM,
+    MAX_LINE,
+    _Body,
+    _command_args,
+    _command_name,
+    _DataPhase,
+    split_args,
+)
+from airlab.at.parser_lines import _LineRules
 from airlab.at.urcs import (
     ANSWER_ALIASES,
     DATA_PHASE_COMMANDS,
-    ERROR_PREFIXES,
-    FINAL_RESULTS,
-    FIXED_URCS,
     MAX_BODY,
-    MULTILINK_WORDS,
-    NAMED_URCS,
-    PAYLOAD_HEADERS,
-    PREFIX_URCS,
     DataPhaseSpec,
-    PayloadHeaderSpec,
 )
 
 __all__ = ["MAX_LINE", "AtParser", "parse_stream", "split_args"]
 
-#: Longest partial line kept in memory; longer lines are emitted as Garbage pieces.
-MAX_LINE = 64 * 1024
 
-_CR = 0x0D
-_LF = 0x0A
-_SP = 0x20
-_GT = 0x3E
-_PLUS = 0x2B
-_CTRL_Z = 0x1A
-_ESC = 0x1B
-
-_TERM = re.compile(rb"[\r\n]")
-_NOT_SPACE = re.compile(rb"[^ ]")
-_CONTENT = re.compile(rb"[^\r\n]")
-_DATA_END = re.compile(rb"[\x1a\x1b]")
-_CTRL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LEADING_JUNK = re.compile(rb"^[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]+")
-_CMD_NAME = re.compile(r"AT\s*([+^*$#%&][A-Z0-9_]+)", re.IGNORECASE)
-_MULTILINK = re.compile(r"(\d+)\s*,\s*([A-Z][A-Z ]*[A-Z])\s*$")
-_QUOTED_ARGS = re.compile(r'\s*("[^"]*"|[^,]*)\s*(?:,|$)')
-_DIGITS = re.compile(r"\s*(\d+)\s*")
-
-# Headers whose body follows on the same line: +MSUB: "<topic>",<n> byte,<payload>
-# (topic quoted or, on older firmware, bare; space after the colon optional) and
-# +IPD,<n>[,<proto>]:<data>.  Bounded so that a long partial line stays cheap.
-_MSUB_HEADER = re.compile(rb'\+MSUB: ?(?:"([^"\r\n]{0,1024})"|([^\r\n]{0,1024}?)),(\d{1,9}) byte,')
-_IPD_HEADER = re.compile(rb"\+IPD,(\d{1,9})(?:,[A-Za-z]{1,8})?:")
-_INLINE_MAX = 1200  # no inline header is longer than this
-
-
-def split_args(text: str) -> tuple[str, ...]:
-    """Split URC/answer arguments on commas outside quotes, trim spaces and quotes.
-
-    >>> split_args(' "FOTA","UPDATING",20')
-    ('FOTA', 'UPDATING', '20')
-    >>> split_args("24/08/22,07:27:15+32, ")
-    ('24/08/22', '07:27:15+32', '')
-    """
-    if not text.strip():
-        return ()
-    if '"' not in text:
-        return tuple(a.strip() for a in text.split(","))
-    out: list[str] = []
-    pos = 0
-    n = len(text)
-    while pos <= n:
-        m = _QUOTED_ARGS.match(text, pos)
-        if m is None or m.end() == pos:  # pragma: no cover - pattern always advances or ends
-            out.append(text[pos:].strip().strip('"'))
-            break
-        arg = m.group(1).strip()
-        if len(arg) >= 2 and arg[0] == '"' and arg[-1] == '"':
-            arg = arg[1:-1]
-        out.append(arg)
-        pos = m.end()
-        if pos >= n and not text[m.start() : m.end()].endswith(","):
-            break
-        if pos >= n:
-            out.append("")
-            break
-    return tuple(out)
-
-
-def _command_name(line: str) -> str | None:
-    """``"+CEREG"`` for ``AT+CEREG?`` (upper case), ``None`` for ``AT``/``ATI``."""
-    m = _CMD_NAME.match(line.strip())
-    return m.group(1).upper() if m else None
-
-
-def _command_args(line: str) -> tuple[str, ...] | None:
-    """Arguments of a set command ``AT+X=a,b``; ``None`` for test/read/execute forms."""
-    eq = line.find("=")
-    if eq < 0:
-        return ()
-    rest = line[eq + 1 :]
-    if rest.strip().startswith("?"):
-        return None
-    return split_args(rest)
-
-
-class _Body:
-    """A length-framed body being collected (received side)."""
-
-    __slots__ = (
-        "buf",
-        "header",
-        "header_raw",
-        "mono",
-        "remaining",
-        "skip_lf",
-        "source",
-        "topic",
-        "urc",
-        "urc_args",
-        "wall",
-    )
-
-    def __init__(
-        self,
-        source: str,
-        header: str,
-        header_raw: bytes,
-        length: int,
-        wall: float,
-        mono: float,
-        *,
-        topic: str | None = None,
-        urc: bool = False,
-        urc_args: tuple[str, ...] = (),
-        skip_lf: bool = False,
-    ) -> None:
-        self.source = source
-        self.header = header
-        self.header_raw = header_raw
-        self.remaining = length
-        self.buf = bytearray()
-        self.wall = wall
-        self.mono = mono
-        self.topic = topic
-        self.urc = urc
-        self.urc_args = urc_args
-        self.skip_lf = skip_lf
-
-    def event(self, complete: bool) -> Event:
-        data = bytes(self.buf)
-        if self.urc:
-            raw = self.header_raw + data
-            return Urc(
-                wall=self.wall,
-                mono=self.mono,
-                raw=raw,
-                name=self.source,
-                line=raw.decode("utf-8", "replace"),
-                args=self.urc_args,
-                topic=self.topic,
-                payload=data,
-            )
-        return Payload(
-            wall=self.wall,
-            mono=self.mono,
-            raw=data,
-            source=self.source,
-            header=self.header,
-            data=data,
-            topic=self.topic,
-            complete=complete,
-        )
-
-
-class _DataPhase:
-    """A host data phase announced by a command (sent side)."""
-
-    __slots__ = ("buf", "command", "mono", "prompted", "remaining", "started", "wall")
-
-    def __init__(self, command: str, length: int | None) -> None:
-        self.command = command
-        self.remaining = length  # None: until 0x1A / 0x1B
-        self.buf = bytearray()
-        self.started = False
-        self.prompted = False  # the module printed DOWNLOAD / '>' for it
-        self.wall = 0.0
-        self.mono = 0.0
-
-
-class AtParser:
+class AtParser(_LineRules):
     """Incremental, chunk-invariant parser of both directions of an AT serial session.
 
     Example:
@@ -708,179 +553,6 @@ class AtParser:
             self._dp.prompted = True
         if prompt == ">":
             self._gt_ok = False
-
-    # ------------------------------------------------------------------ line classification
-
-    def _line(self, lb: bytes, wall: float, mono: float, ended_cr: bool, out: list[Event]) -> None:
-        if lb.isascii():
-            if _CTRL.search(lb) is not None:
-                self._junk_line(lb, wall, mono, ended_cr, out)
-                return
-            s = lb.decode("ascii")
-        else:
-            try:
-                s = lb.decode("utf-8")
-            except UnicodeDecodeError:
-                self._junk_line(lb, wall, mono, ended_cr, out)
-                return
-            if _CTRL.search(lb) is not None:
-                self._junk_line(lb, wall, mono, ended_cr, out)
-                return
-        t = s.strip()
-        if not t:
-            return
-        self._text_line(lb, s, t, wall, mono, ended_cr, out)
-
-    def _junk_line(
-        self, lb: bytes, wall: float, mono: float, ended_cr: bool, out: list[Event]
-    ) -> None:
-        m = _LEADING_JUNK.match(lb)
-        if m is not None and m.end() < len(lb):
-            rest = lb[m.end() :]
-            try:
-                s = rest.decode("utf-8")
-            except UnicodeDecodeError:
-                s = None
-            if s is not None and _CTRL.search(rest) is None and s.strip():
-                out.append(Garbage(wall=wall, mono=mono, raw=lb[: m.end()]))
-                self._text_line(rest, s, s.strip(), wall, mono, ended_cr, out)
-                return
-        out.append(Garbage(wall=wall, mono=mono, raw=lb))
-
-    def _text_line(
-        self, lb: bytes, s: str, t: str, wall: float, mono: float, ended_cr: bool, out: list[Event]
-    ) -> None:
-        # 1. final results
-        word = FINAL_RESULTS.get(t)
-        if word is not None:
-            self._final(FinalResult(wall=wall, mono=mono, raw=lb, result=word), out)
-            return
-        c0 = t[0]
-        if c0 == "+" and t.startswith(ERROR_PREFIXES):
-            self._final(self._error_result(lb, t, wall, mono), out)
-            return
-        if c0 == "D":
-            if t.startswith("DATA ACCEPT"):
-                nums = re.findall(r"\d+", t)
-                code = int(nums[-1]) if nums else None
-                self._final(
-                    FinalResult(wall=wall, mono=mono, raw=lb, result="DATA ACCEPT", code=code), out
-                )
-                return
-            if t == "DOWNLOAD":
-                self._prompt(lb, "DOWNLOAD", wall, mono, out)
-                return
-        # 2. echo
-        if (c0 == "A" or c0 == "a") and t[:2].upper() == "AT" and self._is_echo(t):
-            out.append(Echo(wall=wall, mono=mono, raw=lb, line=t))
-            return
-        # 3. '+NAME: …' / '^NAME: …' lines
-        colon = t.find(":")
-        name = t[:colon].rstrip() if colon >= 0 else t
-        if c0 == "+" or c0 == "^":
-            spec = PAYLOAD_HEADERS.get(name)
-            if (
-                spec is not None
-                and colon >= 0
-                and self._payload_header(lb, t, name, colon, spec, wall, mono, ended_cr, out)
-            ):
-                return
-            if self._pending is not None and (
-                name.upper() == self._pending_name or name.upper() in self._pending_aliases
-            ):
-                out.append(InfoLine(wall=wall, mono=mono, raw=lb, line=s))
-                return
-        # 4. URCs
-        if colon >= 0 and name in NAMED_URCS:
-            out.append(
-                Urc(
-                    wall=wall, mono=mono, raw=lb, name=name, line=s, args=split_args(t[colon + 1 :])
-                )
-            )
-            return
-        if t in FIXED_URCS:
-            out.append(Urc(wall=wall, mono=mono, raw=lb, name=t, line=s))
-            return
-        for prefix, urc_name in PREFIX_URCS:
-            if t.startswith(prefix):
-                rest = t[len(prefix) :]
-                args = split_args(rest) if urc_name == "+IPD" else ()
-                out.append(Urc(wall=wall, mono=mono, raw=lb, name=urc_name, line=s, args=args))
-                return
-        if c0.isdigit():
-            m = _MULTILINK.fullmatch(t)
-            if m is not None:
-                word = m.group(2)
-                final = MULTILINK_WORDS.get(word)
-                if final is True:
-                    self._final(FinalResult(wall=wall, mono=mono, raw=lb, result=word), out)
-                    return
-                if final is False:
-                    out.append(
-                        Urc(wall=wall, mono=mono, raw=lb, name=word, line=s, args=(m.group(1),))
-                    )
-                    return
-        # 5. anything else
-        if t.strip("?") == "":
-            out.append(Garbage(wall=wall, mono=mono, raw=lb))  # '?' noise (undecodable bytes)
-        elif self._pending is not None:
-            out.append(InfoLine(wall=wall, mono=mono, raw=lb, line=s))
-        else:
-            out.append(UnknownLine(wall=wall, mono=mono, raw=lb, line=s))
-
-    def _is_echo(self, t: str) -> bool:
-        """Decide whether a line starting with ``AT`` is an echo (and track the command)."""
-        if self._pending is not None:
-            if not self._echoed:
-                # the pending command's echo (tolerant: T04 echoes AT+RESE as AT+RESET)
-                self._echoed = True
-                return True
-            if self._sent_seen:
-                return False  # an answer line that happens to start with AT
-        # received-only stream, or nothing pending: the echo tells us the command
-        self._set_pending(t, echoed=True)
-        return True
-
-    @staticmethod
-    def _error_result(lb: bytes, t: str, wall: float, mono: float) -> FinalResult:
-        result = "+CME ERROR" if t.startswith("+CME") else "+CMS ERROR"
-        rest = t[len(result) :].lstrip(" :").strip()
-        m = _DIGITS.fullmatch(rest)
-        if m is not None:
-            return FinalResult(wall=wall, mono=mono, raw=lb, result=result, code=int(m.group(1)))
-        return FinalResult(wall=wall, mono=mono, raw=lb, result=result, detail=rest or None)
-
-    def _payload_header(
-        self,
-        lb: bytes,
-        t: str,
-        name: str,
-        colon: int,
-        spec: PayloadHeaderSpec,
-        wall: float,
-        mono: float,
-        ended_cr: bool,
-        out: list[Event],
-    ) -> bool:
-        if spec.only_answering and self._pending_name != name.upper():
-            return False
-        args = split_args(t[colon + 1 :])
-        if len(args) != spec.nargs:
-            return False
-        if spec.first_arg is not None and args[0] != spec.first_arg:
-            return False
-        m = _DIGITS.fullmatch(args[spec.length_index])
-        if m is None:
-            return False
-        length = int(m.group(1))
-        if length > MAX_BODY:
-            return False
-        body = _Body(name, t, lb, length, wall, mono, skip_lf=ended_cr)
-        if length == 0:
-            out.append(body.event(complete=True))
-        else:
-            self._body = body
-        return True
 
 
 def parse_stream(chunks: Iterable[tuple[Direction | str, bytes, float, float]]) -> list[Event]:

@@ -30,6 +30,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from airlab.at.command_table import PUBLISH_COMMANDS
 from airlab.at.events import (
     CommandSent,
     DataSent,
@@ -378,7 +379,7 @@ class _Checker:
         line = self.lines[index] if 0 <= index < len(self.lines) else None
         return f"line {line}" if line is not None else f"event {index}"
 
-    def add(self, pid: str, index: int, explanation: str, excerpt: str = "") -> None:
+    def add(self, pid: str, index: int, explanation: str, excerpt: str | bytes = "") -> None:
         p = PITFALLS[pid]
         self.findings.append(
             Finding(
@@ -555,7 +556,7 @@ class _Checker:
             if isinstance(ev, CommandSent):
                 name = _name(ev.line)
                 qos = None
-                if name in ("+MPUB", "+MPUBEX"):
+                if name in PUBLISH_COMMANDS:
                     args = _args(ev.line)
                     qos = int(args[1]) if len(args) > 1 and args[1].isdigit() else None
                 if qos and qos > 0:
@@ -697,18 +698,18 @@ class _Checker:
                 data = _json(ev.data)
                 if not isinstance(data, dict) or "code" not in data:
                     continue
-                code = data.get("code")
-                if code == 200 or code == "200":
+                reply_code: object = data.get("code")
+                if reply_code == 200 or reply_code == "200":
                     continue
                 message = str(data.get("message", ""))[:80]
                 try:
-                    meaning = CLOUD_CODES.get(int(str(code)), "the cloud refused the request")
+                    meaning = CLOUD_CODES.get(int(str(reply_code)), "the cloud refused the request")
                 except ValueError:
                     meaning = "the cloud refused the request"
                 self.add(
                     "httpaction-status",
                     i,
-                    f"the reply's code is {code} ({message!r}), not 200: {meaning}",
+                    f"the reply's code is {reply_code} ({message!r}), not 200: {meaning}",
                     ev.data,
                 )
 

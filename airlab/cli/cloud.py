@@ -10,7 +10,9 @@
   (``~/.local/share/airlab/lab.db``), and say so on stderr;
 * ``product`` shows or switches a product's settings: ``--dynamic-registration on|off``
   (动态注册) and ``--host-check on|off`` (the emulator's rule that an MQTT login over TLS
-  names the product's own ``<pk>.iot-as-mqtt…`` host), in the registry file (``--db``)
+  names the product's own ``<pk>.iot-as-mqtt…`` host) and ``--tls-required on|off`` (MQTT
+  logins over plain TCP refused, as the platform does for accounts created since
+  2022-08-02; off for the tutorial's product), in the registry file (``--db``)
   or through a running service's admin API (``--endpoints-file``); a running service
   applies the change to the next login;
 * ``log`` prints the connection and message logs, refusals with their reasons
@@ -33,6 +35,7 @@ Example:
     $ airlab cloud serve --db my.db --endpoints-file my-endpoints.json
     $ airlab cloud add-device --product-key k1hipglLdjU --device-name dev2
     $ airlab cloud product --product-key k1hipglLdjU --host-check on
+    $ airlab cloud product --product-key k1hipglLdjU --tls-required on
     $ airlab cloud publish --topic /k1hipglLdjU/868488076506128/user/get --payload hi
     $ airlab cloud log --csv > log.csv
     $ airlab cloud log --follow
@@ -135,16 +138,25 @@ def register(subparsers: Any) -> None:
         default="off",
         help="MQTT over TLS must name <pk>.iot-as-mqtt.<region>.aliyuncs.com: on|off (off)",
     )
+    product.add_argument(
+        "--tls-required",
+        default="off",
+        help="refuse MQTT logins over plain TCP (AT+MIPSTART), as the platform does for "
+        "accounts created since 2022-08-02: on|off (off)",
+    )
     product.set_defaults(func=_add_product)
 
     settings = group.add_parser(
         "product",
-        help="show or switch a product's settings (dynamic registration, host check)",
+        help="show or switch a product's settings (dynamic registration, host check, TLS)",
         description=(
             "Show a product's settings, or switch them: --dynamic-registration on|off "
             "(动态注册) and --host-check on|off (an emulator rule, off by default: an MQTT "
             "login over TLS must name the product's own host "
-            "<productKey>.iot-as-mqtt.<region>.aliyuncs.com as AT+SSLMIPSTART does). Give "
+            "<productKey>.iot-as-mqtt.<region>.aliyuncs.com as AT+SSLMIPSTART does) and "
+            "--tls-required on|off (off by default: on, an MQTT login over plain TCP, "
+            "AT+MIPSTART, gets CONNACK 2, as the platform refuses plain TCP for accounts "
+            "created since 2022-08-02; use AT+SSLMIPSTART). Give "
             "--db (the registry file, also while 'serve' runs on it; default: the one "
             "'make lab' keeps) or --endpoints-file (a running service, through its admin "
             "API). Prints the settings as JSON."
@@ -155,6 +167,7 @@ def register(subparsers: Any) -> None:
     settings.add_argument("--product-key", help="ProductKey")
     settings.add_argument("--dynamic-registration", help="on|off")
     settings.add_argument("--host-check", help="on|off")
+    settings.add_argument("--tls-required", help="on|off")
     settings.set_defaults(func=_product)
 
     device = group.add_parser("add-device", help="create a device (prints its secret)")
@@ -382,6 +395,7 @@ def _add_product(args: argparse.Namespace) -> int:
     pk = _required(args.product_key, "product_key")
     dynreg = _on_off(args.dynamic_registration, "dynamic_registration")
     host_check = _on_off(args.host_check, "host_check")
+    tls_required = _on_off(args.tls_required, "tls_required")
     with Registry(db) as registry:
         product = registry.add_product(
             pk,
@@ -389,6 +403,7 @@ def _add_product(args: argparse.Namespace) -> int:
             region=args.region,
             dynamic_registration=bool(dynreg),
             host_check=bool(host_check),
+            tls_required=bool(tls_required),
         )
     _print_json(
         {
@@ -397,6 +412,7 @@ def _add_product(args: argparse.Namespace) -> int:
             "region": product.region,
             "dynamic_registration": "on" if product.dynamic_registration else "off",
             "host_check": "on" if product.host_check else "off",
+            "tls_required": "on" if product.tls_required else "off",
         }
     )
     return 0
@@ -416,6 +432,7 @@ def _product(args: argparse.Namespace) -> int:
     pk = _required(args.product_key, "product_key")
     dynreg = _on_off(args.dynamic_registration, "dynamic_registration")
     host_check = _on_off(args.host_check, "host_check")
+    tls_required = _on_off(args.tls_required, "tls_required")
     if args.db is not None and args.endpoints_file is not None:
         raise UsageError(
             "db", "give either --db (the registry file) or --endpoints-file (a running service)"
@@ -431,6 +448,8 @@ def _product(args: argparse.Namespace) -> int:
                 registry.set_dynamic_registration(pk, dynreg)
             if host_check is not None:
                 registry.set_host_check(pk, host_check)
+            if tls_required is not None:
+                registry.set_tls_required(pk, tls_required)
             product = registry.get_product(pk)
         assert product is not None
         settings: dict[str, Any] = {
@@ -438,6 +457,7 @@ def _product(args: argparse.Namespace) -> int:
             "region": product.region,
             "dynamic_registration": product.dynamic_registration,
             "host_check": product.host_check,
+            "tls_required": product.tls_required,
         }
     else:
         from airlab.cloud.discovery import EndpointsError, RemoteCloud, load_endpoints
@@ -449,6 +469,8 @@ def _product(args: argparse.Namespace) -> int:
                 settings = cloud.set_dynamic_registration(pk, dynreg)
             if host_check is not None:
                 settings = cloud.set_host_check(pk, host_check)
+            if tls_required is not None:
+                settings = cloud.set_tls_required(pk, tls_required)
         except EndpointsError:
             raise
         except UsageError as exc:  # 404 from the service: no such product
@@ -461,6 +483,7 @@ def _product(args: argparse.Namespace) -> int:
             "region": settings["region"],
             "dynamic_registration": "on" if settings["dynamic_registration"] else "off",
             "host_check": "on" if settings["host_check"] else "off",
+            "tls_required": "on" if settings.get("tls_required") else "off",
         }
     )
     return 0

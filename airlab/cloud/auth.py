@@ -28,7 +28,16 @@ connwl: wrong or unknown DeviceToken       CONNACK 4 (``device_token``)
 rate limit (opt-in, 6th try in 60 s)       CONNACK 3 (``rate_limit``)
 host check on, TLS server name not the     CONNACK 5 (``mqtt_host``; an emulator
 product's own ``<pk>.iot-as-mqtt…`` host   setting, off by default: see below)
+TLS required on, login over plain TCP      CONNACK 2 (``tls_required``; off by
+                                           default, see below)
 ========================================  =========================================
+
+TLS required (:meth:`~airlab.cloud.registry.Registry.set_tls_required`): the platform
+refuses plain-TCP MQTT connections for accounts created since 2022-08-02 (spec §1.1);
+which CONNACK code it sends is not documented. The emulator answers 2, the code the
+platform documents for its one other plain-TCP refusal (MQTT dynamic registration),
+once the product is known (before the signature is checked), for device, token and
+connwl logins alike. ``ConnectRequest.tls`` says how the connection came.
 
 The host rule (:meth:`~airlab.cloud.registry.Registry.set_host_check`): the broker sees
 the host a module dialled only as the TLS server name (SNI) of ``AT+SSLMIPSTART``.
@@ -108,6 +117,7 @@ __all__ = [
     "HOST_REFUSAL_CODE",
     "JSON_CONTENT_TYPE",
     "KEEPALIVE_RANGE",
+    "TLS_REFUSAL_CODE",
     "HttpReply",
     "Rules",
     "host_carries_product_key",
@@ -122,6 +132,9 @@ RATE_WINDOW = 60.0
 HOST_REFUSAL_CODE = 5
 """CONNACK code of the host rule: "not authorized" — the credentials may be right, but
 this product is not served at the host the module dialled (as for an unknown product)."""
+TLS_REFUSAL_CODE = 2
+"""CONNACK code of the "TLS required" rule: the platform documents no code for it; 2 is
+the one it documents for its other plain-TCP refusal (MQTT dynamic registration)."""
 
 
 def host_carries_product_key(server_name: str, product_key: str) -> bool:
@@ -394,8 +407,35 @@ class Rules:
             )
         if request is None or product is None:  # product is known once device is
             return device
-        refusal = self._host_refusal(product, request, device.device_name)
+        refusal = self._tls_refusal(product, request, device.device_name)
+        if refusal is None:
+            refusal = self._host_refusal(product, request, device.device_name)
         return device if refusal is None else refusal
+
+    def _tls_refusal(
+        self, product: Product, request: ConnectRequest, device_name: str
+    ) -> ConnectDecision | None:
+        """The product's "TLS required" setting (module docstring): None when it passes."""
+        if not product.tls_required or request.tls:
+            return None
+        pk = product.product_key
+        return ConnectDecision.refuse(
+            TLS_REFUSAL_CODE,
+            rule="tls_required",
+            message=(
+                f"product {pk} accepts MQTT over TLS only, and this login came over plain "
+                "TCP (AT+MIPSTART): open the link with AT+SSLMIPSTART instead (TLS; "
+                f'AT+SSLMIPSTART="{_expected_host(pk, product.region)}",1883) and keep the '
+                "rest. The platform refuses plain TCP for accounts created since 2022-08-02 "
+                "(the emulator's tls_required setting is on for this product)"
+            ),
+            details={
+                "transport": "plain TCP",
+                "product_key": pk,
+                "device": f"{pk}/{device_name}",
+                "setting": "tls_required on (see docs/cloud.md)",
+            },
+        )
 
     def _host_refusal(
         self, product: Product, request: ConnectRequest, device_name: str
@@ -725,7 +765,7 @@ class Rules:
             )
         if auth_type == "register":
             payload = {
-                "deviceSecret": device.device_secret,
+                "deviceSecret": self._registration_secret(device),
                 "productKey": device.product_key,
                 "deviceName": device.device_name,
             }
@@ -1065,8 +1105,11 @@ class Rules:
     def register_device(self, form: Mapping[str, str], *, remote: str = "") -> HttpReply:
         """``POST /auth/register/device`` (spec §3.1, §7 item 16): return the DeviceSecret.
 
-        The device's existing secret is returned (the tutorial's reply shows the secret
-        the device already had); repeat calls are fine until the device is activated.
+        The first registration of a device that is not registered (added, or reset by
+        ResetThing) returns the secret it has (the tutorial's reply shows the secret the
+        device already had); each repeat before activation issues a new DeviceSecret and
+        the previous one stops working ("以最后一次为准", help.aliyun.com doc 173007;
+        :meth:`Registry.registration_secret`).
 
         Example:
             >>> from airlab.cloud.registry import Registry
@@ -1177,7 +1220,16 @@ class Rules:
             )
         data = {
             "deviceName": device.device_name,
-            "deviceSecret": device.device_secret,
+            "deviceSecret": self._registration_secret(device),
             "productKey": device.product_key,
         }
         return self._http("register", 200, "success", data, remote=remote, device=device.ref)
+
+    def _registration_secret(self, device: Device) -> str:
+        """The secret this registration hands out (the current one the first time, a new
+        one on each repeat: only the latest is valid); the device's own if it was deleted
+        meanwhile."""
+        try:
+            return self.registry.registration_secret(device.ref)
+        except UsageError:
+            return device.device_secret

@@ -11,7 +11,8 @@
   ``--endpoints-file``) whose ``reason`` is ``"missing"``, ``"invalid"`` or ``"stale"``.
 * :class:`RemoteCloud` drives a running service: console operations through its admin
   API (``publish``, ``online_devices``, ``reset_registration``, the product switches
-  ``set_dynamic_registration`` / ``set_host_check`` / ``product_settings``), products,
+  ``set_dynamic_registration`` / ``set_host_check`` / ``set_tls_required`` /
+  ``product_settings``), products,
   devices and logs through the shared registry file named in the endpoints (``db``) when
   it is on this machine, else through the admin API too (a student's laptop with a room
   file from ``airlab class room-file``: its token is a class token, which reaches only
@@ -305,8 +306,14 @@ class RemoteCloud(CloudConsole):
         the service; its next MQTT login sees the change."""
         return self._product({"product_key": product_key, "host_check": enabled})
 
+    def set_tls_required(self, product_key: str, enabled: bool) -> dict[str, Any]:
+        """Switch the product's "TLS required" setting (see
+        :meth:`CloudConsole.set_tls_required`) on the service; its next MQTT login sees
+        the change."""
+        return self._product({"product_key": product_key, "tls_required": enabled})
+
     def _product(self, body: dict[str, Any]) -> dict[str, Any]:
-        for name in ("dynamic_registration", "host_check"):
+        for name in ("dynamic_registration", "host_check", "tls_required"):
             if name in body and not isinstance(body[name], bool):
                 raise UsageError(name, f"must be True or False, not {body[name]!r}")
         product = self._call("POST", "product", body).get("product")
@@ -373,16 +380,18 @@ class RemoteCloud(CloudConsole):
         dynamic_registration: bool = False,
         topic_classes: Any = None,
         host_check: bool = False,
+        tls_required: bool = False,
     ) -> Product:
         if self.local:
             return super().add_product(
                 product_key, product_secret, region=region,
                 dynamic_registration=dynamic_registration, topic_classes=topic_classes,
-                host_check=host_check,
+                host_check=host_check, tls_required=tls_required,
             )  # fmt: skip
         body: dict[str, Any] = {
             "product_key": product_key, "region": region,
             "dynamic_registration": dynamic_registration, "host_check": host_check,
+            "tls_required": tls_required,
         }  # fmt: skip
         if product_secret is not None:
             body["product_secret"] = product_secret
@@ -397,6 +406,7 @@ class RemoteCloud(CloudConsole):
         return Product(
             str(p["product_key"]), str(p["product_secret"]), str(p["region"]),
             bool(p["dynamic_registration"]), float(p["created"]), bool(p["host_check"]),
+            bool(p.get("tls_required", False)),
         )  # fmt: skip
 
     def topic_classes(self, product_key: str) -> list[TopicClass]:

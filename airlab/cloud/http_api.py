@@ -11,7 +11,8 @@ Routes (what ``iot-auth.<region>.aliyuncs.com`` serves, plus one admin route):
 * console admin routes (same bearer token; need ``HttpEndpoints.console``, set by
   :class:`airlab.cloud.service.CloudEmulator`): ``GET /admin/status``, ``GET
   /admin/online``, ``POST /admin/reset`` ``{"product_key","device_name"}``, ``POST
-  /admin/product`` ``{"product_key", "dynamic_registration"?: bool, "host_check"?: bool}``
+  /admin/product`` ``{"product_key", "dynamic_registration"?: bool, "host_check"?: bool,
+  "tls_required"?: bool}``
   (switches a product's settings; answers them, never the secret), ``POST
   /admin/flush``, ``GET /admin/log?table=connection|message&limit=N``, ``POST
   /admin/wipe`` ``{"logs_only"?: bool, "dry_run"?: bool}`` (``airlab cloud reset``: back
@@ -916,7 +917,7 @@ _CONSOLE_ROUTES = {
     "/admin/topic-class": "POST",
     "/admin/new-product": "POST",
 }
-_PRODUCT_SWITCHES = ("dynamic_registration", "host_check")
+_PRODUCT_SWITCHES = ("dynamic_registration", "host_check", "tls_required")
 _LOG_LIMIT = 10_000
 
 
@@ -1046,6 +1047,8 @@ def _product_answer(console: Any, request: dict[str, Any]) -> dict[str, Any]:
             settings = console.set_dynamic_registration(pk, request["dynamic_registration"])
         if "host_check" in request:
             settings = console.set_host_check(pk, request["host_check"])
+        if "tls_required" in request:
+            settings = console.set_tls_required(pk, request["tls_required"])
     except UsageError as exc:
         raise _ConsoleProblem(404, exc.message) from None
     return {"product": dict(settings)}
@@ -1359,7 +1362,7 @@ def _new_product_answer(console: Any, caller: _Caller, raw_path: str, body: byte
     ProductSecret."""
     request = _json_object(body)
     fields = {"product_key", "product_secret", "region", "dynamic_registration", "host_check",
-              "topic_classes"}  # fmt: skip
+              "tls_required", "topic_classes"}  # fmt: skip
     unknown = sorted(set(request) - fields)
     if unknown:
         raise _ConsoleProblem(400, f"unknown field(s) {', '.join(unknown)}")
@@ -1395,6 +1398,7 @@ def _new_product_answer(console: Any, caller: _Caller, raw_path: str, body: byte
             "dynamic_registration": product.dynamic_registration,
             "created": product.created,
             "host_check": product.host_check,
+            "tls_required": product.tls_required,
         }
     }
 

@@ -191,8 +191,12 @@ CREATE TABLE IF NOT EXISTS seats (
 # gives it the default).
 _ADDED_COLUMNS = (
     ("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),
+    ("products", "tls_required", "INTEGER NOT NULL DEFAULT 0"),
     # SHA-256 hex digests of the class's tokens (JSON list; see add_class_token)
     ("classes", "token_hashes", "TEXT NOT NULL DEFAULT '[]'"),
+    # 动态注册状态: 1 once a dynamic registration issued the current DeviceSecret (see
+    # Registry.registration_secret); ResetThing sets it back to 0 (未注册)
+    ("devices", "registered", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -201,7 +205,9 @@ class Product:
     """A product (产品): its key, secret (ProductSecret), region, the dynamic
     registration switch (动态注册) and ``host_check``: an emulator setting (off by
     default) under which an MQTT login over TLS must name this product's own host,
-    ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com``, as its server name (SNI)."""
+    ``<productKey>.iot-as-mqtt.<region>.aliyuncs.com``, as its server name (SNI);
+    ``tls_required``: MQTT logins over plain TCP are refused (the platform's rule for
+    accounts created since 2022-08-02), see :meth:`Registry.set_tls_required`."""
 
     product_key: str
     product_secret: str
@@ -209,6 +215,7 @@ class Product:
     dynamic_registration: bool
     created: float
     host_check: bool = False
+    tls_required: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +229,9 @@ class Device:
     activated: bool
     created: float
     iot_id: str
+    #: a dynamic registration (一型一密) has issued the current DeviceSecret since the
+    #: device was added or its registration reset (ResetThing): 已注册
+    registered: bool = False
 
     @property
     def ref(self) -> DeviceRef:
@@ -397,11 +407,12 @@ class Registry:
         dynamic_registration: bool = False,
         topic_classes: Iterable[TopicClass | tuple[str, str]] | None = None,
         host_check: bool = False,
+        tls_required: bool = False,
     ) -> Product:
         """Create a product; ``product_secret`` defaults to 16 random letters/digits and
         ``topic_classes`` to the three default custom classes (``user/update`` pub,
         ``user/update/error`` pub, ``user/get`` sub). ``host_check``: see
-        :meth:`set_host_check`.
+        :meth:`set_host_check`; ``tls_required``: see :meth:`set_tls_required`.
 
         Example:
             >>> reg = Registry()
@@ -423,8 +434,17 @@ class Registry:
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._conn.execute(
                     "INSERT INTO products (product_key, product_secret, region, "
-                    "dynamic_registration, created, host_check) VALUES (?, ?, ?, ?, ?, ?)",
-                    (product_key, secret, region, int(dynamic_registration), now, int(host_check)),
+                    "dynamic_registration, created, host_check, tls_required) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        product_key,
+                        secret,
+                        region,
+                        int(dynamic_registration),
+                        now,
+                        int(host_check),
+                        int(tls_required),
+                    ),
                 )
                 self._conn.executemany(
                     "INSERT OR IGNORE INTO topic_classes (product_key, template, permission) "
@@ -439,7 +459,13 @@ class Registry:
                 self._conn.execute("ROLLBACK")
                 raise
         return Product(
-            product_key, secret, region, bool(dynamic_registration), now, bool(host_check)
+            product_key,
+            secret,
+            region,
+            bool(dynamic_registration),
+            now,
+            bool(host_check),
+            bool(tls_required),
         )
 
     def get_product(self, product_key: str) -> Product | None:
@@ -460,6 +486,7 @@ class Registry:
             bool(r["dynamic_registration"]),
             r["created"],
             bool(r["host_check"]),
+            bool(r["tls_required"]),
         )
 
     def products(self) -> list[Product]:
@@ -513,6 +540,25 @@ class Registry:
             True
         """
         self._set_product_flag(product_key, "host_check", enabled)
+
+    def set_tls_required(self, product_key: str, enabled: bool) -> None:
+        """Refuse (on) or allow (off, the default) MQTT logins over plain TCP for the
+        product.
+
+        The platform refuses plain-TCP connections for accounts created since
+        2022-08-02 ("Since 2022-08-02 new accounts cannot connect over plain TCP",
+        spec §1.1, [D-TCP-EN 2023]); the tutorial's product predates that, so the
+        fixtures leave it off. On: a device, token or connwl login that did not come
+        over TLS (``AT+MIPSTART`` instead of ``AT+SSLMIPSTART``) gets CONNACK 2 (rule
+        ``tls_required``; the platform does not document the code, see docs/cloud.md).
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> reg.set_tls_required("pk1", True)
+            >>> reg.get_product("pk1").tls_required
+            True
+        """
+        self._set_product_flag(product_key, "tls_required", enabled)
 
     def add_topic_class(
         self, product_key: str, template: str, permission: str | TopicPermission
@@ -578,7 +624,8 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 iot_id = _random_text(26 - len(suffix)) + suffix
                 try:
                     self._conn.execute(
-                        "INSERT INTO devices VALUES (?, ?, ?, 1, 0, ?, ?)",
+                        "INSERT INTO devices (product_key, device_name, device_secret, "
+                        "enabled, activated, created, iot_id) VALUES (?, ?, ?, 1, 0, ?, ?)",
                         (product_key, device_name, secret, now, iot_id),
                     )
                     break
@@ -631,7 +678,9 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
         self._update_device(_ref(device), "activated", 1)
 
     def reset_registration(self, device: DeviceLike) -> None:
-        """The platform's ResetThing: clear "activated" so dynamic registration works again.
+        """The platform's ResetThing: the device is not activated and not registered
+        (动态注册状态: 未注册) again, so dynamic registration works again and the next one
+        hands out the current DeviceSecret (see :meth:`registration_secret`).
 
         Example:
             >>> reg = Registry(); _ = reg.add_product("pk1"); d = reg.add_device("pk1", "dev1")
@@ -639,7 +688,59 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             >>> reg.get_device(d.ref).activated
             False
         """
-        self._update_device(_ref(device), "activated", 0)
+        ref = _ref(device)
+        if not self._execute(
+            "UPDATE devices SET activated = 0, registered = 0 "
+            "WHERE product_key = ? AND device_name = ?",
+            (ref.product_key, ref.device_name),
+        ):
+            raise UsageError("device", f"no device {ref}")
+
+    def registration_secret(self, device: DeviceLike) -> str:
+        """The DeviceSecret a dynamic registration (一型一密, HTTPS or MQTT ``register``)
+        hands out, in one transaction.
+
+        A device that is not registered (added, or reset by ResetThing) gets the secret it
+        has (the console's: the tutorial's capture returns exactly that) and counts as
+        registered from then on. Each further registration before activation issues a
+        **new** DeviceSecret and the previous one stops working: "设备未激活时，可进行多次
+        动态注册，设备的DeviceSecret以最后一次为准。请确保固化到设备的DeviceSecret为最新"
+        (help.aliyun.com doc 173007, MQTT dynamic registration, and the HTTPS one).
+
+        Example:
+            >>> reg = Registry(); _ = reg.add_product("pk1")
+            >>> d = reg.add_device("pk1", "dev1", "a" * 32)
+            >>> reg.registration_secret(d) == "a" * 32
+            True
+            >>> again = reg.registration_secret(d)
+            >>> again != "a" * 32 and reg.get_device(d.ref).device_secret == again
+            True
+        """
+        ref = _ref(device)
+        with self._lock:
+            self._check_open()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                rows = self._conn.execute(
+                    "SELECT device_secret, registered FROM devices "
+                    "WHERE product_key = ? AND device_name = ?",
+                    (ref.product_key, ref.device_name),
+                ).fetchall()
+                if not rows:
+                    raise UsageError("device", f"no device {ref}")
+                secret = rows[0]["device_secret"]
+                if rows[0]["registered"]:
+                    secret = secrets.token_hex(16)
+                self._conn.execute(
+                    "UPDATE devices SET device_secret = ?, registered = 1 "
+                    "WHERE product_key = ? AND device_name = ?",
+                    (secret, ref.product_key, ref.device_name),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return secret
 
     # -- classes (airlab class create): a product and one device per seat -------------
 
@@ -1216,6 +1317,7 @@ def _device(row: sqlite3.Row) -> Device:
         bool(row["activated"]),
         row["created"],
         row["iot_id"],
+        bool(row["registered"]),
     )
 
 

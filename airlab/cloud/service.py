@@ -279,6 +279,7 @@ class CloudConsole:
         dynamic_registration: bool = False,
         topic_classes: Iterable[TopicClass | tuple[str, str]] | None = None,
         host_check: bool = False,
+        tls_required: bool = False,
     ) -> Product:
         """Create a product (产品); ``product_secret`` defaults to 16 random characters."""
         return self._console_registry().add_product(
@@ -288,11 +289,12 @@ class CloudConsole:
             dynamic_registration=dynamic_registration,
             topic_classes=topic_classes,
             host_check=host_check,
+            tls_required=tls_required,
         )
 
     def product_settings(self, product_key: str) -> dict[str, Any]:
         """The product's switches, without its secret: ``product_key``, ``region``,
-        ``dynamic_registration`` (动态注册) and ``host_check``.
+        ``dynamic_registration`` (动态注册), ``host_check`` and ``tls_required``.
 
         Example:
             >>> with CloudEmulator() as cloud:
@@ -330,6 +332,20 @@ class CloudConsole:
             True
         """
         self._console_registry().set_host_check(product_key, enabled)
+        return self.product_settings(product_key)
+
+    def set_tls_required(self, product_key: str, enabled: bool) -> dict[str, Any]:
+        """Refuse (on) or allow (off, the default) MQTT logins over plain TCP
+        (``AT+MIPSTART``) for a product, as the platform does for accounts created since
+        2022-08-02: on, such a login gets CONNACK 2 (rule ``tls_required``) and the
+        explanation says to use ``AT+SSLMIPSTART`` (TLS). Returns the new settings.
+
+        Example:
+            >>> with CloudEmulator() as cloud:
+            ...     cloud.set_tls_required("k1hipglLdjU", True)["tls_required"]
+            True
+        """
+        self._console_registry().set_tls_required(product_key, enabled)
         return self.product_settings(product_key)
 
     def add_topic_class(self, product_key: str, template: str, permission: str) -> TopicClass:
@@ -586,6 +602,7 @@ def _settings(product: Product) -> dict[str, Any]:
         "region": product.region,
         "dynamic_registration": product.dynamic_registration,
         "host_check": product.host_check,
+        "tls_required": product.tls_required,
     }
 
 

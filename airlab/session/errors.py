@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from airlab.at.command_table import HTTP_MODULE_ERRORS
 from airlab.errors import AirlabError, CloudRejected, UsageError
 
 __all__ = [
@@ -84,16 +85,8 @@ _CODE_HINTS: dict[int, str] = {
     901: "the PDP context is not active: attach first (AT+CGATT?, AT+SAPBR=1,1)",
 }
 
-#: +HTTPACTION module status codes (spec section 6.4).
-HTTP_MODULE_CODES: dict[int, str] = {
-    600: "not an HTTP PDU",
-    601: "network error",
-    602: "no memory",
-    603: "DNS error",
-    604: "stack busy",
-    605: "SSL channel setup failed",
-    606: "SSL alert / communication error",
-}
+#: +HTTPACTION module status codes (spec section 6.4), from the command table.
+HTTP_MODULE_CODES: dict[int, str] = HTTP_MODULE_ERRORS
 
 
 def command_name(line: str) -> str | None:

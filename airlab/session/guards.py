@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+from airlab.at.command_table import PUBLISH_COMMANDS
 from airlab.at.commands import MPUB_MAX
 from airlab.at.urcs import DATA_PHASE_COMMANDS
 from airlab.errors import UsageError
@@ -164,7 +165,7 @@ def check_mpub_line(line: str) -> None:
 
 def mpub_qos(line: str) -> int | None:
     """QoS of an ``AT+MPUB`` / ``AT+MPUBEX`` line, None for other lines."""
-    if command_name(line) not in ("+MPUB", "+MPUBEX"):
+    if command_name(line) not in PUBLISH_COMMANDS:
         return None
     args = split_raw_args(line)
     if len(args) < 2:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from dataclasses import dataclass, field
+from typing import Any
 
 from airlab.aliyun import (
     DEFAULT_REGION,
@@ -60,6 +60,7 @@ from airlab.aliyun.dynreg import (
 )
 from airlab.aliyun.forms import HttpFormRequest
 from airlab.aliyun.replies import MalformedReply
+from airlab.at.command_table import COMPLETIONS
 from airlab.at.commands import (
     httpaction,
     httppara,
@@ -84,7 +85,17 @@ from airlab.session.errors import (
     UrcTimeout,
 )
 from airlab.session.guards import check_aliyun_client_id, check_aliyun_keepalive
-from airlab.session.response import Response
+from airlab.session.recipe_results import (
+    AttachResult,
+    MqttLogin,
+    MqttRegistration,
+    PublishResult,
+    RecipeResult,
+    Registration,
+    Step,
+    SubscribeResult,
+    _Steps,
+)
 from airlab.session.session import MCONNECT_REFUSED_HINT, ModemSession
 
 __all__ = [
@@ -131,159 +142,15 @@ CONNWL_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class Step:
-    """One command of a recipe with its timings (seconds)."""
+def _awaits(name: str) -> dict[str, Any]:
+    """``urc=`` and ``fail=`` of ``command_and_wait`` for a two-phase command, read from
+    the command table (:mod:`airlab.at.command_table`).
 
-    name: str
-    command: str
-    result: str
-    latency: float
-    urc: str | None = None
-    urc_latency: float | None = None
-    sent_mono: float = 0.0
-
-    @classmethod
-    def of(cls, name: str, resp: Response) -> Step:
-        result = resp.result if resp.code is None else f"{resp.result}: {resp.code}"
-        return cls(
-            name=name,
-            command=resp.command,
-            result=result,
-            latency=resp.latency,
-            urc=None if resp.urc is None else resp.urc.line,
-            urc_latency=resp.urc_latency,
-            sent_mono=resp.sent_mono,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecipeResult:
-    """The steps of a recipe, in order."""
-
-    steps: tuple[Step, ...] = ()
-
-    def timings(self) -> list[dict[str, object]]:
-        """One dict per step: step, command, result, latency_s, urc, urc_latency_s."""
-        return [
-            {
-                "step": s.name,
-                "command": s.command,
-                "result": s.result,
-                "latency_s": s.latency,
-                "urc": s.urc,
-                "urc_latency_s": s.urc_latency,
-            }
-            for s in self.steps
-        ]
-
-    def step(self, name: str) -> Step:
-        """The (last) step called ``name``."""
-        for s in reversed(self.steps):
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-
-@dataclass(frozen=True, kw_only=True)
-class AttachResult(RecipeResult):
-    ip: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class MqttLogin(RecipeResult):
-    """An MQTT session is up: who logged in where, and how long CONNACK took."""
-
-    method: str
-    client_id: str
-    username: str
-    host: str
-    port: int
-    tls: bool
-    keepalive: int
-    sign_content: str = ""
-    iot_id: str | None = None
-    credentials: MqttCredentials | None = field(default=None, repr=False)
-
-    @property
-    def connack_latency(self) -> float | None:
-        return self.step("MCONNECT").urc_latency
-
-
-@dataclass(frozen=True, kw_only=True)
-class Registration(RecipeResult):
-    product_key: str
-    device_name: str
-    device_secret: str = field(repr=False)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MqttRegistration(RecipeResult):
-    """What MQTT dynamic registration gave.
-
-    ``auth_type``: ``"register"`` (``device_secret`` is set: log in with
-    :func:`direct_mqtt`) or ``"regnwl"`` (``grant`` holds the clientId and DeviceToken:
-    log in with :func:`connwl_login`).  ``client_id`` is the registration CONNECT's
-    client id, ``push_topic`` where the result came (``/ext/register`` or
-    ``/ext/regnwl``), ``closed_by`` who ended the link: ``"cloud"`` (the module printed
-    ``CLOSED``) or ``"module"`` (``AT+MDISCONNECT``, ``AT+MIPCLOSE``).  Secrets are left
-    out of ``repr``; the ``+MSUB`` step's line is redacted.
+    >>> _awaits("+MCONNECT")
+    {'urc': 'CONNACK OK', 'fail': ('ERROR', 'CLOSED')}
     """
-
-    auth_type: str
-    product_key: str
-    device_name: str
-    client_id: str
-    push_topic: str
-    closed_by: str
-    device_secret: str | None = field(default=None, repr=False)
-    grant: DeviceTokenGrant | None = field(default=None, repr=False)
-    credentials: MqttCredentials | None = field(default=None, repr=False)
-
-    @property
-    def connack_latency(self) -> float | None:
-        """Seconds from AT+MCONNECT to CONNACK OK."""
-        return self.step("MCONNECT").urc_latency
-
-    @property
-    def push_latency(self) -> float | None:
-        """Seconds from AT+MCONNECT to the ``+MSUB`` push."""
-        return self.step("+MSUB").urc_latency
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubscribeResult(RecipeResult):
-    topic: str
-    qos: int
-
-    @property
-    def suback_latency(self) -> float | None:
-        return self.steps[-1].urc_latency if self.steps else None
-
-
-@dataclass(frozen=True, kw_only=True)
-class PublishResult(RecipeResult):
-    topic: str
-    qos: int
-    size: int
-    response: Response = field(repr=False)
-
-    @property
-    def ack_latency(self) -> float | None:
-        """Seconds from AT+MPUB to PUBACK (QoS1) / PUBCOMP (QoS2); None for QoS0."""
-        return self.response.urc_latency
-
-
-class _Steps:
-    def __init__(self) -> None:
-        self.items: list[Step] = []
-
-    def add(self, name: str, resp: Response) -> Response:
-        self.items.append(Step.of(name, resp))
-        return resp
-
-    def done(self) -> tuple[Step, ...]:
-        return tuple(self.items)
+    c = COMPLETIONS[name]
+    return {"urc": c.ok[0] if len(c.ok) == 1 else c.ok, "fail": c.fail_lines}
 
 
 # ---------------------------------------------------------------------------- bearer
@@ -366,7 +233,7 @@ def _https_post(
         steps.add("HTTPDATA", session.http_post_body(req.body))
         r = steps.add(
             "HTTPACTION",
-            session.command_and_wait(httpaction(1), urc="+HTTPACTION", fail=(), timeout=timeout),
+            session.command_and_wait(httpaction(1), **_awaits("+HTTPACTION"), timeout=timeout),
         )
         assert r.urc is not None
         args = r.urc.args
@@ -400,9 +267,9 @@ def _open_link(session: ModemSession, creds: MqttCredentials, steps: _Steps, tls
     opened again)."""
     open_line = mipstart(creds.host, creds.port, tls=tls)
     name = "SSLMIPSTART" if tls else "MIPSTART"
-    opened = ("CONNECT OK", "ALREADY CONNECT")
-    failing = ("CONNECT FAIL", "CLOSED", "ERROR")
-    r = session.command_and_wait(open_line, urc=opened, fail=failing)
+    opening = _awaits("+MIPSTART")  # CONNECT OK or ALREADY CONNECT
+    failing = (*opening["fail"], "ERROR")  # and an ERROR after the OK: stop waiting too
+    r = session.command_and_wait(open_line, urc=opening["urc"], fail=failing)
     if r.urc is not None and r.urc.name == "ALREADY CONNECT":  # a stale link: replace it
         steps.add(name, r)
         steps.add("MIPCLOSE", session.command(mipclose(), check=False))
@@ -426,7 +293,7 @@ def _mqtt_login(
     steps.add("MCONFIG", session.command(mconfig(creds.client_id, creds.username, creds.password)))
     _open_link(session, creds, steps, tls)
     try:  # right after CONNECT OK: the server drops an idle link after ~5 s
-        r = session.command_and_wait(connect_line, urc="CONNACK OK", fail=("ERROR", "CLOSED"))
+        r = session.command_and_wait(connect_line, **_awaits("+MCONNECT"))
     except CloudRejected as exc:
         hint = MCONNECT_REFUSED_HINT
         if creds.sign_content:
@@ -705,9 +572,7 @@ def register_device_mqtt(
     _open_link(session, creds, steps, tls)
     since = session.mark()
     try:
-        r = session.command_and_wait(
-            mconnect(1, keepalive), urc="CONNACK OK", fail=("ERROR", "CLOSED")
-        )
+        r = session.command_and_wait(mconnect(1, keepalive), **_awaits("+MCONNECT"))
     except CloudRejected as exc:
         raise _rejected(exc, MQTT_REGISTER_HINT) from exc
     steps.add("MCONNECT", r)
@@ -807,7 +672,7 @@ def connwl_login(
 def subscribe(session: ModemSession, topic: str, qos: int = 0) -> SubscribeResult:
     """``AT+MSUB`` -> ``SUBACK`` (a refusal -> CloudRejected naming the topic rules)."""
     line = msub(topic, qos)
-    r = session.command_and_wait(line, urc="SUBACK", fail=("ERROR", "CLOSED"))
+    r = session.command_and_wait(line, **_awaits("+MSUB"))
     return SubscribeResult(steps=(Step.of("MSUB", r),), topic=topic, qos=qos)
 
 

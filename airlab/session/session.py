@@ -36,23 +36,18 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import threading
 import time
-import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
 import serial
 
-from airlab.at.commands import httpdata, mpub, mpubex, mqttmsgget
+from airlab.at.commands import httpdata
 from airlab.at.events import (
-    CommandSent,
-    Direction,
     Echo,
     Event,
     FinalResult,
@@ -62,21 +57,21 @@ from airlab.at.events import (
     Urc,
 )
 from airlab.at.parser import AtParser
-from airlab.at.transcript import Record, Transcript, TranscriptWriter
+from airlab.at.transcript import Transcript, TranscriptWriter
 from airlab.errors import CloudRejected, UsageError
 from airlab.session import guards
 from airlab.session.errors import (
     CommandError,
     ConnectFailed,
     ConnectionClosed,
-    LateMconnectWarning,
-    PortClosed,
     ResponseTimeout,
     UrcTimeout,
     command_name,
 )
-from airlab.session.response import MessageQueue, MqttMessage, Response
-from airlab.session.urcs import UrcCallback, UrcDispatcher, UrcMatcher, UrcSubscription, urc_matcher
+from airlab.session.response import MessageQueue, Response
+from airlab.session.session_io import _describe, _ReaderSide
+from airlab.session.session_mqtt import _MqttSide
+from airlab.session.urcs import UrcDispatcher, UrcMatcher, urc_matcher
 
 __all__ = [
     "DEFAULT_FAIL",
@@ -113,10 +108,9 @@ MSUB_REFUSED_HINT = (
     "the device may only subscribe to topics its product allows (/<pk>/<dn>/user/get ...): "
     "in a lesson print(lab.cloud.explain_last_refusal()) (CloudEmulator.refusals())"
 )
-_MIPSTART = ("+MIPSTART", "+SSLMIPSTART")
 
 
-class ModemSession:
+class ModemSession(_ReaderSide, _MqttSide):
     """The host side over any pyserial port (see the module docstring).
 
     ``port``: an open (or openable) :class:`serial.SerialBase`, or a URL / device name
@@ -249,224 +243,6 @@ class ModemSession:
             target=self._read_loop, name="airlab-session-reader", daemon=True
         )
         self._reader.start()
-
-    # ------------------------------------------------------------------ properties
-
-    @property
-    def port(self) -> serial.SerialBase:
-        return self._port
-
-    @property
-    def transcript(self) -> Transcript:
-        """Every chunk both ways, in order, with its stamps (grows while the session runs)."""
-        return self._transcript
-
-    @property
-    def events(self) -> list[Event]:
-        """The newest parsed events, oldest first (a copy; at most ``max_events``).
-
-        ``events[0]`` has the index :attr:`first_index`; older events are in the
-        transcript file (``Transcript.load(path).events()``).
-        """
-        with self._cond:
-            return list(self._events)
-
-    @property
-    def first_index(self) -> int:
-        """The index of the oldest event still in memory (0 until the window is full).
-
-        >>> import airlab
-        >>> with ModemSession("airsim://?profile=instant", max_events=100) as s:
-        ...     for _ in range(40):
-        ...         _ = s.command("AT")
-        ...     s.first_index, s.mark(), len(s.events)
-        (20, 120, 100)
-        """
-        with self._cond:
-            return self._dropped
-
-    def events_since(self, index: int) -> list[Event]:
-        """The events from index ``index`` (a :meth:`mark`) on that are still in memory.
-
-        Events older than :attr:`first_index` have left the window: they are not
-        returned (read them from the transcript file).
-
-        >>> import airlab
-        >>> with ModemSession("airsim://?profile=instant") as s:
-        ...     mark = s.mark()
-        ...     _ = s.command("AT")
-        ...     [e.kind for e in s.events_since(mark)]
-        ['command', 'echo', 'final']
-        """
-        with self._cond:
-            return self._slice(index, None)
-
-    def _slice(self, start: int, stop: int | None) -> list[Event]:
-        """Events with indices in ``[start, stop)`` still in memory (``self._cond`` held)."""
-        base = self._dropped
-        lo = max(0, start - base)
-        hi = None if stop is None else max(lo, stop - base)
-        return list(itertools.islice(self._events, lo, hi))
-
-    @property
-    def reader_thread(self) -> threading.Thread:
-        return self._reader
-
-    @property
-    def dispatcher_thread(self) -> threading.Thread:
-        return self._dispatcher.thread
-
-    @property
-    def is_open(self) -> bool:
-        return not self._closed and self._failure is None
-
-    def mark(self) -> int:
-        """The index of the next event (for ``wait_for_urc(since=...)``): the number of
-        events so far, including those that left the in-memory window."""
-        with self._cond:
-            return self._dropped + len(self._events)
-
-    # ------------------------------------------------------------------ I/O core
-
-    def _read_loop(self) -> None:
-        port = self._port
-        while not self._stop.is_set():
-            try:
-                data = port.read(1)
-                if data:
-                    n = port.in_waiting
-                    if n:
-                        data += port.read(n)
-            except Exception as exc:
-                if self._stop.is_set():
-                    break
-                log.warning("serial read failed: %s", exc)
-                with self._cond:
-                    self._failure = exc
-                    self._cond.notify_all()
-                break
-            if data:
-                with self._cond:
-                    self._ingest(Direction.RECEIVED, data, time.time(), time.monotonic())
-
-    def _ingest(self, direction: Direction, data: bytes, wall: float, mono: float) -> None:
-        """Record a chunk, parse it, publish its events (``self._cond`` held)."""
-        rec = Record(direction, bytes(data), wall, mono)
-        self._transcript.append(rec)
-        limit = self._max_records
-        if limit is not None and len(self._transcript.records) > limit:
-            del self._transcript.records[0]  # the file keeps it
-        if self._writer is not None:
-            try:
-                self._writer.write(rec)
-            except (OSError, ValueError):
-                log.exception("cannot append to the transcript file")
-        self._absorb(self._parser.feed(direction, data, wall, mono))
-
-    def _absorb(self, events: Sequence[Event]) -> None:
-        window = self._events
-        for ev in events:
-            self._track(ev)
-            if len(window) == window.maxlen:
-                self._dropped += 1
-            window.append(ev)
-            if isinstance(ev, Urc):
-                if ev.topic is not None and ev.payload is not None:
-                    self.messages.put(MqttMessage(ev.topic, ev.payload, ev.wall, ev.mono))
-                self._dispatcher.post(ev)
-        if events:
-            self._cond.notify_all()
-
-    def _track(self, ev: Event) -> None:
-        """Connection and publish state, from the event stream."""
-        if isinstance(ev, CommandSent):
-            name = command_name(ev.line)
-            self._cur_cmd = name
-            if name in _MIPSTART and "=" in ev.line and not ev.line.rstrip().endswith("?"):
-                self._last_mipstart = ev.line.strip()
-                self._mipstart_waiting = True
-                self._link_up_mono = None
-                self._link_closed = False
-            elif name == "+MIPCLOSE":
-                self._link_up_mono = None
-            elif name == "+MCONFIG":  # typed or sent: the login the host guard compares
-                self._mconfig_user = guards.mconfig_user(ev.line)
-            qos = guards.mpub_qos(ev.line)
-            if qos:
-                self._pub_pending = ev.mono
-        elif isinstance(ev, Urc):
-            if ev.name in ("CONNECT OK", "ALREADY CONNECT") and self._mipstart_waiting:
-                self._mipstart_waiting = False
-                self._link_up_mono = ev.mono
-                self._link_closed = False
-            elif ev.name == "CONNECT FAIL":
-                self._mipstart_waiting = False
-            elif ev.name == "CONNACK OK":
-                self._link_up_mono = None
-            elif ev.name == "CLOSED":
-                self._link_closed = True
-                self._pub_pending = None
-            elif ev.name in ("PUBACK", "PUBCOMP"):
-                self._pub_pending = None
-        elif isinstance(ev, FinalResult) and not ev.ok:
-            if self._cur_cmd in ("+MPUB", "+MPUBEX"):
-                self._pub_pending = None
-            if self._cur_cmd in _MIPSTART:
-                self._mipstart_waiting = False
-
-    def _write(self, data: bytes, command: str | None) -> tuple[int, Event | None]:
-        """Write and record ``data``; returns the index of its first event and that
-        event (the :class:`CommandSent` of a command line)."""
-        with self._cond:
-            self._check_alive(command)
-            start = self._dropped + len(self._events)
-            wall, mono = time.time(), time.monotonic()
-            try:
-                self._port.write(data)
-            except Exception as exc:
-                raise PortClosed(command, f"writing to the serial port failed: {exc}") from exc
-            self._ingest(Direction.SENT, data, wall, mono)
-            i = start - self._dropped
-            return start, self._events[i] if 0 <= i < len(self._events) else None
-
-    def _check_alive(self, command: str | None) -> None:
-        if self._closed:
-            raise PortClosed(command, "the session is closed")
-        if self._failure is not None:
-            raise PortClosed(command, f"the serial port failed: {self._failure}")
-
-    def _wait_event(
-        self,
-        pos: int,
-        accept: Callable[[int, Event], bool],
-        deadline: float,
-        *,
-        command: str | None,
-        awaited: str,
-        timeout: float,
-        start: int,
-        error: type[ResponseTimeout] = ResponseTimeout,
-    ) -> tuple[int, Event]:
-        """The first event at index >= ``pos`` that ``accept(index, event)`` takes."""
-        with self._cond:
-            events = self._events
-            while True:
-                base = self._dropped
-                pos = max(pos, base)  # older events left the window
-                end = base + len(events)
-                while pos < end:
-                    ev = events[pos - base]
-                    if accept(pos, ev):
-                        return pos, ev
-                    pos += 1
-                self._check_alive(command)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = tuple(
-                        e.text for e in self._slice(start, None) if not isinstance(e, CommandSent)
-                    )
-                    raise error(command, awaited, timeout, seen)
-                self._cond.wait(left)
 
     # ------------------------------------------------------------------ commands
 
@@ -772,247 +548,6 @@ class ModemSession:
             hint="the command was accepted (OK) but failed afterwards",
         )
 
-    # ------------------------------------------------------------------ guards with state
-
-    def _pub_guard(self, line: str, wait_until: float | None) -> None:
-        """One QoS1/2 publish in flight: wait (publish) or refuse (a raw command)."""
-        qos = guards.mpub_qos(line)
-        if not qos:
-            return
-        with self._cond:
-            while self._pub_in_flight():
-                if wait_until is None:
-                    raise UsageError(
-                        "qos",
-                        "a QoS1 publish is still waiting for its PUBACK; the module takes one "
-                        "at a time (spec 7.5): wait for PUBACK, or use session.publish(), "
-                        "which waits for you",
-                    )
-                left = wait_until - time.monotonic()
-                if left <= 0:
-                    raise UrcTimeout(line, "PUBACK of the previous QoS1 publish", 0.0)
-                self._cond.wait(left)
-
-    def _pub_in_flight(self) -> bool:
-        since = self._pub_pending
-        return since is not None and time.monotonic() - since < self.urc_timeout
-
-    def _before_mconnect(self, line: str) -> None:
-        """The MCONNECT window guard (``mconnect_window`` / ``late_mconnect``)."""
-        with self._cond:
-            up, closed, mipstart = self._link_up_mono, self._link_closed, self._last_mipstart
-        if up is None:
-            return
-        late_by = time.monotonic() - up
-        if not closed and late_by <= self.mconnect_window:
-            return
-        if closed:
-            why = "the server already closed the link (CLOSED)"
-        else:
-            why = (
-                f"{late_by:.2f} s after CONNECT OK (window {self.mconnect_window:g} s: the "
-                "server drops a link that sends no CONNECT within ~5 s)"
-            )
-        if self.late_mconnect == "raise":
-            if closed:
-                raise ConnectionClosed(line, f"cannot MCONNECT: {why}")
-            raise UsageError(
-                "mconnect_window",
-                f"AT+MCONNECT would come {why}: send it right after CONNECT OK, or use "
-                "late_mconnect='reconnect'",
-            )
-        reconnect = self.late_mconnect == "reconnect" and mipstart is not None
-        warnings.warn(
-            f"AT+MCONNECT: {why}" + ("; reopening the link first" if reconnect else ""),
-            LateMconnectWarning,
-            stacklevel=4,
-        )
-        if reconnect and mipstart is not None:
-            self._exchange("AT+MIPCLOSE", check=False)
-            self._exchange(
-                mipstart,
-                urc=("CONNECT OK", "ALREADY CONNECT"),
-                fail=("CONNECT FAIL", "CLOSED", "ERROR"),
-                timeout=self.urc_timeout,
-            )
-
-    # ------------------------------------------------------------------ MQTT helpers
-
-    def publish(
-        self,
-        topic: str,
-        payload: str | bytes,
-        qos: int = 0,
-        retain: bool | int = False,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-        hex_mode: bool = False,
-    ) -> Response:
-        """``AT+MPUB`` with the message quoted and escaped; QoS1 returns after its own
-        ``PUBACK`` (QoS2 after ``PUBCOMP``): ``response.urc_latency`` is the ack latency.
-
-        One QoS1 publish at a time: a second one (another thread) waits for the first
-        one's PUBACK, or raises UsageError with ``block=False``.  A payload that is not
-        UTF-8 text or over 4100 bytes as written raises UsageError (use
-        :meth:`publish_ex` or ``hex_mode``) before anything is sent.
-        """
-        line = mpub(topic, qos, retain, payload, hex_mode=hex_mode)
-        return self._publish(line, qos, None, block, timeout)
-
-    def publish_ex(
-        self,
-        topic: str,
-        payload: str | bytes,
-        qos: int = 0,
-        retain: bool | int = False,
-        *,
-        block: bool = True,
-        timeout: float | None = None,
-    ) -> Response:
-        """``AT+MPUBEX=<topic>,<qos>,<retain>,<len>``, ``>`` prompt, raw bytes (binary OK)."""
-        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        line = mpubex(topic, qos, retain, len(data))
-        return self._publish(line, qos, data, block, timeout)
-
-    def _publish(
-        self, line: str, qos: int, data: bytes | None, block: bool, timeout: float | None
-    ) -> Response:
-        if qos == 0:
-            return self._exchange(line, data=data, timeout=timeout)
-        timeout = self.urc_timeout if timeout is None else float(timeout)
-        acquired = (
-            self._qos1_lock.acquire(timeout=timeout) if block else self._qos1_lock.acquire(False)
-        )
-        if not acquired:
-            if block:
-                raise UrcTimeout(line, "PUBACK of the QoS1 publish in flight", timeout)
-            raise UsageError(
-                "block",
-                "a QoS1 publish is in flight (waiting for its PUBACK); the module takes one "
-                "at a time: retry later or call with block=True",
-            )
-        try:
-            return self._exchange(
-                line,
-                data=data,
-                urc="PUBACK" if qos == 1 else "PUBCOMP",
-                fail=("CLOSED",),
-                timeout=timeout,
-                hold_lock=data is not None,  # the prompt phase needs the line to itself
-                wait_pub=block,
-            )
-        finally:
-            self._qos1_lock.release()
-
-    def fetch_cached(self, timeout: float | None = None) -> list[MqttMessage]:
-        """Cache mode (``AT+MQTTMSGSET=1``): run ``AT+MQTTMSGGET`` and return the stored
-        messages (a ``+MSUB: <slot>`` URC only announces them; nothing is fetched
-        automatically)."""
-        resp = self.command(mqttmsgget(), timeout)
-        return [
-            MqttMessage(p.topic or "", p.data, p.wall, p.mono, cached=True)
-            for p in resp.payloads
-            if p.source == "+MSUB"
-        ]
-
-    def mqtt_status(self, timeout: float | None = None) -> int:
-        """``AT+MQTTSTATU`` -> 0 offline, 1 connected, 2 TCP up but no MCONNECT yet."""
-        resp = self.command("AT+MQTTSTATU", timeout)
-        args = resp.args("+MQTTSTATU")
-        if not args or not args[0].isdigit():
-            raise CommandError(
-                "AT+MQTTSTATU", "unexpected answer", hint=f"got lines {resp.lines!r}", response=resp
-            )
-        return int(args[0])
-
-    def probe(self, tries: int = 5, timeout: float = 0.5) -> Response:
-        """Send ``AT`` until ``OK`` (auto-baud needs a few), up to ``tries`` times."""
-        if not isinstance(tries, int) or tries < 1:
-            raise UsageError("tries", "must be a positive integer")
-        last: ResponseTimeout | None = None
-        for _ in range(tries):
-            try:
-                return self._exchange("AT", timeout=timeout)
-            except ResponseTimeout as exc:
-                last = exc
-        raise ResponseTimeout(
-            "AT",
-            f"OK after {tries} tries",
-            timeout * tries,
-            last.seen if last else (),
-            hint="check the port name, the baud rate, the wiring (TX/RX crossed) and power",
-        )
-
-    # ------------------------------------------------------------------ URCs
-
-    def on_urc(self, name_or_predicate: UrcMatcher, callback: UrcCallback) -> UrcSubscription:
-        """Call ``callback(urc)`` for every matching URC, in the dispatcher thread.
-
-        ``name_or_predicate``: ``"CLOSED"``, ``("PUBACK", "CLOSED")``, ``"*"`` or a
-        function of the :class:`~airlab.at.events.Urc`.  Exceptions are logged, not
-        raised.  Returns a handle: ``handle.cancel()``.
-        """
-        return self._dispatcher.subscribe(name_or_predicate, callback)
-
-    def wait_for_urc(
-        self,
-        name: UrcMatcher,
-        timeout: float | None = None,
-        *,
-        since: int | None = None,
-        fail: Sequence[str] = (),
-    ) -> Urc:
-        """The next matching URC (arriving after this call, or after ``since`` =
-        :meth:`mark`); ``fail`` names end the wait (``CLOSED`` -> ConnectionClosed)."""
-        match = urc_matcher(name)
-        timeout = self.urc_timeout if timeout is None else float(timeout)
-        start = self.mark() if since is None else since
-        failing = frozenset(fail)
-
-        def accept(i: int, e: Event) -> bool:
-            if isinstance(e, Urc):
-                if match(e):
-                    return True
-                if e.name in failing:
-                    raise self._urc_failure(f"waiting for {_describe(name)}", e, start)
-            return False
-
-        _, ev = self._wait_event(
-            start,
-            accept,
-            time.monotonic() + timeout,
-            command=None,
-            awaited=f"URC {_describe(name)}",
-            timeout=timeout,
-            start=start,
-            error=UrcTimeout,
-        )
-        assert isinstance(ev, Urc)
-        return ev
-
-    def wait_for_event(
-        self,
-        predicate: Callable[[Event], bool],
-        timeout: float | None = None,
-        *,
-        since: int | None = None,
-    ) -> Event:
-        """The next event (after this call, or after ``since`` = :meth:`mark`) for which
-        ``predicate(event)`` is true; :class:`ResponseTimeout` after ``timeout`` s."""
-        timeout = self.default_timeout if timeout is None else float(timeout)
-        start = self.mark() if since is None else since
-        _, ev = self._wait_event(
-            start,
-            lambda i, e: bool(predicate(e)),
-            time.monotonic() + timeout,
-            command=None,
-            awaited="event matching the predicate",
-            timeout=timeout,
-            start=start,
-        )
-        return ev
-
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
@@ -1051,11 +586,3 @@ class ModemSession:
         with contextlib.suppress(Exception):
             if not self._closed:
                 self._stop.set()
-
-
-def _describe(spec: Any) -> str:
-    if isinstance(spec, str):
-        return repr(spec)
-    if isinstance(spec, tuple):
-        return " or ".join(repr(s) for s in spec)
-    return getattr(spec, "__name__", "matching the predicate")

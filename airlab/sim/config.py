@@ -29,6 +29,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "non_at_line": ("ignore", "error"),
     "pdp_loss_mqtt": ("silent", "closed"),
     "sapbr_ip_style": ("quoted", "padded"),
+    "httphead_case": ("original", "lower"),
+    "http_bearer": ("required", "ignored"),
 }
 
 
@@ -72,6 +74,14 @@ class FirmwareConfig:
     #: firmware has a single "wait for PUBACK" slot, so rejecting is the likeliest:
     #: "error" → ERROR | "cme767" → +CME ERROR: 767 | "accept" → OK, acks interleave.
     qos1_overlap: str = "error"
+    #: AT+HTTPACTION needs the bearer of HTTPPARA "CID" (default 1) opened by
+    #: AT+SAPBR=1,<cid>: the HTTP guides' first step is "激活PDP" (S7, S5), after
+    #: "+SAPBR 1: DEACT" the request ends "+HTTPACTION: 0,601,0" and "如果没做任何处理，
+    #: 接着做http请求会失败" (S7) until the bearer is activated again, and SIMCom (whose
+    #: syntax the HTTP commands copy) answers 601 without a bearer.  "required": OK then
+    #: +HTTPACTION: <m>,601,0 while AT+SAPBR=2,<cid> shows status 3; "ignored": any
+    #: request is served while the module is attached.
+    http_bearer: str = "required"
     #: AT+HTTPDATA timer expires with fewer bytes (open question 1): SIMCom keeps what
     #: arrived and prints OK ("keep"); "error" drops it and prints ERROR.
     httpdata_short: str = "keep"
@@ -88,6 +98,11 @@ class FirmwareConfig:
     #: <datalen> of +HTTPACTION when the body exceeds the buffer: T08 prints the full
     #: length (154293) while HTTPREAD gives only the stored part ("full"); "stored".
     http_len_reported: str = "full"
+    #: AT+HTTPHEAD's header lines: the Air780EP HTTP guide (S7, V1007) prints them as the
+    #: server sent them ("original": "+HTTPHEAD: 247" / "Accept-Ranges: bytes" ..., 247 =
+    #: the 8 lines joined by CRLF); the Air780E guide (T08, V1169) prints them lower-cased
+    #: ("lower": "server: aliyunoss" ..., "+HTTPHEAD: 454").
+    httphead_case: str = "original"
     #: response bytes kept for HTTPREAD ("~4 KB on the AT build"; T08 reads 3072).
     http_buffer: int = 4096
     httpdata_max: int = 3356  # AT build (LSAT: 130048)

@@ -49,8 +49,12 @@ Bearer / PDP loss
     ``PdpLost``: ``+CGEV: NW PDN DEACT 1`` (``pdp_loss_cgev``), ``+SAPBR 1: DEACT`` if
     the bearer was opened, ``+HTTPACTION: m,601,0`` for a request in flight, and for an
     open MQTT link ``pdp_loss_mqtt`` ("silent", T07: nothing printed, later MPUB/MSUB
-    answer OK and go nowhere, MIPCLOSE answers OK).  The context comes back by itself
-    (T07/T08 go on working); only the SAPBR bearer stays down (``SAPBR=0,1`` → 3).
+    answer OK and go nowhere, MIPCLOSE answers OK).  The default context comes back by
+    itself: (SSL)MIPSTART needs no SAPBR bearer (the MQTT guides S6 open none and T07
+    reconnects right after the DEACT), only attach (detached: ``STATE: …`` then
+    ``CONNECT FAIL``, the manual's failure form).  The SAPBR bearer stays down
+    (``SAPBR=0,1`` → 3, ``SAPBR=2,1`` → status 3) until ``SAPBR=1,1``; HTTPACTION
+    needs it (``http_bearer``): without it, OK then ``+HTTPACTION: m,601,0`` (S7).
 HTTP
     HTTPINIT twice, HTTPPARA/HTTPDATA/HTTPACTION/HTTPREAD without HTTPINIT, HTTPACTION
     without URL: ERROR (SIMCom).  HTTPACTION while one is in flight: ``httpaction_busy``.
@@ -59,8 +63,9 @@ HTTP
     ``http_buffer`` bytes; ``<datalen>`` per ``http_len_reported``.  HTTPREAD with no
     response reads back the HTTPDATA block (manual), else ERROR; past the end it prints
     ``+HTTPREAD: 0``.  With ``AT+HTTPSSL=1`` a URL without scheme gets ``https://``.
-    AT+HTTPHEAD prints the response headers as ``name: value`` lines joined by CRLF,
-    lower-cased (T08: 14 such lines make ``+HTTPHEAD: 454``).
+    AT+HTTPHEAD prints the response headers as ``name: value`` lines joined by CRLF, as
+    the server sent them (Air780EP guide S7: 8 lines make ``+HTTPHEAD: 247``), or
+    lower-cased with ``httphead_case="lower"`` (Air780E, T08: 14 lines make 454).
 MQTT
     MIPSTART when a link is open or opening: ``OK`` then ``ALREADY CONNECT``.  Failure:
     ``STATE: <connect_fail_state>`` then ``CONNECT FAIL``.  MCONNECT without an open
@@ -84,6 +89,7 @@ import os
 import re
 from typing import Any
 
+from airlab.at.command_table import ALONE_COMMANDS
 from airlab.at.events import CME_ERRORS
 from airlab.sim.actions import (
     Action,
@@ -127,24 +133,8 @@ _CR, _LF = 0x0D, 0x0A
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _DEFAULT_NOW = _dt.datetime(2024, 7, 22, 3, 0, 0, tzinfo=_dt.UTC)
 
-#: commands that cannot share a line with others (two-phase, data mode, power)
-_ALONE = frozenset(
-    {
-        "+HTTPDATA",
-        "+HTTPACTION",
-        "+MPUBEX",
-        "+MPUB",
-        "+MSUB",
-        "+MUNSUB",
-        "+MIPSTART",
-        "+SSLMIPSTART",
-        "+MCONNECT",
-        "+MDISCONNECT",
-        "+MIPCLOSE",
-        "+RESET",
-        "+CFUN",
-    }
-)
+#: commands that cannot share a line with others (two-phase, data mode, power): the table's
+_ALONE = ALONE_COMMANDS
 
 
 class _Base:
@@ -154,6 +144,7 @@ class _Base:
     _mode: str
     _out: list[Action]
     _timers: dict[str, float]
+    _sapbr_state: dict[int, str]
 
     # -- output
     def _act(self, action: Action) -> None:

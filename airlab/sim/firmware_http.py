@@ -193,13 +193,19 @@ class HttpMixin(_Base):
         if not url:
             return self._error()
         self._ok()
-        if not self._network_ready():
+        if not self._network_ready() or not self._http_bearer_open():
             return self._urc(f"+HTTPACTION: {method},601,0")
         if self._http_ssl and "://" not in url:
             url = "https://" + url
         self._http_inflight = method
         self._http_resp = None
         self._act(self._http_request(method, url))
+
+    def _http_bearer_open(self) -> bool:
+        """The bearer of HTTPPARA "CID" is open (AT+SAPBR=1,<cid>, not lost since)."""
+        if self.config.http_bearer == "ignored":
+            return True
+        return self._sapbr_state.get(int(self._http_para["CID"])) == "open"
 
     def _http_request(self, method: int, url: str) -> HttpRequest:
         p = self._http_para
@@ -251,8 +257,11 @@ class HttpMixin(_Base):
             return self._ok()
         if cmd.form != "exec" or not self._http_init or self._http_resp is None:
             return self._error()
-        # T08: "+HTTPHEAD: 454" counts the header lines joined by CRLF, lower-cased
-        raw = "\r\n".join(f"{k}: {v}" for k, v in self._http_resp[3]).lower()
+        # "+HTTPHEAD: <n>" counts the header lines joined by CRLF: as sent by the server
+        # on the Air780EP (S7: 247), lower-cased on the Air780E (T08: 454)
+        raw = "\r\n".join(f"{k}: {v}" for k, v in self._http_resp[3])
+        if self.config.httphead_case == "lower":
+            raw = raw.lower()
         raw = raw.encode("utf-8", "replace")
         self._send(b"\r\n+HTTPHEAD: %d\r\n" % len(raw) + raw + b"\r\nOK\r\n")
 

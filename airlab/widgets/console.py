@@ -47,13 +47,14 @@ from typing import TYPE_CHECKING, Any
 from airlab.at.events import CommandSent, Event, FinalResult, Prompt
 from airlab.session import ModemSession, Response
 from airlab.session.guards import data_phase_length
+from airlab.widgets._box import BoxedWidget
 from airlab.widgets._format import format_error
 from airlab.widgets._threads import EventFollower, Worker
 from airlab.widgets.console_log import console_input, console_log, entry_of, error_entry
 from airlab.widgets.console_save import SAVE_FORMATS, default_name, save_transcript
 
 if TYPE_CHECKING:
-    import ipywidgets
+    pass
 
 __all__ = ["QUICK_COMMANDS", "AtConsole"]
 
@@ -83,7 +84,7 @@ class SendButton:
         return bool(self._console.text.disabled)
 
 
-class AtConsole:
+class AtConsole(BoxedWidget):
     """A command line, quick buttons, switches, a scrolling log and save buttons over a
     session.
 
@@ -201,16 +202,6 @@ class AtConsole:
         )
 
     # ------------------------------------------------------------------ display
-
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        """The whole console, to ``display()`` or put in a layout."""
-        return self._box
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = "AtConsole()"
-        return bundle
 
     def _state_html(self, busy: int = 0) -> str:
         if self._closed:

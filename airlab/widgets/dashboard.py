@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from airlab.classroom.progress import STEPS, ClassProgress
 from airlab.errors import UsageError
+from airlab.widgets._box import BoxedWidget
 
 if TYPE_CHECKING:
-    import ipywidgets
+    pass
 
 __all__ = ["ClassDashboard", "render_messages_html", "render_table_html"]
 
@@ -129,7 +130,7 @@ def render_messages_html(progress: ClassProgress, count: int = 15) -> str:
     return "<div style='font-family:monospace;font-size:12px'>" + "".join(lines) + "</div>"
 
 
-class ClassDashboard:
+class ClassDashboard(BoxedWidget):
     """The live view of class ``class_name`` (the newest when ``None``) on ``cloud``
     (default: the lessons' cloud, :func:`~airlab.cloud.discovery.cloud_for_lesson`).
 
@@ -190,15 +191,8 @@ class ClassDashboard:
 
     # -- display ----------------------------------------------------------------------
 
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        """The whole dashboard, to ``display()``."""
-        return self._box
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = f"ClassDashboard({self.progress.class_name!r})"
-        return bundle
+    def _plain(self) -> str:
+        return f"ClassDashboard({self.progress.class_name!r})"
 
     # -- refreshing -------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ import html
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airlab.at.events import Event, FinalResult, Prompt, UnknownLine, Urc
 from airlab.follow import (
@@ -46,10 +46,11 @@ from airlab.follow import (
 )
 from airlab.follow.tutorial import AWAITED_URCS, step_key
 from airlab.session import ModemSession, ResponseTimeout
+from airlab.widgets._box import BoxedWidget
 from airlab.widgets._threads import EventFollower
 
 if TYPE_CHECKING:
-    import ipywidgets
+    pass
 
 __all__ = ["FollowTutorial"]
 
@@ -64,7 +65,7 @@ _COLORS = {
 _ENDS = ("CLOSED", "ERROR", "CONNECT FAIL")
 
 
-class FollowTutorial:
+class FollowTutorial(BoxedWidget):
     """The side-by-side checker of one method, following ``session`` live.
 
     ``method``: ``"http_auth_then_mqtt"``, ``"direct_mqtt"``, ``"dynamic_register"`` or
@@ -117,15 +118,8 @@ class FollowTutorial:
 
     # ------------------------------------------------------------------ display
 
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        """The whole checker, to ``display()`` or put in a layout."""
-        return self._box
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = f"FollowTutorial({self.method.value!r})"
-        return bundle
+    def _plain(self) -> str:
+        return f"FollowTutorial({self.method.value!r})"
 
     @property
     def report(self) -> FollowReport:

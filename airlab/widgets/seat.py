@@ -34,14 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from airlab.classroom.choice import forget_seat, save_seat, saved_seat
 from airlab.errors import UsageError
+from airlab.widgets._box import BoxedWidget
 
 if TYPE_CHECKING:
-    import ipywidgets
+    pass
 
 __all__ = ["SeatPicker"]
 
 
-class SeatPicker:
+class SeatPicker(BoxedWidget):
     """Pick this student's seat once (see the module doc).  ``cloud``: default the
     lessons' cloud.  Parts for tests: ``seats`` (a Dropdown, when the cloud has a
     class), ``path`` (a Text for a seat file), ``use_button``, ``forget_button``,
@@ -81,15 +82,6 @@ class SeatPicker:
         self.forget_button.on_click(lambda _b: self._show(self.forget()))
         chooser = self.seats if self.seats is not None else self.path
         self._box = w.VBox([w.HBox([chooser, self.use_button, self.forget_button]), self.status])
-
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        return self._box
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = "SeatPicker()"
-        return bundle
 
     # ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from airlab.aliyun.dynreg import mqtt_register_credentials, register_request
 from airlab.aliyun.forms import HttpFormRequest
 from airlab.at.commands import httpdata, mconfig
 from airlab.errors import UsageError
+from airlab.widgets._box import BoxedWidget
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -135,7 +136,7 @@ def copy_button(text: str = "", label: str = "") -> Any:
     return _copy_button_class()(text=text, label=label)
 
 
-class SigningCalculator:
+class SigningCalculator(BoxedWidget):
     """Inputs for the method, productKey, deviceName, deviceSecret (or ProductSecret
     and random for dynamic registration), sign method, optional timestamp and client
     id; shows what to type as you type.
@@ -213,16 +214,6 @@ class SigningCalculator:
             widget.observe(self._update, names="value")
         self._box = w.VBox([*self.inputs, self.result, self.copy_bar])
         self._update()
-
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        """The calculator, to ``display()`` or put in a layout."""
-        return self._box
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = "SigningCalculator()"
-        return bundle
 
     def compute(self) -> MqttCredentials:
         """The direct-MQTT credentials for the current inputs (UsageError when one is

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airlab.at.events import Urc
 from airlab.session import ModemSession, Response
+from airlab.widgets._box import BoxedWidget
 from airlab.widgets._format import clock_text, format_error
 from airlab.widgets._threads import Worker
 
@@ -91,7 +92,7 @@ def _int(args: tuple[str, ...], i: int) -> int | None:
     return None
 
 
-class StatusPanel:
+class StatusPanel(BoxedWidget):
     """Labels for the module's and the cloud's state, and a Refresh button.
 
     ``cloud``: a cloud console (``lab.cloud``) for the online devices, or None;
@@ -131,16 +132,6 @@ class StatusPanel:
         self._worker = Worker("airlab-status-refresh")
         self._sub = session.on_urc("*", self._on_urc)
         self._closed = False
-
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        """The panel, to ``display()`` or put in a layout."""
-        return self._box
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = "StatusPanel()"
-        return bundle
 
     def _set(self, name: str, text: str) -> None:
         with self._lock:

@@ -74,11 +74,12 @@ from airlab.at.transcript import Record
 from airlab.errors import CloudRejected, UsageError
 from airlab.session import ModemSession, Response
 from airlab.session.recipes import _auth_url
+from airlab.widgets._box import BoxedWidget
 from airlab.widgets._format import format_error
 from airlab.widgets._threads import Worker
 
 if TYPE_CHECKING:
-    import ipywidgets
+    pass
 
 __all__ = [
     "METHODS",
@@ -640,7 +641,7 @@ def _takes_state(run: Callable[..., Any]) -> bool:
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
 
 
-class StepThrough:
+class StepThrough(BoxedWidget):
     """A button per step, "Next step" and "Run all"; beside each step its command, the
     bytes on the wire, the reply, its latency and what it means.
 
@@ -692,19 +693,12 @@ class StepThrough:
         self._closed = False
 
     @property
-    def widget(self) -> ipywidgets.VBox:
-        """The flow, to ``display()``."""
-        return self._box
-
-    @property
     def done(self) -> bool:
         """Every step has run, the last run of each without error."""
         return all(self.ok)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self._box._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = f"StepThrough({len(self.steps)} steps)"
-        return bundle
+    def _plain(self) -> str:
+        return f"StepThrough({len(self.steps)} steps)"
 
     def _html(self, i: int, *, running: bool) -> str:
         step = self.steps[i]

@@ -56,6 +56,7 @@ def test_dynamic_registration_off_then_on_as_the_module_sees_it(
         "region": "cn-shanghai",
         "dynamic_registration": False,
         "host_check": False,
+        "tls_required": False,
     }
     start = len(module.transcript.received())
     with pytest.raises(CloudRejected) as refused:
@@ -114,7 +115,8 @@ def test_remote_cloud_switches_through_the_admin_api(cloud: CloudEmulator) -> No
         assert mqtt_register(cloud) == "Not authorized"
         settings = remote.set_dynamic_registration(PK, True)
         assert settings == {"product_key": PK, "region": "cn-shanghai",
-                            "dynamic_registration": True, "host_check": True}  # fmt: skip
+                            "dynamic_registration": True, "host_check": True,
+                            "tls_required": False}  # fmt: skip
         assert mqtt_register(cloud) == "Success"  # dialled by IP: no server name to check
         with pytest.raises(UsageError, match="no product"):
             remote.set_host_check("nope", True)
@@ -185,7 +187,8 @@ def test_cli_product_switches_in_the_registry_file(
     code, out, _ = run(capsys, "product", "--db", db, "--product-key", PK)
     assert code == 0
     assert json.loads(out) == {"product_key": PK, "region": "cn-shanghai",
-                               "dynamic_registration": "on", "host_check": "off"}  # fmt: skip
+                               "dynamic_registration": "on", "host_check": "off",
+                               "tls_required": "off"}  # fmt: skip
     code, out, _ = run(capsys, "product", "--db", db, "--product-key", PK,
                        "--host-check", "ON", "--dynamic-registration", "off")  # fmt: skip
     assert code == 0 and json.loads(out)["host_check"] == "on"

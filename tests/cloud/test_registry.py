@@ -245,3 +245,26 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_registered_column_added_to_an_older_registry(tmp_path) -> None:
+    """A registry file from before the ``registered`` column (动态注册状态) opens, gets the
+    column (not registered), and registration hands out the console's secret first."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    reg = Registry(str(path))
+    reg.add_product("k1hipglLdjU", dynamic_registration=True)
+    reg.add_device("k1hipglLdjU", "dev1", "b" * 32)
+    reg.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE devices DROP COLUMN registered")
+    conn.close()
+    reg = Registry(str(path))
+    try:
+        assert reg.get_device("k1hipglLdjU", "dev1").registered is False
+        assert reg.registration_secret(DeviceRef("k1hipglLdjU", "dev1")) == "b" * 32
+        assert reg.get_device("k1hipglLdjU", "dev1").registered is True
+        assert reg.add_device("k1hipglLdjU", "dev2").registered is False
+    finally:
+        reg.close()

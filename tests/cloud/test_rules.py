@@ -418,9 +418,51 @@ def test_register_device_tutorial_exact(rules: Rules, tutorial: Registry) -> Non
         b'"message":"success"}'
     )
     assert len(reply.body) == 149
-    assert rules.register_device(parse_form(REGISTER_BODY)).body == reply.body  # repeatable
+    again = rules.register_device(parse_form(REGISTER_BODY))  # allowed before activation
+    assert again.json["code"] == 200 and len(again.body) == 149
     events = tutorial.connection_log()
     assert [e.event for e in events] == ["register", "register"]
+
+
+def _login(rules: Rules, secret: str):
+    password = hmac_hex(secret, f"clientId{DN}deviceName{DN}productKey{PK}", "hmacmd5")
+    return connect(rules, password=password.encode())
+
+
+def test_register_again_issues_a_new_secret_only_the_latest_valid(
+    rules: Rules, tutorial: Registry
+) -> None:
+    """help.aliyun.com doc 173007 (and the HTTPS one): before activation a device may
+    register again and again; its DeviceSecret is the last one issued ("以最后一次为准"):
+    the first registration hands out the console's secret, each repeat a new one, and a
+    secret handed out earlier stops working."""
+    first = rules.register_device(parse_form(REGISTER_BODY)).json["data"]["deviceSecret"]
+    assert first == "fef32adf6dad46c2c7cbf335d3a7b021"  # the tutorial's capture
+    second = rules.register_device(parse_form(REGISTER_BODY)).json["data"]["deviceSecret"]
+    third = rules.register_device(parse_form(REGISTER_BODY)).json["data"]["deviceSecret"]
+    assert len({first, second, third}) == 3 and len(third) == 32
+    assert tutorial.get_device(REF).device_secret == third
+    refused(_login(rules, first), 4, "signature")
+    refused(_login(rules, second), 4, "signature")
+    assert _login(rules, third).accepted
+    # ResetThing: 未注册 again, so the next registration hands out the current secret
+    tutorial.mark_activated(REF)
+    tutorial.reset_registration(REF)
+    assert not tutorial.get_device(REF).registered
+    reply = rules.register_device(parse_form(REGISTER_BODY))
+    assert reply.json["data"]["deviceSecret"] == third
+
+
+def test_mqtt_register_again_issues_a_new_secret(rules: Rules, tutorial: Registry) -> None:
+    pushed = []
+    for _ in range(2):
+        (push,) = register_connect(rules).pushes
+        pushed.append(json.loads(push.payload)["deviceSecret"])
+    https = rules.register_device(parse_form(REGISTER_BODY)).json["data"]["deviceSecret"]
+    assert pushed[0] == "fef32adf6dad46c2c7cbf335d3a7b021"
+    assert len({*pushed, https}) == 3
+    assert tutorial.get_device(REF).device_secret == https
+    refused(_login(rules, pushed[1]), 4, "signature")
 
 
 @pytest.mark.parametrize(

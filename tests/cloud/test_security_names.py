@@ -125,7 +125,9 @@ def test_a_placeholder_device_from_an_old_registry_sees_only_itself(
     registry.add_device(PK, "victim01", SECRET)
     with registry._lock:  # simulate a row created by an older airlab
         registry._conn.execute(
-            "INSERT INTO devices VALUES (?, ?, ?, 1, 1, 0, ?)", (PK, "${x}", SECRET, "legacyid")
+            "INSERT INTO devices (product_key, device_name, device_secret, enabled, "
+            "activated, created, iot_id) VALUES (?, ?, ?, 1, 1, 0, ?)",
+            (PK, "${x}", SECRET, "legacyid"),
         )
     victim_cred = direct_mqtt_credentials(
         product_key=PK, device_name="victim01", device_secret=SECRET

@@ -71,6 +71,7 @@ def test_method1_http_auth_then_mqtt(session: ModemSession, cloud: tuple[Any, Pa
 
 
 def test_method1_wrong_secret_is_rejected(session: ModemSession) -> None:
+    recipes.attach(session)  # HTTP needs the bearer (+HTTPACTION: 1,601,0 without)
     with pytest.raises(CloudRejected) as info:
         recipes.http_auth_then_mqtt(session, product_key=PK, device_name=DN, device_secret="0" * 32)
     assert "refusals()" in str(info.value)
@@ -124,6 +125,7 @@ def test_method2_wrong_secret_points_to_the_emulator(
 def test_method3_register_then_direct_login(session: ModemSession, cloud: tuple[Any, Path]) -> None:
     emu = cloud[0]
     emu.reset_registration(PK, DN)
+    recipes.attach(session)  # HTTP needs the bearer
     reg = recipes.register_device(
         session, product_key=PK, device_name=DN, product_secret=PS, random="123456"
     )
@@ -139,6 +141,7 @@ def test_method3_register_then_direct_login(session: ModemSession, cloud: tuple[
 def test_method3_refused_for_an_activated_device(session: ModemSession) -> None:
     recipes.direct_mqtt(session, product_key=PK, device_name=DN, device_secret=DS)
     recipes.disconnect(session)
+    recipes.attach(session)  # HTTP needs the bearer
     with pytest.raises(CloudRejected, match="reset_registration"):
         recipes.register_device(session, product_key=PK, device_name=DN, product_secret=PS)
 
@@ -315,6 +318,7 @@ def test_bench_overrides_reach_the_emulator_by_address(
     http = emu.endpoints["http"]  # http://127.0.0.1:P
     mqtts_host, mqtts_port = emu.endpoints["mqtts"].rsplit(":", 1)
     emu.reset_registration(PK, DN)
+    recipes.attach(session)  # HTTP needs the bearer
     reg = recipes.register_device(
         session, product_key=PK, device_name=DN, product_secret=PS, auth_base=http
     )

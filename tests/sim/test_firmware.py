@@ -368,6 +368,8 @@ def test_sapbr_padded_ip(make_driver):
 
 
 def http_ready(drv, url=b"https://iot-auth.cn-shanghai.aliyuncs.com/auth/devicename"):
+    """Bearer open (HTTP needs it), HTTPINIT, URL."""
+    assert answer(drv, b"AT+SAPBR=1,1\r\n") == OK
     assert answer(drv, b"AT+HTTPINIT\r\n") == OK
     assert answer(drv, b'AT+HTTPPARA="URL",' + url + b"\r\n") == OK
 
@@ -469,12 +471,50 @@ def test_http_get_range_head_and_buffer(make_driver):
     d.send(b"AT+HTTPACTION=2\r\n")
     hdrs = (("Server", "AliyunOSS"), ("Content-Length", "5"))
     assert d.net(HttpResult(200, b"", hdrs)) == b"\r\n+HTTPACTION: 2,200,0\r\n"
-    head = b"server: aliyunoss\r\ncontent-length: 5"
+    head = b"Server: AliyunOSS\r\nContent-Length: 5"
     assert answer(d, b"AT+HTTPHEAD\r\n") == b"\r\n+HTTPHEAD: %d\r\n" % len(head) + head + OK
     e = make_driver(http_len_reported="stored", http_buffer=10)
     http_ready(e, b"a.b")
     e.send(b"AT+HTTPACTION=0\r\n")
     assert e.net(HttpResult(200, b"y" * 50)) == b"\r\n+HTTPACTION: 0,200,10\r\n"
+
+
+#: the HEAD answer of the Air780EP HTTP guide (S7, V1007), as printed there
+S7_HEAD = (
+    ("Accept-Ranges", "bytes"),
+    ("ETag", 'W/"119345-1710117624106"'),
+    ("Last-Modified", "Mon, 11 Mar 2024 00:40:24 GMT"),
+    ("Content-Type", "application/octet-stream"),
+    ("Content-Length", "119345"),
+    ("Date", "Mon, 22 Jul 2024 03:34:24 GMT"),
+    ("Keep-Alive", "timeout=20"),
+    ("Connection", "keep-alive"),
+)
+
+
+@pytest.mark.parametrize("case", ["default", "lower"])
+def test_httphead_case_air780ep_guide_and_780e_option(make_driver, case):
+    """The Air780EP guide prints the headers as sent (+HTTPHEAD: 247); the Air780E
+    document (T08) lower-cases them: ``httphead_case="lower"`` (also ``airsim://?…``)."""
+    d = make_driver() if case == "default" else make_driver(httphead_case="lower")
+    http_ready(d, b'"http://rcems.hzccs.com/upfile/ROBAM-M2-V13704A7-20240308-APP.bin"')
+    d.send(b"AT+HTTPACTION=2\r\n")
+    assert d.net(HttpResult(200, b"", S7_HEAD)) == b"\r\n+HTTPACTION: 2,200,0\r\n"
+    head = "\r\n".join(f"{k}: {v}" for k, v in S7_HEAD).encode()
+    if case == "lower":
+        head = head.lower()
+    else:
+        assert len(head) == 247 and head.startswith(b"Accept-Ranges: bytes\r\nETag: W/")
+    assert answer(d, b"AT+HTTPHEAD\r\n") == b"\r\n+HTTPHEAD: %d\r\n" % len(head) + head + OK
+
+
+def test_httphead_case_from_airsim_url():
+    from airlab.sim.urlhandler.protocol_airsim import AirsimURLError, parse_url
+
+    assert parse_url("airsim://?httphead_case=lower")["config"].httphead_case == "lower"
+    assert FirmwareConfig().httphead_case == "original"
+    with pytest.raises(AirsimURLError):
+        parse_url("airsim://?httphead_case=upper")
 
 
 def test_httpssl_prefixes_scheme(drv):
@@ -496,6 +536,88 @@ def test_http_pdp_loss_601(drv):
     assert not drv.fw.http_in_flight
     assert drv.net(HttpResult(200, b"late")) == b""  # a stale result is ignored
     assert drv.net(LinkFailed("http", "dns")) == b""
+
+
+def test_httpaction_without_bearer_601(drv):
+    """No bearer (AT+SAPBR=2,1 shows status 3): OK then +HTTPACTION: 0,601,0 and no
+    request leaves; opened with AT+SAPBR=1,1 the same request goes out (S7 step 1)."""
+    assert answer(drv, b"AT+SAPBR=2,1\r\n") == b'\r\n+SAPBR: 1,3,"0.0.0.0"\r\n' + OK
+    assert answer(drv, b"AT+HTTPINIT\r\n") == OK
+    assert answer(drv, b'AT+HTTPPARA="URL","www.baidu.com"\r\n') == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK + b"\r\n+HTTPACTION: 0,601,0\r\n"
+    assert not drv.fw.http_in_flight and not drv.requests
+    assert answer(drv, b"AT+HTTPACTION=1\r\n") == OK + b"\r\n+HTTPACTION: 1,601,0\r\n"
+    assert answer(drv, b"AT+SAPBR=1,1\r\n") == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK
+    assert drv.last(HttpRequest).url == "www.baidu.com"
+
+
+def test_httpaction_after_pdp_loss_601_until_bearer_reopened(drv):
+    """S7: after "+SAPBR 1: DEACT" an HTTP request fails (601) until the PDP is
+    activated again; the simulator's re-activation is AT+SAPBR=1,1."""
+    http_ready(drv, b'"www.baidu.com"')
+    drv.take(drv.fw.lose_pdp())
+    for _ in range(2):
+        assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK + b"\r\n+HTTPACTION: 0,601,0\r\n"
+    assert not drv.requests
+    assert answer(drv, b"AT+SAPBR=2,1\r\n") == b'\r\n+SAPBR: 1,3,"0.0.0.0"\r\n' + OK
+    assert answer(drv, b"AT+HTTPTERM\r\n") == OK
+    assert answer(drv, b"AT+SAPBR=0,1\r\n") == b"\r\n+CME ERROR: 3\r\n"
+    assert answer(drv, b"AT+SAPBR=1,1\r\n") == OK
+    assert answer(drv, b"AT+HTTPINIT\r\n") == OK
+    assert answer(drv, b'AT+HTTPPARA="URL","www.baidu.com"\r\n') == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK
+    assert drv.net(HttpResult(200, b"x" * 7)) == b"\r\n+HTTPACTION: 0,200,7\r\n"
+
+
+def test_httpaction_uses_the_bearer_of_httppara_cid(drv):
+    http_ready(drv, b'"www.baidu.com"')  # bearer 1 open
+    assert answer(drv, b'AT+HTTPPARA="CID",2\r\n') == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK + b"\r\n+HTTPACTION: 0,601,0\r\n"
+    assert answer(drv, b"AT+SAPBR=1,2\r\n") == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK
+    assert drv.fw.http_in_flight
+
+
+def test_httpaction_after_detach_and_cfun_601(drv):
+    http_ready(drv, b'"www.baidu.com"')
+    assert answer(drv, b"AT+CGATT=0\r\n") == OK + b"\r\n+CGEV: ME DETACH\r\n"
+    assert answer(drv, b"AT+CGATT=1\r\n") == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK + b"\r\n+HTTPACTION: 0,601,0\r\n"
+    assert answer(drv, b"AT+SAPBR=1,1\r\n") == OK
+    assert answer(drv, b"AT+HTTPACTION=0\r\n") == OK
+    assert len(drv.requests) == 1
+
+
+def test_http_bearer_ignored_option(make_driver):
+    d = make_driver(http_bearer="ignored")
+    d.send(b'AT+HTTPINIT\r\nAT+HTTPPARA="URL","a.b"\r\n')
+    assert answer(d, b"AT+HTTPACTION=0\r\n") == OK
+    assert d.last(HttpRequest).url == "a.b"
+
+
+@pytest.mark.parametrize("name", [b"MIPSTART", b"SSLMIPSTART"])
+def test_mipstart_needs_attach_not_the_sapbr_bearer(drv, name):
+    """The MQTT guides (S6) open no SAPBR bearer and T07 reconnects right after
+    "+CGEV: NW PDN DEACT 1": (SSL)MIPSTART uses the default context.  Detached, the
+    manual's failure form: OK, STATE: <state>, CONNECT FAIL, and nothing is opened."""
+    line = b"AT+" + name + b'="a1.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883\r\n'
+    assert answer(drv, b"AT+SAPBR=2,1\r\n") == b'\r\n+SAPBR: 1,3,"0.0.0.0"\r\n' + OK
+    assert answer(drv, line) == OK
+    assert drv.last(OpenLink).tls == (name == b"SSLMIPSTART")
+    drv.net(LinkOpened("mqtt"))
+    assert answer(drv, b"AT+MIPCLOSE\r\n") == OK
+    drv.take(drv.fw.lose_pdp())  # T07: the next MIPSTART connects
+    assert answer(drv, line) == OK
+    assert len([r for r in drv.requests if isinstance(r, OpenLink)]) == 2
+    drv.net(LinkOpened("mqtt"))
+    assert answer(drv, b"AT+MIPCLOSE\r\n") == OK
+    assert answer(drv, b"AT+CGATT=0\r\n") == OK + b"\r\n+CGEV: ME DETACH\r\n"
+    fail = b"\r\nSTATE: IP STATUS\r\n\r\nCONNECT FAIL\r\n"
+    assert answer(drv, line) == OK + fail
+    assert answer(drv, b"AT+CFUN=0\r\n") == OK
+    assert answer(drv, line) == OK + fail
+    assert len([r for r in drv.requests if isinstance(r, OpenLink)]) == 2
 
 
 def test_http_link_failed_dns(drv):

@@ -67,7 +67,7 @@ def wait_port(port: int, timeout: float = 5.0) -> None:
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.01)
+            time.sleep(0.01)  # another process's port (mosquitto): polled with a deadline
 
 
 @pytest.fixture(scope="module")
@@ -362,13 +362,14 @@ class _QuietServer(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     requests: list[tuple[str, str, list[tuple[str, str]], bytes]] = []  # noqa: RUF012
+    release = threading.Event()  # set when the test is over: /slow answers then
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         type(self).requests.append((self.command, self.path, list(self.headers.items()), body))
-        if self.path == "/slow":
-            time.sleep(1.0)
+        if self.path == "/slow":  # a server that answers late: 1 s, or at once at teardown
+            type(self).release.wait(1.0)
         payload = b'{"code":200,"data":{"iotId":"x"}}'
         status = 206 if self.headers.get("Range") else 200
         self.send_response(status)
@@ -388,6 +389,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def http_server(tmp_path: Path) -> Iterator[tuple[int, int, list]]:
     """(http port, https port, recorded requests)."""
     _Handler.requests = []
+    _Handler.release = threading.Event()
     plain = _QuietServer(("127.0.0.1", 0), _Handler)
     secure = _QuietServer(("127.0.0.1", 0), _Handler)
     cert, key = make_cert(tmp_path, ("iot-auth.cn-shanghai.aliyuncs.com",))
@@ -402,6 +404,7 @@ def http_server(tmp_path: Path) -> Iterator[tuple[int, int, list]]:
     try:
         yield plain.server_address[1], secure.server_address[1], _Handler.requests
     finally:
+        _Handler.release.set()
         for s in (plain, secure):
             s.shutdown()
             s.server_close()

@@ -54,7 +54,7 @@ def wait_port(port: int) -> None:
             return
         except OSError:
             assert time.monotonic() < deadline, f"port {port} did not open"
-            time.sleep(0.01)
+            time.sleep(0.01)  # another process's port (mosquitto): polled with a deadline
 
 
 def expect(port: serial.SerialBase, text: bytes, timeout: float = 5.0) -> bytes:
@@ -253,6 +253,7 @@ def test_airsim_boot_option_and_profile() -> None:
 
 def test_https_auth_post_then_httpread(sim: serial.SerialBase) -> None:
     body = b"productKey=a1qsHBbKtmc&deviceName=dev1&clientId=dev1&sign=0123456789abcdef"
+    cmd(sim, "AT+SAPBR=1,1")  # HTTP needs the bearer
     cmd(sim, "AT+HTTPINIT")
     cmd(sim, f'AT+HTTPPARA="URL","{AUTH_URL}"')
     cmd(sim, 'AT+HTTPPARA="USER_DEFINED","Content-type: application/x-www-form-urlencoded"')
@@ -272,6 +273,7 @@ def test_https_auth_post_then_httpread(sim: serial.SerialBase) -> None:
 
 
 def test_dns_failures(sim: serial.SerialBase) -> None:
+    cmd(sim, "AT+SAPBR=1,1")  # HTTP needs the bearer
     cmd(sim, "AT+HTTPINIT")
     cmd(sim, 'AT+HTTPPARA="URL","http://no-such-host.example.com/x"')
     cmd(sim, "AT+HTTPACTION=0")
@@ -305,13 +307,50 @@ def test_tls_mqtt_qos1_with_puback_and_incoming_message(
     assert b"+CME ERROR: 767" in cmd(sim, "AT+MIPCLOSE", b"767\r\n")
 
 
-def test_plain_mqtt_through_the_endpoints(sim: serial.SerialBase) -> None:
-    cmd(sim, 'AT+MCONFIG="sim-ports-2","",""')
-    cmd(sim, f'AT+MIPSTART="{PK_HOST}",1883', b"\r\nCONNECT OK\r\n")
-    cmd(sim, "AT+MCONNECT=0,120", b"\r\nCONNACK OK\r\n")
-    cmd(sim, 'AT+MPUB="x/y",0,0,"q0"')
-    cmd(sim, "AT+MDISCONNECT")
-    cmd(sim, "AT+MIPCLOSE")
+class _Subscriber:
+    """A paho client subscribed to ``topic`` on the test broker (SUBACK awaited on an
+    event); :meth:`message` waits for the first message, with a timeout."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.subscribed = threading.Event()
+        self.received = threading.Event()
+        self.messages: list[tuple[str, bytes]] = []
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-ports-subscriber")
+        self.c.on_connect = lambda c, userdata, flags, rc, props: c.subscribe(topic, 1)
+        self.c.on_subscribe = lambda c, userdata, mid, rcs, props: self.subscribed.set()
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        assert self.subscribed.wait(5), "the test subscriber got no SUBACK"
+
+    def _on_message(self, c: object, userdata: object, msg: object) -> None:
+        self.messages.append((msg.topic, msg.payload))  # type: ignore[attr-defined]
+        self.received.set()
+
+    def message(self, timeout: float = 5.0) -> tuple[str, bytes]:
+        assert self.received.wait(timeout), "the broker delivered nothing"
+        return self.messages[0]
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def test_plain_mqtt_through_the_endpoints(sim: serial.SerialBase, cloud: dict) -> None:
+    got = _Subscriber(cloud["mqtt"], "x/y")  # subscribed before the module publishes
+    try:
+        cmd(sim, 'AT+MCONFIG="sim-ports-2","",""')
+        cmd(sim, f'AT+MIPSTART="{PK_HOST}",1883', b"\r\nCONNECT OK\r\n")
+        cmd(sim, "AT+MCONNECT=0,120", b"\r\nCONNACK OK\r\n")
+        cmd(sim, 'AT+MPUB="x/y",0,0,"q0"')
+        assert got.message() == ("x/y", b"q0")  # the broker got the QoS0 publish
+        cmd(sim, "AT+MDISCONNECT")
+        cmd(sim, "AT+MIPCLOSE")
+    finally:
+        got.close()
 
 
 def test_idle_link_dropped_by_server_then_late_mconnect() -> None:

@@ -400,6 +400,15 @@ class _Window:
 
     __slots__ = ("cut", "cut_line", "header", "lines", "nbytes", "secs", "sent", "texts")
 
+    cut: int  # where the next window starts (a byte offset in this window)
+    cut_line: int  # how many lines that skips
+    header: list[str]
+    sent: Any  # bool per row (numpy)
+    secs: Any  # seconds since midnight per row (numpy)
+    lines: Any  # 1-based line of each record header (numpy)
+    nbytes: Any  # wire bytes of each row (numpy)
+    texts: Any  # the rows' wire texts (a pyarrow string array), or None
+
 
 def _scan_window(buf: bytearray, fill: int, eof: bool, line0: int, first: bool) -> Any:
     """Scan ``buf[:fill]`` (it starts at a line start: the file's or a record header's).
