@@ -880,10 +880,13 @@ def _publish(args: argparse.Namespace) -> int:
         raise UsageError("qos", f"must be 0 or 1, not {args.qos!r}")
     endpoints = load_endpoints(args.endpoints_file)
     cloud = RemoteCloud(endpoints)
-    receivers = cloud.publish(topic, args.payload, int(args.qos))
+    counts = cloud.publish_counts(topic, args.payload, int(args.qos))
     size = len(args.payload.encode("utf-8"))
-    print(
-        f"published {size} bytes to {topic} (QoS {args.qos}): delivered to {receivers} "
-        f"client{'s' if receivers != 1 else ''}"
-    )
+    n = counts.delivered
+    line = f"published {size} bytes to {topic} (QoS {args.qos}): delivered to {n} "
+    line += f"client{'s' if n != 1 else ''}"
+    if counts.queued is not None:  # the service says what it queued for offline sessions
+        m = counts.queued
+        line += f", queued for {m} offline session{'s' if m != 1 else ''}"
+    print(line)
     return 0

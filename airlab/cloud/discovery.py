@@ -44,7 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airlab.aliyun import DEFAULT_REGION, TopicClass, validate_topic_class
-from airlab.cloud.model import DeviceRef
+from airlab.cloud.model import DeviceRef, PublishCounts
 from airlab.cloud.registry import (
     Device,
     Product,
@@ -274,13 +274,22 @@ class RemoteCloud(CloudConsole):
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 0) -> int:
         """Publish through the service (``POST /admin/publish``); returns the receivers."""
+        return self.publish_counts(topic, payload, qos).delivered
+
+    def publish_counts(self, topic: str, payload: str | bytes, qos: int = 0) -> PublishCounts:
+        """:meth:`publish`, with the offline sessions it was queued for when the service
+        says (its answer's ``queued``; None when it does not)."""
         body: dict[str, Any] = {"topic": topic, "qos": qos}
         if isinstance(payload, str):
             body["payload"] = payload
         else:
             body["payload_b64"] = base64.b64encode(bytes(payload)).decode("ascii")
-        result = self._call("POST", "publish", body).get("result")
-        return int(result) if isinstance(result, int) else 0
+        answer = self._call("POST", "publish", body)
+        result, queued = answer.get("result"), answer.get("queued")
+        return PublishCounts(
+            int(result) if isinstance(result, int) and not isinstance(result, bool) else 0,
+            queued if isinstance(queued, int) and not isinstance(queued, bool) else None,
+        )
 
     def online_devices(self) -> list[OnlineDevice]:
         """The devices connected to the service now."""

@@ -75,7 +75,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from airlab.cloud.auth import JSON_CONTENT_TYPE, HttpReply, Rules
-from airlab.cloud.model import ConnectionEvent, Explanation
+from airlab.cloud.model import ConnectionEvent, Explanation, PublishCounts
 from airlab.errors import UsageError
 
 __all__ = ["MAX_BODY", "HttpEndpoints", "HttpLimits", "Publisher"]
@@ -727,7 +727,11 @@ class _Handler(BaseHTTPRequestHandler):
             "qos": qos,
             "bytes": len(payload),
         }
-        if isinstance(result, bool | int | float | str) or result is None:
+        if isinstance(result, PublishCounts):  # delivered clients, queued sessions
+            answer["result"] = result.delivered
+            if result.queued is not None:
+                answer["queued"] = result.queued
+        elif isinstance(result, bool | int | float | str) or result is None:
             answer["result"] = result
         self.endpoints.rules.log_connection(
             ConnectionEvent(

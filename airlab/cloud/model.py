@@ -29,6 +29,7 @@ __all__ = [
     "Explanation",
     "MessageRecord",
     "Permission",
+    "PublishCounts",
     "Push",
 ]
 
@@ -100,6 +101,40 @@ class ConnectRequest:
     # the TLS server name (SNI) the client sent: the host it dialled (AT+SSLMIPSTART's);
     # None over plain TCP and when the client sent none (it dialled an IP address)
     server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishCounts:
+    """What a console publish (发布消息) did: sent to ``delivered`` connected clients and
+    queued (QoS 1) for ``queued`` offline clean-session-0 sessions; ``queued`` is None
+    when the broker does not say (it returned a bare count of delivered clients).
+
+    The broker's ``console_publish`` (and ``EmulatedBroker.publish``) should return one
+    of these (or a ``(delivered, queued)`` pair); :meth:`of` reads any of the forms.
+
+    Example:
+        >>> PublishCounts.of(2), PublishCounts.of((0, 1)).queued
+        (PublishCounts(delivered=2, queued=None), 1)
+    """
+
+    delivered: int
+    queued: int | None = None
+
+    @classmethod
+    def of(cls, result: object) -> PublishCounts:
+        """The counts from what a broker returned: a PublishCounts, a ``(delivered,
+        queued)`` pair or an int (delivered; queued unknown)."""
+        if isinstance(result, PublishCounts):
+            return result
+        if isinstance(result, tuple) and len(result) == 2:
+            return cls(int(result[0]), None if result[1] is None else int(result[1]))
+        if isinstance(result, int) and not isinstance(result, bool):
+            return cls(result)
+        delivered = getattr(result, "delivered", None)
+        if isinstance(delivered, int):
+            queued = getattr(result, "queued", None)
+            return cls(delivered, queued if isinstance(queued, int) else None)
+        raise TypeError(f"a publish result must be a count, got {result!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ from airlab.cloud.auth import Rules
 from airlab.cloud.broker import EmulatedBroker
 from airlab.cloud.fixtures import FIXTURES
 from airlab.cloud.http_api import HttpEndpoints
-from airlab.cloud.model import CONNACK_MEANINGS, DeviceRef, Permission
+from airlab.cloud.model import CONNACK_MEANINGS, DeviceRef, Permission, PublishCounts
 from airlab.cloud.mqtt_core import UPLINK_LIMITS
 from airlab.cloud.registry import Device, Product, Registry
 from airlab.cloud.tls import DEFAULT_HOSTNAMES, GeneratedCertificate, server_certificate
@@ -882,12 +882,17 @@ class CloudEmulator(CloudConsole):
 
     # -- console ------------------------------------------------------------------------
 
-    def _admin_publish(self, topic: str, payload: bytes, qos: int) -> int:
-        return self.publish(topic, payload, qos)
+    def _admin_publish(self, topic: str, payload: bytes, qos: int) -> PublishCounts:
+        return self.publish_counts(topic, payload, qos)
 
     def publish(self, topic: str, payload: str | bytes, qos: int = 0) -> int:
         """Publish to a device topic like the console's 发布消息 (QoS 0 or 1); returns the
         number of connected clients it was delivered to (0 is logged "no subscriber")."""
+        return self.publish_counts(topic, payload, qos).delivered
+
+    def publish_counts(self, topic: str, payload: str | bytes, qos: int = 0) -> PublishCounts:
+        """:meth:`publish`, answering how many connected clients got the message and, when
+        the broker says, for how many offline clean-session-0 sessions it was queued."""
         _, broker, _ = self._need()
         if not isinstance(topic, str) or not topic.startswith("/") or any(c in topic for c in "+#"):
             raise UsageError("topic", f"give a full topic such as /pk/dn/user/get, not {topic!r}")
@@ -895,7 +900,7 @@ class CloudEmulator(CloudConsole):
             raise UsageError("qos", f"must be 0 or 1, not {qos!r}")
         if not isinstance(payload, str | bytes | bytearray):
             raise UsageError("payload", "must be text or bytes")
-        return broker.publish(topic, payload, qos)
+        return PublishCounts.of(broker.publish(topic, payload, qos))
 
     def online_devices(self) -> list[OnlineDevice]:
         """The devices connected now (在线设备), with their client ids."""
