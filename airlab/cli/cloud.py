@@ -885,7 +885,7 @@ def _publish(args: argparse.Namespace) -> int:
     n = counts.delivered
     line = f"published {size} bytes to {topic} (QoS {args.qos}): delivered to {n} "
     line += f"client{'s' if n != 1 else ''}"
-    if counts.queued is not None:  # the service says what it queued for offline sessions
+    if counts.queued:  # queued (QoS 1) for offline clean-session-0 sessions
         m = counts.queued
         line += f", queued for {m} offline session{'s' if m != 1 else ''}"
     print(line)

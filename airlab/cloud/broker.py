@@ -61,7 +61,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from airlab.cloud.model import CloudRules, DeviceRef
+from airlab.cloud.model import CloudRules, DeviceRef, PublishCounts
 from airlab.cloud.mqtt_core import UPLINK_LIMITS, BrokerCore
 from airlab.cloud.mqtt_server import MqttServer
 from airlab.mqtt.loopthread import LoopThread
@@ -199,6 +199,18 @@ class EmulatedBroker:
             raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
         server, runner = self._server_and_runner()
         return runner.call(lambda: server.publish(topic, data, qos), _CALL_TIMEOUT)
+
+    def publish_counts(self, topic: str, payload: bytes | str, qos: int = 0) -> PublishCounts:
+        """:meth:`publish`, also saying for how many offline clean-session-0 sessions a
+        QoS 1 message was queued (``airlab cloud publish`` prints both)."""
+        data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
+        server, runner = self._server_and_runner()
+        delivered, queued = runner.call(
+            lambda: server.publish_counts(topic, data, qos), _CALL_TIMEOUT
+        )
+        return PublishCounts(delivered, queued)
 
     def online(self) -> list[tuple[DeviceRef, str]]:
         """The connected devices and their MQTT client ids."""

@@ -387,6 +387,7 @@ class BrokerCore:
         self._exact: dict[str, dict[str, _Session]] = {}  # filter without wildcards -> subs
         self._wild: dict[str, dict[str, _Session]] = {}  # filter with + or # -> subs
         self._out: list[Action] = []
+        self.last_queued = 0  # sessions the latest routed message was queued for (offline)
 
     # ---- what the adapter tells ----------------------------------------------------
 
@@ -470,9 +471,7 @@ class BrokerCore:
         elif conn.state is _AWAIT_CONNECT:
             conn.move(ConnInput.CLOSE)
             if conn.got_bytes:  # a bare TCP probe is not a connection attempt
-                self._log_conn(
-                    "refused", False, remote=conn.remote, reason="closed inside CONNECT"
-                )
+                self._log_conn("refused", False, remote=conn.remote, reason="closed inside CONNECT")
         elif conn.state is _REFUSING:
             conn.move(ConnInput.CLOSE)
         return out
@@ -480,7 +479,9 @@ class BrokerCore:
     # ---- console operations ----------------------------------------------------------
 
     def publish(self, topic: str, payload: bytes, qos: int) -> tuple[int, list[Action]]:
-        """Publish from the console ("down"); -> (number of recipients, actions)."""
+        """Publish from the console ("down"); -> (number of recipients, actions).
+        :attr:`last_queued` then says for how many offline clean-session-0 sessions the
+        (QoS 1) message was queued."""
         out = self._out = []
         recipients = self._route(topic, payload, min(qos, 1))
         devices = {r.device for r in recipients}
@@ -903,6 +904,7 @@ class BrokerCore:
         for filt, subs in self._wild.items():
             if topic_matches(topic, filt):
                 targets.update(subs)
+        self.last_queued = 0
         if not targets:
             return []
         q = min(qos, 1)
@@ -913,6 +915,7 @@ class BrokerCore:
             if conn is None or conn.state is not _CONNECTED:
                 if not session.clean and q and len(session.queue) < MAX_OFFLINE_QUEUE:
                     session.queue.append(c.Publish(topic, payload, 1, None))
+                    self.last_queued += 1
                 continue
             if q == 0:
                 if qos0 is None:

@@ -301,9 +301,14 @@ class MqttServer:
     # ---- console operations (on the loop) ----------------------------------------------
 
     def publish(self, topic: str, payload: bytes, qos: int) -> int:
+        return self.publish_counts(topic, payload, qos)[0]
+
+    def publish_counts(self, topic: str, payload: bytes, qos: int) -> tuple[int, int]:
+        """(connected clients reached, offline clean-session-0 sessions queued for)."""
         count, actions = self.core.publish(topic, payload, qos)
+        queued = self.core.last_queued
         self.execute(actions)
-        return count
+        return count, queued
 
     def disconnect(self, device: DeviceRef) -> bool:
         done, actions = self.core.disconnect(device)

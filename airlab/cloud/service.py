@@ -900,7 +900,7 @@ class CloudEmulator(CloudConsole):
             raise UsageError("qos", f"must be 0 or 1, not {qos!r}")
         if not isinstance(payload, str | bytes | bytearray):
             raise UsageError("payload", "must be text or bytes")
-        return PublishCounts.of(broker.publish(topic, payload, qos))
+        return broker.publish_counts(topic, payload, qos)
 
     def online_devices(self) -> list[OnlineDevice]:
         """The devices connected now (在线设备), with their client ids."""

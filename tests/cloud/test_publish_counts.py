@@ -47,12 +47,12 @@ def test_route_remote_and_cli_carry_the_queued_count(
 ) -> None:
     with CloudEmulator(tmp_path / "lab.db", fixture="tutorial") as cloud:
         endpoints = cloud.write_endpoints(tmp_path / "endpoints.json")
-        # today's broker: a bare count, nothing said about queued sessions
+        # nobody subscribed: nothing delivered, nothing queued
         assert publish_cli(capsys, endpoints) == (
             f"published 2 bytes to {GET} (QoS 1): delivered to 0 clients"
         )
-        # a broker that says (what the rewrite must return)
-        monkeypatch.setattr(cloud.broker, "publish", lambda t, p, q: PublishCounts(0, 1))
+        # a session queued the message: the route, RemoteCloud and the CLI carry it
+        monkeypatch.setattr(cloud.broker, "publish_counts", lambda t, p, q: PublishCounts(0, 1))
         assert publish_cli(capsys, endpoints) == (
             f"published 2 bytes to {GET} (QoS 1): delivered to 0 clients, "
             "queued for 1 offline session"
@@ -63,19 +63,13 @@ def test_route_remote_and_cli_carry_the_queued_count(
             assert remote.publish(GET, "x", 1) == 0
         finally:
             remote.close()
-        monkeypatch.setattr(cloud.broker, "publish", lambda t, p, q: (2, 3))
+        monkeypatch.setattr(cloud.broker, "publish_counts", lambda t, p, q: PublishCounts(2, 3))
         assert cloud.publish(GET, "x", 1) == 2  # the Python API still answers an int
         assert publish_cli(capsys, endpoints).endswith(
             "delivered to 2 clients, queued for 3 offline sessions"
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the broker's console_publish (EmulatedBroker.publish) returns only the number of "
-    "connected recipients; it must return PublishCounts(delivered, queued) counting the "
-    "offline clean-session-0 sessions route() queued the QoS1 message for",
-)
 def test_a_message_queued_for_an_offline_session_is_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
