@@ -99,12 +99,18 @@ class NetRequest(Action):
 
 @dataclass(frozen=True, slots=True)
 class OpenLink(NetRequest):
-    """Open a TCP (or TLS when ``tls``) connection; answered by LinkOpened / LinkFailed."""
+    """Open a TCP (or TLS when ``tls``) connection; answered by LinkOpened / LinkFailed.
+
+    ``attempt``: the firmware's number for this open; the stack copies it into every
+    event of the link it opens, so an event of an abandoned attempt (closed by
+    ``AT+MIPCLOSE`` and already on its way) is not taken for the next one's.  0: none.
+    """
 
     link: str
     host: str
     port: int
     tls: bool = False
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +199,7 @@ class NetEvent:
 @dataclass(frozen=True, slots=True)
 class LinkOpened(NetEvent):
     link: str
+    attempt: int = 0  # the OpenLink's (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,7 @@ class LinkFailed(NetEvent):
 
     link: str
     reason: str
+    attempt: int = 0  # the OpenLink's (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +217,7 @@ class LinkClosed(NetEvent):
     """The peer (or the network) closed an open link."""
 
     link: str
+    attempt: int = 0  # the OpenLink's (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -491,15 +491,15 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         if self._mode == "rebooting":
             return
         if isinstance(ev, LinkOpened):
-            if ev.link == "mqtt":
+            if ev.link == "mqtt" and self._mq_current(ev.attempt):
                 self._mq_link_opened()
         elif isinstance(ev, LinkFailed):
-            if ev.link == "mqtt":
+            if ev.link == "mqtt" and self._mq_current(ev.attempt):
                 self._mq_link_failed()
             elif ev.link == "http":
                 self._http_fail(ev.reason)
         elif isinstance(ev, LinkClosed):
-            if ev.link == "mqtt":
+            if ev.link == "mqtt" and self._mq_current(ev.attempt):
                 self._mq_link_closed()
             elif ev.link == "http":
                 self._http_fail("network")

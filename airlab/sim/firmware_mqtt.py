@@ -81,6 +81,7 @@ class MqttMixin(_Base):
         self._mq_hex = 0
         self._mq_slots: list[tuple[int, str, bytes] | None] = [None] * _SLOTS
         self._mq_age = 0
+        self._mq_attempt = getattr(self, "_mq_attempt", 0)  # numbers every OpenLink (kept)
         self._px: tuple[str, int, bool, int | None] | None = None  # MPUBEX in progress
         self._px_buf = bytearray()
 
@@ -178,7 +179,8 @@ class MqttMixin(_Base):
         if not self._network_ready():
             return self._connect_fail()
         self._mq_link = "opening"
-        self._act(OpenLink("mqtt", _utf8(host), port, tls=tls))
+        self._mq_attempt += 1
+        self._act(OpenLink("mqtt", _utf8(host), port, tls=tls, attempt=self._mq_attempt))
 
     def _connect_fail(self) -> None:
         self._urc(f"STATE: {self.config.connect_fail_state}", "CONNECT FAIL")
@@ -405,6 +407,12 @@ class MqttMixin(_Base):
         self._error()
 
     # ------------------------------------------------------------------ network
+
+    def _mq_current(self, attempt: int) -> bool:
+        """An event of the link opened last (an abandoned attempt's is ignored: its
+        LinkOpened, LinkFailed or LinkClosed can still be on its way when AT+MIPCLOSE
+        and the next (SSL)MIPSTART have been sent).  0: not numbered, taken as current."""
+        return attempt == 0 or attempt == self._mq_attempt
 
     def _mq_link_opened(self) -> None:
         if self._mq_link == "opening":

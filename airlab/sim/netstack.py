@@ -71,6 +71,7 @@ class _Link:
     gen: int
     host: str = ""
     tls: bool = False
+    attempt: int = 0  # the OpenLink's, copied into the link's events
     writer: asyncio.StreamWriter | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closed: bool = False  # closed locally (no LinkClosed to report)
@@ -335,7 +336,7 @@ class NetStack:
             return False
         gen = state.gen
         self._teardown(state)
-        self._report(name, a.LinkClosed(name), None, gen)
+        self._report(name, a.LinkClosed(name, state.attempt), None, gen)
         return True
 
     async def _shutdown(self) -> None:
@@ -350,7 +351,7 @@ class NetStack:
 
     def _open(self, req: a.OpenLink, t: float) -> None:
         state = self._new_link(req.link)
-        state.host, state.tls = req.host, req.tls
+        state.host, state.tls, state.attempt = req.host, req.tls, req.attempt
         assert self._loop is not None
         state.tasks.append(self._loop.create_task(self._connect(state, req, t)))
 
@@ -388,7 +389,7 @@ class NetStack:
                 "link %s to %s:%s failed: %s (%r)", req.link, req.host, req.port, reason, error
             )
             state.closed = True
-            self._report(req.link, a.LinkFailed(req.link, reason), t, state.gen)
+            self._report(req.link, a.LinkFailed(req.link, reason, req.attempt), t, state.gen)
             return
         if state.closed:  # closed while connecting
             writer.transport.abort()
@@ -399,7 +400,7 @@ class NetStack:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         state.writer = writer
         state.connected = True
-        self._report(req.link, a.LinkOpened(req.link), t, state.gen)
+        self._report(req.link, a.LinkOpened(req.link, req.attempt), t, state.gen)
         assert self._loop is not None
         state.tasks.append(self._loop.create_task(self._read_mqtt(state, reader)))
 
@@ -424,7 +425,7 @@ class NetStack:
             return
         gen = state.gen
         self._teardown(state)
-        self._report(state.name, a.LinkClosed(state.name), None, gen)
+        self._report(state.name, a.LinkClosed(state.name, state.attempt), None, gen)
 
     async def _keepalive(self, state: _Link, seconds: int) -> None:
         while not state.closed:

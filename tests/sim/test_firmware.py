@@ -620,6 +620,37 @@ def test_mipstart_needs_attach_not_the_sapbr_bearer(drv, name):
     assert len([r for r in drv.requests if isinstance(r, OpenLink)]) == 2
 
 
+@pytest.mark.parametrize("name", [b"MIPSTART", b"SSLMIPSTART"])
+def test_events_of_an_abandoned_open_attempt_are_ignored(drv, name):
+    """AT+MIPCLOSE while a link is still opening, then the next (SSL)MIPSTART: the first
+    attempt's LinkFailed / LinkOpened / LinkClosed, already on their way, belong to it
+    (each OpenLink is numbered and its events carry the number), not to the new link:
+    no "STATE: IP STATUS" / "CONNECT FAIL" and no early CONNECT OK for it."""
+    line = b"AT+" + name + b'="a1.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883\r\n'
+    assert answer(drv, line) == OK
+    first = drv.last(OpenLink).attempt
+    assert answer(drv, b"AT+MIPCLOSE\r\n") == OK
+    assert answer(drv, line) == OK
+    second = drv.last(OpenLink).attempt
+    assert first and second and second != first
+    assert drv.net(LinkFailed("mqtt", "timeout", first)) == b""
+    assert drv.net(LinkOpened("mqtt", first)) == b""
+    assert drv.fw.mqtt_state == "connecting"
+    assert drv.net(LinkOpened("mqtt", second)) == b"\r\nCONNECT OK\r\n"
+    assert drv.net(LinkClosed("mqtt", first)) == b""
+    assert drv.fw.mqtt_state == "tcp"
+    assert drv.net(LinkClosed("mqtt", second)) == b"\r\nCLOSED\r\n"
+    # a reset keeps counting: an event of a link opened before it is still not current
+    drv.take(drv.fw.reset(dt.datetime(2024, 7, 22, 3, 0, tzinfo=UTC)))
+    assert answer(drv, line) == OK
+    third = drv.last(OpenLink).attempt
+    assert third not in (first, second)
+    assert drv.net(LinkFailed("mqtt", "refused", second)) == b""
+    assert drv.net(LinkFailed("mqtt", "refused", third)) == (
+        b"\r\nSTATE: IP STATUS\r\n\r\nCONNECT FAIL\r\n"
+    )
+
+
 def test_http_link_failed_dns(drv):
     http_ready(drv, b"nowhere.invalid")
     drv.send(b"AT+HTTPACTION=0\r\n")
@@ -641,7 +672,7 @@ def test_httppara_read(drv):
 def test_mqtt_connect_flow_exact(drv):
     assert answer(drv, b'AT+MCONFIG="868488076506128","user",""\r\n') == OK
     assert answer(drv, b'AT+MIPSTART=broker.example,"1883"\r\n') == OK
-    assert drv.last(OpenLink) == OpenLink("mqtt", "broker.example", 1883, tls=False)
+    assert drv.last(OpenLink) == OpenLink("mqtt", "broker.example", 1883, tls=False, attempt=1)
     assert drv.fw.mqtt_state == "connecting"
     assert answer(drv, b"AT+MQTTSTATU\r\n") == b"\r\n+MQTTSTATU :0\r\n" + OK
     assert drv.net(LinkOpened("mqtt")) == b"\r\nCONNECT OK\r\n"

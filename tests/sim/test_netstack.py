@@ -329,6 +329,19 @@ def test_close_link_is_silent(stack: NetStack, events: Events, mosquitto: int) -
     assert not any(isinstance(e, a.LinkClosed) for e in events.items)
 
 
+def test_events_carry_the_attempt_of_their_open(
+    stack: NetStack, events: Events, mosquitto: int
+) -> None:
+    """Each event names the OpenLink it answers, so the firmware can ignore one of an
+    attempt it abandoned (AT+MIPCLOSE) that was already on its way."""
+    stack.submit(a.OpenLink("mqtt", "no.such.host", 1, attempt=7))
+    assert events.wait(a.LinkFailed) == a.LinkFailed("mqtt", "dns", 7)
+    stack.submit(a.OpenLink("mqtt", "127.0.0.1", mosquitto, attempt=8))
+    assert events.wait(a.LinkOpened) == a.LinkOpened("mqtt", 8)
+    assert stack.drop_link("mqtt")
+    assert events.wait(a.LinkClosed) == a.LinkClosed("mqtt", 8)
+
+
 # ---------------------------------------------------------------- profiles in the stack
 
 
