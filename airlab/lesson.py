@@ -42,9 +42,9 @@ without editing a notebook: ``AIRLAB_PORT`` (a serial port: bench or field),
 ``AIRLAB_CLOUD`` (``auto``, ``real`` or an endpoints file), ``AIRLAB_PROFILE``
 (``instant`` by default, ``tutorial`` for realistic delays) and ``AIRLAB_SEED``.
 
-The module also holds the few helpers the lessons need that the library lacks:
-:func:`publish_in_background` (a QoS1 publish left waiting for its PUBACK) and
-:func:`post_form_declaring` (an HTTPS form posted with a wrong ``AT+HTTPDATA`` length).
+Who the lesson logs in as (:class:`Identity`, seats) is :mod:`airlab.lesson_identity`; the
+few helpers the lessons need that the library lacks (:func:`publish_in_background`,
+:func:`post_form_declaring`) are :mod:`airlab.lesson_helpers`; all are importable from here.
 
 Example:
     >>> from airlab.lesson import open_lesson
@@ -59,8 +59,6 @@ Example:
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
-import contextlib
 import os
 import shutil
 import tempfile
@@ -74,21 +72,21 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import airlab  # noqa: F401  (registers airsim://)
-from airlab.aliyun.forms import HttpFormRequest
-from airlab.at.commands import httpaction, httppara
-from airlab.at.events import FinalResult
 from airlab.cloud.discovery import RemoteCloud, cloud_for_lesson, load_endpoints
-from airlab.cloud.fixtures import (
-    TUTORIAL_DEVICE_NAME,
-    TUTORIAL_DEVICE_SECRET,
-    TUTORIAL_PRODUCT_KEY,
-    TUTORIAL_PRODUCT_SECRET,
-    TUTORIAL_REGION,
-)
 from airlab.cloud.names import LESSON_IMEI_PREFIX, new_device_name
 from airlab.cloud.service import CloudConsole, CloudEmulator
 from airlab.errors import UsageError
-from airlab.session import ModemSession, Response
+from airlab.lesson_helpers import FormReply, post_form_declaring, publish_in_background
+from airlab.lesson_identity import (
+    ENV_CLASS,
+    ENV_SEAT,
+    IDENTITY_ENV,
+    Identity,
+    _choose_seat,
+)
+from airlab.lesson_identity import identity_for as _identity_for
+from airlab.lesson_identity import provision as _provision
+from airlab.session import ModemSession
 
 __all__ = [
     "ENV_CLASS",
@@ -99,6 +97,7 @@ __all__ = [
     "ENV_SEED",
     "IDENTITY_ENV",
     "LESSON_IMEI_PREFIX",
+    "FormReply",
     "Identity",
     "Lesson",
     "Setting",
@@ -115,108 +114,6 @@ ENV_PORT = "AIRLAB_PORT"
 ENV_CLOUD = "AIRLAB_CLOUD"
 ENV_PROFILE = "AIRLAB_PROFILE"
 ENV_SEED = "AIRLAB_SEED"
-ENV_SEAT = "AIRLAB_SEAT"
-ENV_CLASS = "AIRLAB_CLASS"
-#: Identity field -> environment variable (read in the field setting).
-IDENTITY_ENV: Mapping[str, str] = {
-    "product_key": "AIRLAB_PRODUCT_KEY",
-    "device_name": "AIRLAB_DEVICE_NAME",
-    "device_secret": "AIRLAB_DEVICE_SECRET",
-    "product_secret": "AIRLAB_PRODUCT_SECRET",
-    "region": "AIRLAB_REGION",
-}
-
-
-# ---------------------------------------------------------------------------- identity
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The device certificate (设备证书) and product certificate (产品证书) a lesson uses.
-
-    ``source`` says where the values came from: ``"tutorial"`` (the vendor tutorial's
-    published example values, also the emulator's fixture), ``"lesson"`` (a device
-    added for this run: :func:`new_device_name`) or ``"environment"``.
-    Secrets are left out of ``repr``.
-
-    Example:
-        >>> ident = Identity.tutorial()
-        >>> ident.topic("user/update")
-        '/k1hipglLdjU/868488076506128/user/update'
-        >>> sorted(ident.device())
-        ['device_name', 'device_secret', 'product_key']
-    """
-
-    product_key: str
-    device_name: str
-    device_secret: str | None = field(default=None, repr=False)
-    product_secret: str | None = field(default=None, repr=False)
-    region: str = TUTORIAL_REGION
-    source: str = "tutorial"
-    seat: str | None = None
-    label: str = ""
-
-    @classmethod
-    def tutorial(cls) -> Identity:
-        """The tutorial's product ``k1hipglLdjU`` and device ``868488076506128``."""
-        return cls(
-            TUTORIAL_PRODUCT_KEY,
-            TUTORIAL_DEVICE_NAME,
-            TUTORIAL_DEVICE_SECRET,
-            TUTORIAL_PRODUCT_SECRET,
-            TUTORIAL_REGION,
-            "tutorial",
-        )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
-        """Read ``AIRLAB_PRODUCT_KEY``, ``AIRLAB_DEVICE_NAME``, ``AIRLAB_DEVICE_SECRET``,
-        ``AIRLAB_PRODUCT_SECRET`` and ``AIRLAB_REGION``; the first two are required
-        (:class:`~airlab.errors.UsageError` naming the variable)."""
-        env = os.environ if env is None else env
-        values = {name: (env.get(var) or "").strip() or None for name, var in IDENTITY_ENV.items()}
-        for name in ("product_key", "device_name"):
-            if values[name] is None:
-                raise UsageError(
-                    IDENTITY_ENV[name],
-                    f"set the environment variable {IDENTITY_ENV[name]} to your device's "
-                    f"{name} (the field setting uses your own device certificate)",
-                )
-        return cls(
-            product_key=str(values["product_key"]),
-            device_name=str(values["device_name"]),
-            device_secret=values["device_secret"],
-            product_secret=values["product_secret"],
-            region=values["region"] or TUTORIAL_REGION,
-            source="environment",
-        )
-
-    def device(self) -> dict[str, Any]:
-        """``product_key``, ``device_name``, ``device_secret`` as keyword arguments
-        (``recipes.direct_mqtt(session, **identity.device())``)."""
-        if self.device_secret is None:
-            raise UsageError(
-                IDENTITY_ENV["device_secret"], "no device secret: set AIRLAB_DEVICE_SECRET"
-            )
-        return {
-            "product_key": self.product_key,
-            "device_name": self.device_name,
-            "device_secret": self.device_secret,
-        }
-
-    @property
-    def ref(self) -> tuple[str, str]:
-        """``(productKey, deviceName)``: the device filter of the cloud's logs
-        (``lab.cloud.refusals(lab.identity.ref)``)."""
-        return (self.product_key, self.device_name)
-
-    def topic(self, suffix: str) -> str:
-        """The device's topic ``/<productKey>/<deviceName>/<suffix>`` (``"user/get"``)."""
-        return f"/{self.product_key}/{self.device_name}/{suffix.lstrip('/')}"
-
-    def system_topic(self, suffix: str) -> str:
-        """An Alink system topic ``/sys/<productKey>/<deviceName>/<suffix>``."""
-        return f"/sys/{self.product_key}/{self.device_name}/{suffix.lstrip('/')}"
 
 
 # ---------------------------------------------------------------------------- ports
@@ -304,231 +201,6 @@ def _endpoints_file(cloud: CloudConsole) -> str:
             written = str(target)
         _files[id(cloud)] = (cloud, written)
         return written
-
-
-# ---------------------------------------------------------------------------- devices
-
-
-def _identity_for(
-    cloud: CloudConsole, own_device: bool, seat: str | None, class_name: str | None
-) -> Identity:
-    if seat is not None:
-        return _seat_identity(cloud, seat, class_name)
-    return _lesson_identity(cloud, own_device)
-
-
-def _lesson_identity(cloud: CloudConsole, own_device: bool) -> Identity:
-    """This run's own device, or the tutorial's (asked for, or when the running
-    emulator's registry cannot be shared: a warning says how to fix that)."""
-    if not own_device:
-        return Identity.tutorial()
-    if isinstance(cloud, RemoteCloud) and cloud.endpoints.get("airlab_room"):
-        raise UsageError(
-            "seat",
-            f"this is the room file of class {cloud.endpoints.get('class')!r}: the lesson needs "
-            "your seat — open_lesson(seat='path/to/seat-07.json') with your handout's seat "
-            "file, AIRLAB_SEAT=path/to/seat-07.json, or pick it once in lesson 00 (SeatPicker)",
-        )
-    if isinstance(cloud, RemoteCloud) and not cloud.endpoints.get("db"):
-        warnings.warn(
-            "the running cloud emulator keeps its registry in memory, so this lesson cannot "
-            "add a device of its own and borrows the tutorial's (two lessons at once will "
-            "kick each other): start it with 'airlab cloud serve --db lab.db' or 'make lab'",
-            UserWarning,
-            stacklevel=4,
-        )
-        return Identity.tutorial()
-    return _provision(cloud, TUTORIAL_PRODUCT_KEY, TUTORIAL_REGION)
-
-
-def _choose_seat(seat: str | os.PathLike[str] | None) -> tuple[str | None, str | None]:
-    """The seat to use and its class: the argument, else ``$AIRLAB_SEAT`` (set but empty:
-    none), else the choice saved by :class:`~airlab.widgets.SeatPicker`."""
-    value = seat if seat is not None else os.environ.get(ENV_SEAT)
-    if value is None:
-        from airlab.classroom.choice import saved_seat
-
-        saved = saved_seat()
-        return (saved.seat, saved.class_name) if saved is not None else (None, None)
-    text = os.fspath(value).strip()
-    return (text or None), None
-
-
-def _is_seat_file(seat: str) -> bool:
-    return seat.endswith(".json") or os.sep in seat or "/" in seat
-
-
-def _seat_identity(cloud: CloudConsole, seat: str, class_name: str | None) -> Identity:
-    """The device of ``seat``: a seat file from a handout (``seat-07.json``), or a seat
-    id of a class in the running emulator (``airlab class create``)."""
-    if _is_seat_file(seat):
-        return _adopt_seat_file(cloud, Path(seat).expanduser())
-    from airlab.classroom.roster import validate_seat_id
-
-    validate_seat_id(seat)
-    class_name = class_name or (os.environ.get(ENV_CLASS) or "").strip() or None
-    try:
-        registry = cloud.registry
-        found = [s for s in registry.seats(class_name) if s.seat == seat]
-    except UsageError as exc:
-        raise UsageError(
-            "seat",
-            f"seat {seat!r} needs the class's registry, which this machine cannot read "
-            f"({exc.message}): use your handout's seat file instead, "
-            f"open_lesson(seat='path/to/seat-{seat}.json')",
-        ) from None
-    if not found:
-        classes = [c[0] for c in registry.classes()]
-        where = (
-            f"class {class_name!r}" if class_name
-            else (f"the classes {', '.join(classes)}" if classes else "no class at all")
-        )  # fmt: skip
-        raise UsageError(
-            "seat",
-            f"no seat {seat!r} in {where} of this cloud emulator: check the seat on your "
-            "handout, or that JupyterLab uses the class's emulator (AIRLAB_CLOUD); on your "
-            f"own laptop use the handout's seat file: open_lesson(seat='path/to/seat-{seat}.json')",
-        )
-    if len({s.class_name for s in found}) > 1:
-        names = ", ".join(sorted({s.class_name for s in found}))
-        raise UsageError(
-            "seat",
-            f"seat {seat!r} is in several classes ({names}): say which with "
-            f"open_lesson(seat={seat!r}, class_name=...) or AIRLAB_CLASS",
-        )
-    chosen = found[0]
-    device = registry.get_device(chosen.product_key, chosen.device_name)
-    product = registry.get_product(chosen.product_key)
-    if device is None or product is None:
-        raise UsageError("seat", f"seat {seat!r}'s device is gone from the registry")
-    return Identity(
-        device.product_key, device.device_name, device.device_secret,
-        product.product_secret, product.region, "seat", chosen.seat, chosen.label,
-    )  # fmt: skip
-
-
-def _adopt_seat_file(cloud: CloudConsole, path: Path) -> Identity:
-    """Read a handout's seat file; make sure this emulator knows its product and device
-    (a student's own laptop: the class's certificate works there too)."""
-    import json
-
-    from airlab.aliyun import validate_platform_device_name, validate_platform_product_key
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError("seat", f"no seat file at {path}") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError("seat", f"cannot read the seat file {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("airlab_seat") != 1:
-        raise UsageError("seat", f"{path} is not an airlab seat file (from 'airlab class create')")
-    try:
-        pk = validate_platform_product_key(str(data["product_key"]))
-        dn = validate_platform_device_name(str(data["device_name"]))
-        ds, ps = str(data["device_secret"]), str(data["product_secret"])
-        region = str(data.get("region") or TUTORIAL_REGION)
-    except KeyError as exc:
-        raise UsageError("seat", f"the seat file {path} lacks {exc.args[0]}") from None
-    identity = Identity(
-        pk, dn, ds, ps, region, "seat", str(data.get("seat") or ""), str(data.get("label") or "")
-    )
-    try:
-        registry = cloud.registry
-    except UsageError:  # the class's emulator runs elsewhere: ask it through its API
-        _check_seat_remotely(cloud, identity, path)
-        return identity
-    product = registry.get_product(pk)
-    if product is None:
-        registry.add_product(pk, ps, region=region, dynamic_registration=True)
-    elif product.product_secret != ps:
-        raise UsageError(
-            "seat",
-            f"this emulator's product {pk} has another ProductSecret than {path.name}: the "
-            "seat file is from another class, or the emulator was reset and reused the key",
-        )
-    device = registry.get_device(pk, dn)
-    if device is None:
-        registry.add_device(pk, dn, ds)
-    elif device.device_secret != ds:
-        raise UsageError(
-            "seat",
-            f"this emulator's device {pk}/{dn} has another DeviceSecret than {path.name}: "
-            "use the seat file of this class",
-        )
-    return identity
-
-
-def _check_seat_remotely(cloud: CloudConsole, identity: Identity, path: Path) -> None:
-    """The class's emulator (on another machine) knows the seat file's device: asked
-    through its admin API (a class token lists its product's devices, not their
-    secrets)."""
-    from airlab.cloud.discovery import ForbiddenError
-
-    pk, dn = identity.product_key, identity.device_name
-    try:
-        devices = cloud.devices(pk)
-    except ForbiddenError:
-        raise UsageError(
-            "seat",
-            f"{path.name} is a seat of product {pk}, but the room file's class token is for "
-            "another class: use the room file and the seat file of the same class",
-        ) from None
-    found = devices[devices["device_name"] == dn]
-    if found.empty:
-        raise UsageError(
-            "seat",
-            f"the class's cloud emulator has no device {pk}/{dn} of {path.name}: the seat "
-            "file is from another class, or the emulator was reset since; ask the teacher "
-            "for this class's handout",
-        )
-    secret = found["device_secret"].iloc[0]
-    if isinstance(secret, str) and secret and secret != identity.device_secret:
-        raise UsageError(
-            "seat",
-            f"the class's emulator has another DeviceSecret for {pk}/{dn} than {path.name}: "
-            "use the seat file of this class",
-        )
-
-
-def _provision(
-    cloud: CloudConsole,
-    product_key: str,
-    region: str,
-    *,
-    product_secret: str | None = None,
-    activated: bool = False,
-) -> Identity:
-    """Add a fresh device to ``product_key`` in ``cloud`` (through the console, so also
-    on a class's emulator on another machine) and return its identity.
-    ``product_secret``: the product's, when the caller knows it (a seat's); else read
-    from the emulator's registry."""
-    missing = UsageError(
-        "cloud",
-        f"the cloud emulator has no product {product_key}: start it with the tutorial's "
-        "fixture ('airlab cloud serve --fixture tutorial', or just 'make lab')",
-    )
-    if product_secret is None:
-        try:
-            product = cloud.registry.get_product(product_key)
-        except UsageError as exc:
-            raise UsageError(
-                "cloud",
-                f"a new device needs the ProductSecret of {product_key}, which this machine "
-                f"cannot read ({exc.message}): open the lesson with your seat file, "
-                "open_lesson(seat='path/to/seat-NN.json')",
-            ) from None
-        if product is None:
-            raise missing
-        product_secret = product.product_secret
-    try:
-        device = cloud.new_device(product_key, activated=activated)
-    except UsageError as exc:
-        if "no product" in exc.message:
-            raise missing from None
-        raise
-    return Identity(
-        product_key, device.device_name, device.device_secret, product_secret, region, "lesson"
-    )
 
 
 # ---------------------------------------------------------------------------- the lesson
@@ -816,85 +488,3 @@ def _is_local_peer(url: str) -> bool:
         return os.path.realpath(url).startswith(("/dev/pts/", "/dev/ptmx"))
     except (OSError, ValueError):
         return False
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def publish_in_background(
-    session: ModemSession, topic: str, payload: str | bytes, qos: int = 1
-) -> concurrent.futures.Future[Response]:
-    """Start ``session.publish(topic, payload, qos)`` in a worker thread and return once
-    the module has accepted the ``AT+MPUB`` (its ``OK``): the PUBACK is then pending.
-
-    ``future.result()`` is the publish's :class:`~airlab.session.Response` (after its
-    PUBACK).  Lessons use it to show what a second QoS1 publish meets.
-    """
-    mark = session.mark()
-    future: concurrent.futures.Future[Response] = concurrent.futures.Future()
-
-    def run() -> None:
-        try:
-            future.set_result(session.publish(topic, payload, qos))
-        except BaseException as exc:  # handed over to the caller
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="airlab-lesson-publish", daemon=True).start()
-    with contextlib.suppress(Exception):
-        session.wait_for_event(lambda e: isinstance(e, FinalResult), since=mark)
-    return future
-
-
-@dataclass(frozen=True)
-class FormReply:
-    """What ``AT+HTTPREAD`` gave back for a posted form (see :func:`post_form_declaring`)."""
-
-    declared: int
-    actual: int
-    status: int
-    body: str
-    kept: str
-
-
-def post_form_declaring(
-    session: ModemSession,
-    request: HttpFormRequest,
-    length: int,
-    *,
-    data_timeout_ms: int = 2000,
-) -> FormReply:
-    """POST ``request`` like the tutorial, but announce ``length`` bytes in
-    ``AT+HTTPDATA`` whatever the body's real length: the mistake the session's guard
-    normally stops.  The module keeps the first ``length`` bytes (the rest reaches its
-    command line); with fewer bytes than announced it waits ``data_timeout_ms``.
-
-    Returns the HTTP status and body of ``AT+HTTPREAD``.  ``AT+HTTPTERM`` always ends it.
-    """
-    if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-        raise UsageError("length", f"must be a positive number of bytes, got {length!r}")
-    body = request.body.encode("utf-8")
-    session.command("AT+HTTPTERM", check=False)
-    session.command("AT+HTTPINIT")
-    try:
-        session.command(httppara("URL", request.url, quote_value=False))
-        session.command(httppara("USER_DEFINED", f"Content-type: {request.content_type}"))
-        line = f"AT+HTTPDATA={length},{data_timeout_ms}"
-        session.send_data(
-            line,
-            body,
-            timeout=session.default_timeout + data_timeout_ms / 1e3,
-            allow_length_mismatch=True,  # the mistake this lesson shows
-        )
-        if length < len(body):  # the surplus bytes wait in the command line: end that line
-            session.command("AT", check=False)
-        r = session.command_and_wait(httpaction(1), urc="+HTTPACTION", fail=())
-        assert r.urc is not None
-        args = r.urc.args
-        status = int(args[1]) if len(args) >= 2 and args[1].isdigit() else 0
-        text = ""
-        if len(args) >= 3 and args[2].isdigit() and int(args[2]) > 0:
-            text = (session.command("AT+HTTPREAD").payload or b"").decode("utf-8", "replace")
-    finally:
-        session.command("AT+HTTPTERM", check=False)
-    kept = body[:length].decode("utf-8", "replace")
-    return FormReply(length, len(body), status, text, kept)
