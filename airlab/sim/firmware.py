@@ -123,6 +123,7 @@ from airlab.sim.cmdline import (
 from airlab.sim.config import FirmwareConfig
 from airlab.sim.firmware_http import HttpMixin
 from airlab.sim.firmware_mqtt import MqttMixin
+from airlab.sim.firmware_mqtt_states import Link
 
 __all__ = ["Firmware", "FirmwareConfig"]
 
@@ -442,7 +443,7 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         return merged
 
     def _close_links(self) -> None:
-        if self._mq_link != "idle" and not self._mq_broken:
+        if self._mq_link is not Link.IDLE and not self._mq_broken:
             self._act(CloseLink("mqtt"))
         if self._http_inflight is not None:
             self._act(CloseLink("http"))

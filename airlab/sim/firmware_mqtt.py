@@ -22,6 +22,15 @@ from airlab.sim.actions import (
     Will,
 )
 from airlab.sim.cmdline import Arg, ArgError, Command, split_args, to_bytes
+from airlab.sim.firmware_mqtt_states import (
+    LINK_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    Link,
+    LinkEvent,
+    Session,
+    SessionEvent,
+    transition,
+)
 
 if TYPE_CHECKING:
     from airlab.sim.firmware import _Base
@@ -69,8 +78,8 @@ class MqttMixin(_Base):
 
     def _mqtt_reset(self) -> None:
         self._mq_conf: tuple[str, str | None, str | None, Will | None] | None = None
-        self._mq_link = "idle"  # idle | opening | open
-        self._mq_session = "none"  # none | connecting | connected | disconnecting
+        self._mq_link = Link.IDLE  # moved only by _mq_link_to (LINK_TRANSITIONS)
+        self._mq_session = Session.NONE  # moved only by _mq_session_to (SESSION_TRANSITIONS)
         self._mq_dead = False  # passive close seen: MIPCLOSE answers 767 once
         self._mq_quiet_closed = False  # closed after MDISCONNECT: MIPCLOSE answers OK
         self._mq_broken = False  # PDP lost under an open link (pdp_loss_mqtt="silent")
@@ -91,10 +100,10 @@ class MqttMixin(_Base):
     def mqtt_state(self) -> str:
         """``idle`` (no link), ``connecting`` (TCP/TLS being opened), ``tcp`` (link up,
         no MQTT session yet or CONNACK pending) or ``connected``."""
-        if self._mq_link == "opening":
+        if self._mq_link is Link.OPENING:
             return "connecting"
-        if self._mq_link == "open":
-            return "connected" if self._mq_session == "connected" else "tcp"
+        if self._mq_link is Link.OPEN:
+            return "connected" if self._mq_session is Session.CONNECTED else "tcp"
         return "idle"
 
     def _next_pid(self) -> int:
@@ -102,11 +111,20 @@ class MqttMixin(_Base):
         return self._mq_pid
 
     def _connected(self) -> bool:
-        return self._mq_link == "open" and self._mq_session == "connected"
+        return self._mq_link is Link.OPEN and self._mq_session is Session.CONNECTED
 
-    def _mq_close_state(self) -> None:
-        self._mq_link = "idle"
-        self._mq_session = "none"
+    def _mq_link_to(self, event: LinkEvent) -> None:
+        """Move the link by its table (an illegal move raises: a bug)."""
+        self._mq_link = transition(LINK_TRANSITIONS, self._mq_link, event)
+
+    def _mq_session_to(self, event: SessionEvent) -> None:
+        """Move the session by its table (an illegal move raises: a bug)."""
+        self._mq_session = transition(SESSION_TRANSITIONS, self._mq_session, event)
+
+    def _mq_close_state(self, event: LinkEvent) -> None:
+        """The link goes back to idle by ``event``, the session with it."""
+        self._mq_link_to(event)
+        self._mq_session_to(SessionEvent.LINK_DOWN)
         self._mq_broken = False
         self._mq_subs.clear()
         self._mq_pubs.clear()
@@ -170,7 +188,7 @@ class MqttMixin(_Base):
             raise ArgError("MIPSTART=<host>,<port>")
         host = args[0].text
         port = self._int(args[1].text, 1, 65535)
-        if self._mq_link != "idle":
+        if self._mq_link is not Link.IDLE:
             self._ok()
             return self._urc("ALREADY CONNECT")
         self._ok()
@@ -178,7 +196,7 @@ class MqttMixin(_Base):
         self._mq_quiet_closed = False
         if not self._network_ready():
             return self._connect_fail()
-        self._mq_link = "opening"
+        self._mq_link_to(LinkEvent.START)
         self._mq_attempt += 1
         self._act(OpenLink("mqtt", _utf8(host), port, tls=tls, attempt=self._mq_attempt))
 
@@ -195,11 +213,12 @@ class MqttMixin(_Base):
             raise ArgError("MCONNECT=<clean>,<keepalive>")
         clean = self._int(args[0].text, 0, 1)
         keepalive = self._int(args[1].text, 1, 65535)
-        if self._mq_link != "open" or self._mq_session != "none" or self._mq_broken:
+        ready = self._mq_link is Link.OPEN and self._mq_session is Session.NONE
+        if not ready or self._mq_broken:
             return self._cme(767)
         client_id, user, password, will = self._mq_conf or ("", None, None, None)
         self._ok()
-        self._mq_session = "connecting"
+        self._mq_session_to(SessionEvent.CONNECT)
         self._act(MqttConnect(client_id, user, password, keepalive, bool(clean), will))
 
     def _h_msub(self, cmd: Command) -> None:
@@ -372,8 +391,8 @@ class MqttMixin(_Base):
         if cmd.form != "exec":
             return self._error()
         state = 0
-        if self._mq_link == "open":
-            state = 1 if self._mq_session == "connected" else 2
+        if self._mq_link is Link.OPEN:
+            state = 1 if self._mq_session is Session.CONNECTED else 2
         self._answer([f"+MQTTSTATU :{state}"])
 
     def _h_mdisconnect(self, cmd: Command) -> None:
@@ -382,7 +401,7 @@ class MqttMixin(_Base):
         if cmd.form != "exec" or not self._connected():
             return self._error()
         self._ok()
-        self._mq_session = "disconnecting"
+        self._mq_session_to(SessionEvent.DISCONNECT)
         self._mq_pubs.clear()
         self._mq_subs.clear()
         if not self._mq_broken:
@@ -393,11 +412,11 @@ class MqttMixin(_Base):
             return self._ok()
         if cmd.form != "exec":
             return self._error()
-        if self._mq_link != "idle":
+        if self._mq_link is not Link.IDLE:
             self._ok()
             if not self._mq_broken:
                 self._act(CloseLink("mqtt"))
-            return self._mq_close_state()
+            return self._mq_close_state(LinkEvent.CLOSE)
         if self._mq_dead:
             self._mq_dead = False
             return self._cme(767)
@@ -415,39 +434,39 @@ class MqttMixin(_Base):
         return attempt == 0 or attempt == self._mq_attempt
 
     def _mq_link_opened(self) -> None:
-        if self._mq_link == "opening":
-            self._mq_link = "open"
+        if self._mq_link is Link.OPENING:
+            self._mq_link_to(LinkEvent.OPENED)
             self._urc("CONNECT OK")
 
     def _mq_link_failed(self) -> None:
-        if self._mq_link == "opening":
-            self._mq_close_state()
+        if self._mq_link is Link.OPENING:
+            self._mq_close_state(LinkEvent.FAILED)
             self._connect_fail()
 
     def _mq_link_closed(self) -> None:
-        if self._mq_link == "opening":
+        if self._mq_link is Link.OPENING:
             # a close is only ever reported for a link that opened: this one has not, so
             # it is the previous link's (closed by the peer while AT+MIPCLOSE and the next
             # AT+SSLMIPSTART were on their way) -- not a reason to fail the new one
             return
-        if self._mq_link != "open" or self._mq_broken:
+        if self._mq_link is not Link.OPEN or self._mq_broken:
             return
-        if self._mq_session == "disconnecting":
-            self._mq_close_state()
+        if self._mq_session is Session.DISCONNECTING:
+            self._mq_close_state(LinkEvent.PEER_CLOSED)
             self._mq_quiet_closed = True
             return
-        self._mq_close_state()
+        self._mq_close_state(LinkEvent.PEER_CLOSED)
         self._mq_dead = True
         self._urc("CLOSED")
 
     def _mq_connack(self, code: int) -> None:
-        if self._mq_session != "connecting":
+        if self._mq_session is not Session.CONNECTING:
             return
         if code == 0:
-            self._mq_session = "connected"
+            self._mq_session_to(SessionEvent.CONNACK_OK)
             self._urc("CONNACK OK")
         else:
-            self._mq_session = "none"
+            self._mq_session_to(SessionEvent.CONNACK_REFUSED)
             self._urc("ERROR")
 
     def _mq_suback(self, pid: int, granted: tuple[int, ...]) -> None:
@@ -502,15 +521,15 @@ class MqttMixin(_Base):
 
     def _mq_network_lost(self) -> None:
         """The PDP context (or the radio) went away under the MQTT link."""
-        if self._mq_link == "opening":
+        if self._mq_link is Link.OPENING:
             self._act(CloseLink("mqtt"))
-            self._mq_close_state()
+            self._mq_close_state(LinkEvent.NETWORK_LOST)
             return self._connect_fail()
-        if self._mq_link != "open" or self._mq_broken:
+        if self._mq_link is not Link.OPEN or self._mq_broken:
             return
         self._act(CloseLink("mqtt"))
         if self.config.pdp_loss_mqtt == "closed":
-            self._mq_close_state()
+            self._mq_close_state(LinkEvent.NETWORK_LOST)
             self._mq_dead = True
             self._urc("CLOSED")
         else:
