@@ -197,26 +197,26 @@ def test_benchmark_generator_tiny(tmp_path: Path) -> None:
 
 def _windows_spy(monkeypatch: pytest.MonkeyPatch, window: int) -> list[tuple[int, int]]:
     """Shrink the fast path's window; record (bytes in the window, bytes consumed)."""
-    from airlab.at.formats import sscom
+    from airlab.at.formats import sscom_fast
 
-    monkeypatch.setattr(sscom, "_WINDOW", window)
+    monkeypatch.setattr(sscom_fast, "_WINDOW", window)
     seen: list[tuple[int, int]] = []
-    real = sscom._scan_window
+    real = sscom_fast._scan_window
 
     def spy(buf, fill, eof, line0, first):  # type: ignore[no-untyped-def]
         w = real(buf, fill, eof, line0, first)
         seen.append((fill, -1 if w is None else w.cut))
         return w
 
-    monkeypatch.setattr(sscom, "_scan_window", spy)
+    monkeypatch.setattr(sscom_fast, "_scan_window", spy)
     return seen
 
 
 def _fast_is_used(path: Path) -> bool:
-    from airlab.at.formats import sscom
+    from airlab.at.formats import sscom_fast
 
     with open(path, "rb") as fh:
-        return sscom._scan_bytes_fast(fh) is not None
+        return sscom_fast._scan_bytes_fast(fh) is not None
 
 
 def test_fast_path_windows_on_generated_log(tmp_path: Path, monkeypatch) -> None:
