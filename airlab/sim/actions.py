@@ -242,23 +242,36 @@ class MqttSuback(NetEvent):
 
 
 @dataclass(frozen=True, slots=True)
-class MqttUnsuback(NetEvent):
+class _PacketAck(NetEvent):
+    """An acknowledgement that carries only the packet id of what it acknowledges.
+
+    Each kind is its own class (``MqttPuback(1) != MqttPubrec(1)``):
+
+    >>> MqttPuback(7)
+    MqttPuback(packet_id=7)
+    """
+
     packet_id: int
 
 
 @dataclass(frozen=True, slots=True)
-class MqttPuback(NetEvent):
-    packet_id: int
+class MqttUnsuback(_PacketAck):
+    """UNSUBACK for an MqttUnsubscribe."""
 
 
 @dataclass(frozen=True, slots=True)
-class MqttPubrec(NetEvent):
-    packet_id: int
+class MqttPuback(_PacketAck):
+    """PUBACK for a QoS 1 MqttPublish."""
 
 
 @dataclass(frozen=True, slots=True)
-class MqttPubcomp(NetEvent):
-    packet_id: int
+class MqttPubrec(_PacketAck):
+    """PUBREC for a QoS 2 MqttPublish."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttPubcomp(_PacketAck):
+    """PUBCOMP for a QoS 2 MqttPublish."""
 
 
 @dataclass(frozen=True, slots=True)

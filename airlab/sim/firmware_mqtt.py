@@ -8,6 +8,7 @@ the behaviour choices.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from airlab.sim.actions import (
@@ -18,6 +19,7 @@ from airlab.sim.actions import (
     MqttPublish,
     MqttSubscribe,
     MqttUnsubscribe,
+    NetRequest,
     OpenLink,
     Will,
 )
@@ -229,16 +231,9 @@ class MqttMixin(_Base):
         args = split_args(cmd.args)
         if len(args) != 2 or not args[0].text:
             raise ArgError("MSUB=<topic>,<qos>")
-        topic = _str_arg(args[0])
+        topic = _utf8(_str_arg(args[0]))
         qos = self._int(args[1].text, 0, 2)
-        if not self._connected():
-            return self._cme(767)
-        self._ok()
-        if self._mq_broken:
-            return
-        pid = self._next_pid()
-        self._mq_subs[pid] = "sub"
-        self._act(MqttSubscribe(pid, _utf8(topic), qos))
+        self._subscription("sub", lambda pid: MqttSubscribe(pid, topic, qos))
 
     def _h_munsub(self, cmd: Command) -> None:
         if cmd.form == "test":
@@ -248,15 +243,29 @@ class MqttMixin(_Base):
         args = split_args(cmd.args)
         if len(args) != 1 or not args[0].text:
             raise ArgError("MUNSUB=<topic>")
-        topic = _str_arg(args[0])
+        topic = _utf8(_str_arg(args[0]))
+        self._subscription("unsub", lambda pid: MqttUnsubscribe(pid, topic))
+
+    def _subscription(self, kind: str, request: Callable[[int], NetRequest]) -> None:
+        """MSUB/MUNSUB once parsed: 767 when not connected, else OK and ``request`` with a
+        new packet id whose SUBACK/UNSUBACK (``kind``: "sub" | "unsub") is awaited; nothing
+        is sent on a broken link."""
         if not self._connected():
             return self._cme(767)
         self._ok()
         if self._mq_broken:
             return
         pid = self._next_pid()
-        self._mq_subs[pid] = "unsub"
-        self._act(MqttUnsubscribe(pid, _utf8(topic)))
+        self._mq_subs[pid] = kind
+        self._act(request(pid))
+
+    def _publish_refused(self, qos: int) -> bool:
+        """True (and the answer printed) when MPUB/MPUBEX must be refused: 767 when not
+        connected, then :meth:`_qos_busy`."""
+        if not self._connected():
+            self._cme(767)
+            return True
+        return self._qos_busy(qos)
 
     def _qos_busy(self, qos: int) -> bool:
         """True (and the answer printed) when a QoS>0 publish must be refused."""
@@ -282,9 +291,7 @@ class MqttMixin(_Base):
         payload = decode_mpub_message(args[3].text, bool(self._mq_hex))
         if len(payload) > self.config.mpub_max:
             raise ArgError("message too long")
-        if not self._connected():
-            return self._cme(767)
-        if self._qos_busy(qos):
+        if self._publish_refused(qos):
             return
         self._ok()
         self._publish(_utf8(topic), payload, qos, bool(retain))
@@ -310,9 +317,7 @@ class MqttMixin(_Base):
         qos = self._int(args[1].text, 0, 2)
         retain = self._int(args[2].text, 0, 1)
         length = self._int(args[3].text, 1, self.config.mpub_max) if len(args) == 4 else None
-        if not self._connected():
-            return self._cme(767)
-        if self._qos_busy(qos):
+        if self._publish_refused(qos):
             return
         self._px = (_utf8(topic), qos, bool(retain), length)
         self._px_buf = bytearray()
