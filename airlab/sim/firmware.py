@@ -6,6 +6,13 @@ timer expiries (:meth:`Firmware.timer`), it returns *actions*
 timers.  It is *faithful, not friendly*: it answers byte for byte like the module in
 ``spec/at_commands.md`` and the captures, pitfalls included; guards live in ``session``.
 
+This module holds the public API, the command-line input, the network events and the
+power/clock state; the command groups are mixins in their own modules, on the output
+helpers of :mod:`~airlab.sim.firmware_base`: :mod:`~airlab.sim.firmware_basic` (echo,
+identity, serial settings), :mod:`~airlab.sim.firmware_radio` (registration, attach,
+CFUN, RESET, SAPBR), :mod:`~airlab.sim.firmware_http` and :mod:`~airlab.sim.firmware_mqtt`
+(whose link and session states are the tables of :mod:`~airlab.sim.firmware_mqtt_states`).
+
 Model choices (every unconfirmed one is an option of :class:`FirmwareConfig`):
 
 Line input
@@ -86,14 +93,11 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import re
 from typing import Any
 
 from airlab.at.command_table import ALONE_COMMANDS
-from airlab.at.events import CME_ERRORS
 from airlab.sim.actions import (
     Action,
-    CancelTimer,
     CloseLink,
     HttpResult,
     LinkClosed,
@@ -108,7 +112,6 @@ from airlab.sim.actions import (
     MqttUnsuback,
     NetEvent,
     PdpLost,
-    StartTimer,
     ToHost,
 )
 from airlab.sim.cmdline import (
@@ -116,109 +119,26 @@ from airlab.sim.cmdline import (
     Command,
     find_at,
     parse_command,
-    split_args,
     split_concatenated,
     to_text,
 )
 from airlab.sim.config import FirmwareConfig
+from airlab.sim.firmware_base import _b, _Base
+from airlab.sim.firmware_basic import BasicMixin
 from airlab.sim.firmware_http import HttpMixin
 from airlab.sim.firmware_mqtt import MqttMixin
 from airlab.sim.firmware_mqtt_states import Link
+from airlab.sim.firmware_radio import RadioMixin
 
 __all__ = ["Firmware", "FirmwareConfig"]
 
 log = logging.getLogger(__name__)
 
 _CR, _LF = 0x0D, 0x0A
-#: a decimal parameter: ASCII digits only (str.isdigit() also accepts '²', '٣' ...)
-_DIGITS = re.compile(r"[0-9]{1,10}")
 _DEFAULT_NOW = _dt.datetime(2024, 7, 22, 3, 0, 0, tzinfo=_dt.UTC)
 
 #: commands that cannot share a line with others (two-phase, data mode, power): the table's
 _ALONE = ALONE_COMMANDS
-
-
-class _Base:
-    """Output helpers and shared state; the command groups are mixins on top of it."""
-
-    config: FirmwareConfig
-    _mode: str
-    _out: list[Action]
-    _timers: dict[str, float]
-    _sapbr_state: dict[int, str]
-
-    # -- output
-    def _act(self, action: Action) -> None:
-        self._out.append(action)
-
-    def _send(self, data: bytes, latency: str = "answer") -> None:
-        if data:
-            self._out.append(ToHost(data, latency))
-
-    def _answer(self, lines: list[str]) -> None:
-        """Information line(s) then OK."""
-        self._send(b"".join(b"\r\n" + _b(t) + b"\r\n" for t in lines) + b"\r\nOK\r\n")
-
-    def _ok(self) -> None:
-        self._send(b"\r\nOK\r\n")
-
-    def _error(self) -> None:
-        self._send(b"\r\nERROR\r\n")
-
-    def _cme(self, code: int) -> None:
-        cmee = self._cmee
-        if cmee == 0:
-            return self._error()
-        text = str(code) if cmee == 1 else CME_ERRORS.get(code, str(code))
-        self._send(b"\r\n+CME ERROR: " + _b(text) + b"\r\n")
-
-    def _urc(self, *lines: str) -> None:
-        self._send(b"".join(b"\r\n" + _b(t) + b"\r\n" for t in lines), "urc")
-
-    # -- timers
-    def _start_timer(self, name: str, seconds: float) -> None:
-        self._timers[name] = seconds
-        self._out.append(StartTimer(name, seconds))
-
-    def _cancel_timer(self, name: str) -> None:
-        if self._timers.pop(name, None) is not None:
-            self._out.append(CancelTimer(name))
-
-    # -- parameters
-    @staticmethod
-    def _int(text: str, lo: int, hi: int) -> int:
-        t = text.strip(" ")
-        if not _DIGITS.fullmatch(t):
-            raise ArgError("not a number")
-        value = int(t)
-        if not lo <= value <= hi:
-            raise ArgError("out of range")
-        return value
-
-    def _int_setting(self, cmd: Command, attr: str, lo: int, hi: int, test: str, read: str) -> None:
-        """A plain numeric setting: ``=?`` answers ``test``, ``?`` answers ``read`` and the
-        value, ``=<n>`` stores n (``lo``..``hi``) in ``attr`` and answers OK."""
-        if cmd.form == "test":
-            return self._answer([test])
-        if cmd.form == "read":
-            return self._answer([f"{read}{getattr(self, attr)}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        setattr(self, attr, self._int(args[0].text, lo, hi))
-        self._ok()
-
-    # provided by Firmware
-    _cmee: int
-
-    def _network_ready(self) -> bool:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-def _b(text: str) -> bytes:
-    return text.encode("latin-1", "replace")
 
 
 def _line_end(data: bytes, pos: int) -> int:
@@ -227,7 +147,7 @@ def _line_end(data: bytes, pos: int) -> int:
     return min(ends) + 1 if ends else len(data)
 
 
-class Firmware(HttpMixin, MqttMixin, _Base):
+class Firmware(HttpMixin, MqttMixin, RadioMixin, BasicMixin, _Base):
     """The Air780EP AT firmware as a pure state machine (see the module docstring).
 
     Example:
@@ -641,322 +561,3 @@ class Firmware(HttpMixin, MqttMixin, _Base):
         if name.isalpha():
             return getattr(self, "_b_" + name.lower(), None)
         return None  # AT*..., AT^...: none implemented
-
-    # ------------------------------------------------------------------ basic commands
-
-    def _b_at(self, cmd: Command) -> None:
-        self._ok()
-
-    def _b_e(self, cmd: Command) -> None:
-        if cmd.form == "exec":
-            self._echo = False  # ATE = ATE0
-        elif cmd.form == "set" and cmd.args in ("0", "1"):
-            self._echo = cmd.args == "1"
-        else:
-            return self._error()
-        self._ok()
-
-    def _b_i(self, cmd: Command) -> None:
-        if cmd.form == "exec" or (cmd.form == "set" and cmd.args == "0"):
-            return self._answer([self.config.revision])
-        self._error()
-
-    def _b_amp_w(self, cmd: Command) -> None:
-        self._ok() if cmd.form in ("exec", "set") else self._error()
-
-    def _b_amp_f(self, cmd: Command) -> None:
-        if cmd.form not in ("exec", "set"):
-            return self._error()
-        self._echo = self.config.echo
-        self._cmee = self.config.cmee
-        self._ok()
-
-    def _simple(self, cmd: Command, line: str | None, test: str | None = None) -> None:
-        """An execute-only query; ``test`` is the =? answer (None: bare OK)."""
-        if cmd.form == "test":
-            return self._answer([test]) if test else self._ok()
-        if cmd.form != "exec":
-            return self._error()
-        if line is None:
-            return self._cme(10)
-        self._answer([line])
-
-    def _h_cgmi(self, cmd: Command) -> None:
-        self._simple(cmd, f'+CGMI: "{self.config.manufacturer}"')
-
-    def _h_cgmm(self, cmd: Command) -> None:
-        self._simple(cmd, f'+CGMM: "{self.config.model}"')
-
-    def _h_cgmr(self, cmd: Command) -> None:
-        self._simple(cmd, f'+CGMR: "{self.config.revision}"')
-
-    def _h_ver(self, cmd: Command) -> None:
-        self._simple(cmd, self.config.revision)
-
-    def _h_cgsn(self, cmd: Command) -> None:
-        self._simple(cmd, self.config.imei)
-
-    def _h_cimi(self, cmd: Command) -> None:
-        self._simple(cmd, self.config.imsi if self.config.sim_inserted else None)
-
-    def _h_iccid(self, cmd: Command) -> None:
-        self._simple(cmd, f"+ICCID: {self.config.iccid}" if self.config.sim_inserted else None)
-
-    def _h_ccid(self, cmd: Command) -> None:
-        self._simple(cmd, self.config.iccid if self.config.sim_inserted else None)
-
-    def _h_cpin(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "read":
-            return self._error()
-        if not self.config.sim_inserted:
-            return self._cme(10)
-        self._answer(["+CPIN: READY"])
-
-    def _h_csdt(self, cmd: Command) -> None:
-        if cmd.form == "read":
-            return self._answer([f"+CSDT: {self._csdt}"])
-        if cmd.form == "test":
-            return self._answer(["+CSDT: (0,1)"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        self._csdt = self._int(args[0].text, 0, 1)
-        self._ok()
-
-    def _h_csq(self, cmd: Command) -> None:
-        rssi, ber = self.config.csq if self._cfun == 1 else (99, 99)
-        self._simple(cmd, f"+CSQ: {rssi},{ber}", "+CSQ: (0-31,99),(0-7,99)")
-
-    def _h_cesq(self, cmd: Command) -> None:
-        value = self.config.cesq if self._cfun == 1 else "99,99,255,255,255,255"
-        self._simple(
-            cmd,
-            f"+CESQ: {value}",
-            "+CESQ: (0-63,99),(0-7,99),(0-96,255),(0-49,255),(0-34,255),(0-97,255)",
-        )
-
-    def _reg(self, cmd: Command, test: str) -> None:
-        name = cmd.name
-        if cmd.form == "test":
-            return self._answer([test])
-        if cmd.form == "set":
-            args = split_args(cmd.args)
-            if len(args) != 1:
-                raise ArgError("one value")
-            self._reg_n[name] = self._int(args[0].text, 0, 5 if name == "+CEREG" else 3)
-            return self._ok()
-        if cmd.form != "read":
-            return self._error()
-        n = self._reg_n[name]
-        stat = 1 if self._attached else 0
-        cfg = self.config
-        if n >= 2 and stat:
-            line = f'{name}: {n},{stat},"{cfg.tac}","{cfg.cell_id}",{cfg.act}'
-        else:
-            line = f"{name}: {n},{stat}"
-        self._answer([line])
-
-    def _h_creg(self, cmd: Command) -> None:
-        self._reg(cmd, "+CREG:(0,1,2,3)")
-
-    def _h_cereg(self, cmd: Command) -> None:
-        self._reg(cmd, "+CEREG: (0,1,2,3,4,5)")
-
-    def _h_cgreg(self, cmd: Command) -> None:
-        self._reg(cmd, "+CGREG: (0,1,2)")
-
-    def _h_cgatt(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+CGATT: (0-1)"])
-        if cmd.form == "read":
-            return self._answer([f"+CGATT: {1 if self._attached else 0}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        want = self._int(args[0].text, 0, 1)
-        if want and not (self._cfun == 1 and self.config.sim_inserted):
-            return self._cme(3)
-        if not want and self._attached:
-            self._ok()
-            self._detach()
-            return
-        if want and not self._attached:
-            self._attached = True
-            self._pdp = True
-        self._ok()
-
-    def _detach(self) -> None:
-        self._attached = False
-        self._urc("+CGEV: ME DETACH")
-        for cid, state in self._sapbr_state.items():
-            if state == "open":
-                self._sapbr_state[cid] = "lost"
-        self._http_abort()
-        self._mq_network_lost()
-
-    def _h_cgdcont(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(['+CGDCONT: (1-15),"IP",,,(0-2),(0-4)'])
-        if cmd.form == "read":
-            lines = []
-            for cid in sorted(self._cgdcont):
-                pdp_type, apn = self._cgdcont[cid]
-                ip = self.config.ip if cid == 1 and self._pdp and self._attached else "0.0.0.0"
-                line = f'+CGDCONT: {cid},"{pdp_type}","{apn}","{ip}"'
-                if self.config.cgdcont_fields == 6:
-                    line += ",0,0"
-                lines.append(line)
-            return self._answer(["\r\n".join(lines)])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        cid = self._int(args[0].text, 1, 15)
-        if len(args) == 1:
-            self._cgdcont.pop(cid, None)
-            return self._ok()
-        pdp_type = args[1].text.upper()
-        if pdp_type not in ("IP", "IPV6", "IPV4V6"):
-            raise ArgError("PDP type")
-        apn = args[2].text if len(args) > 2 else ""
-        self._cgdcont[cid] = (pdp_type, apn)
-        self._ok()
-
-    def _h_cops(self, cmd: Command) -> None:
-        cfg = self.config
-        if cmd.form == "test":
-            return self._answer(
-                [
-                    f'+COPS: (2,"{cfg.operator_long}","{cfg.operator_short}",'
-                    f'"{cfg.operator_numeric}",{cfg.act}),,(0-4),(0-2)'
-                ]
-            )
-        if cmd.form == "read":
-            if not self._attached:
-                return self._answer(["+COPS: 0"])
-            name = {0: cfg.operator_long, 1: cfg.operator_short, 2: cfg.operator_numeric}
-            return self._answer(
-                [f'+COPS: 0,{self._cops_format},"{name[self._cops_format]}",{cfg.act}']
-            )
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        mode = self._int(args[0].text, 0, 4)
-        if mode == 3:
-            if len(args) < 2:
-                raise ArgError("format")
-            self._cops_format = self._int(args[1].text, 0, 2)
-        self._ok()
-
-    def _h_cfun(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+CFUN: (0,1,4),(0,1)"])
-        if cmd.form == "read":
-            return self._answer([f"+CFUN: {self._cfun}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) not in (1, 2):
-            raise ArgError("CFUN=<fun>[,<rst>]")
-        fun = self._int(args[0].text, 0, 4)
-        if fun not in (0, 1, 4):
-            raise ArgError("fun")
-        rst = self._int(args[1].text, 0, 1) if len(args) == 2 else 0
-        if rst:
-            return self._h_reset(Command("+RESET", "exec"))
-        if fun == self._cfun or (fun != 1 and self._cfun != 1):
-            self._cfun = fun
-            return self._ok()
-        self._cfun = fun
-        self._ok()
-        if fun == 1:
-            if self.config.sim_inserted:
-                self._start_timer("register", self.config.register_seconds)
-            return
-        self._cancel_timer("register")
-        if self._attached:
-            self._detach()
-        self._pdp = False
-
-    def _h_reset(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec":
-            return self._error()
-        self._ok()
-        self._close_links()
-        for name in list(self._timers):
-            self._cancel_timer(name)
-        self._mode = "rebooting"
-        self._start_timer("reboot", self.config.reboot_seconds)
-
-    def _h_cmee(self, cmd: Command) -> None:
-        self._int_setting(cmd, "_cmee", 0, 2, "+CMEE: (0-2)", "+CMEE: ")
-
-    def _h_ipr(self, cmd: Command) -> None:
-        rates = (0, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-        if cmd.form == "test":
-            return self._answer([f"+IPR: ({','.join(map(str, rates))})"])
-        if cmd.form == "read":
-            return self._answer([f"+IPR: {self._ipr}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        rate = self._int(args[0].text, 0, 3000000)
-        if rate not in rates:
-            raise ArgError("rate")
-        self._ipr = rate
-        self._ok()
-
-    # ------------------------------------------------------------------ bearer (SAPBR)
-
-    def _h_sapbr(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(['+SAPBR: (0-4),(1-3),"ConParamTag","ConParamValue"'])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) < 2:
-            raise ArgError("SAPBR=<cmd>,<cid>")
-        op = self._int(args[0].text, 0, 4)
-        cid = self._int(args[1].text, 1, 3)
-        if op == 3:
-            if len(args) != 4:
-                raise ArgError("SAPBR=3,<cid>,<tag>,<value>")
-            tag = args[2].text.upper()
-            value = args[3].text
-            if tag not in self._sapbr_params[cid] or len(value) > 50:
-                raise ArgError("tag")
-            if tag == "RATE":
-                value = str(self._int(value, 0, 3))
-            self._sapbr_params[cid][tag] = value
-            return self._ok()
-        if len(args) != 2:
-            raise ArgError("extra arguments")
-        state = self._sapbr_state[cid]
-        if op == 1:
-            if not self._network_ready():
-                return self._cme(3)
-            self._sapbr_state[cid] = "open"
-            return self._ok()
-        if op == 0:
-            if state != "open":
-                return self._cme(3)
-            self._sapbr_state[cid] = "closed"
-            return self._ok()
-        if op == 2:
-            if state == "open" and self._network_ready():
-                ip = self.config.ip
-                if self.config.sapbr_ip_style == "padded":
-                    shown = ".".join(f"{int(o):03d}" for o in ip.split("."))
-                else:
-                    shown = f'"{ip}"'
-                return self._answer([f"+SAPBR: {cid},1,{shown}"])
-            shown = '"0.0.0.0"' if self.config.sapbr_ip_style == "quoted" else "000.000.000.000"
-            return self._answer([f"+SAPBR: {cid},3,{shown}"])
-        params = self._sapbr_params[cid]
-        lines = ["+SAPBR:"] + [f"{k}: {v}" for k, v in params.items()]
-        self._answer(["\r\n".join(lines)])

@@ -12,7 +12,7 @@ from airlab.sim.actions import CloseLink, HttpRequest, HttpResult
 from airlab.sim.cmdline import ArgError, Command, split_args, to_bytes
 
 if TYPE_CHECKING:
-    from airlab.sim.firmware import _Base
+    from airlab.sim.firmware_base import _Base
 else:
     _Base = object
 

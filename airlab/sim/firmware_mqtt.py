@@ -35,7 +35,7 @@ from airlab.sim.firmware_mqtt_states import (
 )
 
 if TYPE_CHECKING:
-    from airlab.sim.firmware import _Base
+    from airlab.sim.firmware_base import _Base
 else:
     _Base = object
 
