@@ -13,6 +13,9 @@ Nothing here reads a file, a clock or the network.  Findings never carry a secre
 excerpts are redacted with :func:`airlab.at.redact.redact_bytes` plus every token or
 password the capture itself reveals (an iotToken typed into the wrong field included).
 
+The table of warnings and :class:`Finding` are in :mod:`airlab.at.pitfalls_table`, the
+readers the checks share in :mod:`airlab.at.pitfalls_helpers`.
+
 Example:
     >>> from airlab.at.transcript import Transcript
     >>> t = Transcript()
@@ -26,9 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from airlab.at.command_table import PUBLISH_COMMANDS
 from airlab.at.events import (
@@ -40,7 +41,28 @@ from airlab.at.events import (
     Payload,
     Urc,
 )
-from airlab.at.parser import split_args
+from airlab.at.pitfalls_helpers import (
+    _HEX,
+    _HOST,
+    CLOUD_CODES,
+    _args,
+    _char_report,
+    _masked,
+    _name,
+    _outside_quotes,
+    _same_stamp,
+    _status_meaning,
+    events_with_lines,
+)
+from airlab.at.pitfalls_helpers import (
+    MODULE_CODES as MODULE_CODES,  # re-exported
+)
+from airlab.at.pitfalls_table import (
+    MCONNECT_WINDOW,
+    PITFALLS,
+    Finding,
+    Pitfall,
+)
 from airlab.at.redact import redact_bytes
 from airlab.at.transcript import Transcript
 
@@ -54,285 +76,6 @@ __all__ = [
     "events_with_lines",
     "format_findings",
 ]
-
-#: Seconds the server waits for MQTT CONNECT after the TCP/TLS link is up before it
-#: drops the link (spec at_commands.md §0 item 5: 5 s, ThingsCloud; the module then
-#: prints ``CLOSED``).
-MCONNECT_WINDOW = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Pitfall:
-    """One of the tutorial's warnings: ``id``, English ``title``, the tutorial's own
-    Chinese words (``warning_zh``), the tutorial ``step`` it sits at, and the ``fix``."""
-
-    id: str
-    title: str
-    warning_zh: str
-    step: str
-    fix: str
-
-
-PITFALLS: dict[str, Pitfall] = {
-    p.id: p
-    for p in (
-        Pitfall(
-            "httpdata-length",
-            "AT+HTTPDATA length differs from the body's byte count",
-            "注意这个112是DOWNLOAD参数的数据长度(以字节为单位),实际使用时,要根据自己的数据长度进行修改,切记!!!",
-            "一机一密AT HTTP鉴权连接, step 5 (also 一型一密, step 5: 120)",
-            "count the body's bytes (len(body.encode())) and put that number in "
-            "AT+HTTPDATA=<bytes>,20000; the CR LF sscom adds after the body is not counted",
-        ),
-        Pitfall(
-            "typed-not-copied",
-            "a character typed by hand that the module or the cloud reads differently",
-            "注意最好自己复制这串数据,然后修改具体的值,不要全部手动输入,否则很容易出问题,切记!!!",
-            "一机一密AT HTTP鉴权连接, step 6 (and every command line)",
-            "copy the line from the tutorial (or the signing calculator) and change only the "
-            "values; switch the input method to English (半角) so commas, quotes and colons "
-            "are ASCII, and remove stray spaces",
-        ),
-        Pitfall(
-            "content-type-space",
-            "the Content-type header lacks the space after its colon",
-            '注意"Content-type: " 后面有一个空格',
-            "一机一密AT HTTP鉴权连接, step 4 (also 一型一密, step 4)",
-            'write AT+HTTPPARA="USER_DEFINED","Content-type: application/x-www-form-urlencoded" '
-            "(one space after the colon)",
-        ),
-        Pitfall(
-            "mconnect-late",
-            "AT+MCONNECT did not follow CONNECT OK promptly",
-            "注意,收到CONNECT OK后立刻发送指令建立会话,不然会被踢,一定注意!!!",
-            "一机一密AT HTTP鉴权连接, step 11 (also AT直连MQTT, step 3)",
-            "send AT+MCONNECT=1,120 as soon as CONNECT OK arrives (prepare it beforehand); "
-            "after CLOSED, AT+MIPCLOSE, AT+SSLMIPSTART again, then MCONNECT at once",
-        ),
-        Pitfall(
-            "qos1-in-flight",
-            "a second QoS1 AT+MPUB before the first one's PUBACK",
-            "注意,Qos1 消息必须等到PUBACK返回,才能发下一条消息",
-            "发布与订阅消息 / 发布Qos1消息",
-            "wait for PUBACK (a second or so) before the next QoS1 AT+MPUB; resend the "
-            "refused message afterwards",
-        ),
-        Pitfall(
-            "cgatt-before-sapbr",
-            "AT+SAPBR sent before the module answered +CGATT: 1",
-            "注意,先发送AT+CGATT?查询是否附着上GPRS数据网络,"
-            "返回+CGATT: 1后,才能执行下面的三个 AT指令。",
-            "一型一密AT方式连接, step 1 (also 一机一密 HTTP, step 1)",
-            "ask AT+CGATT? (every second or two) until it answers +CGATT: 1, then the three "
-            "AT+SAPBR commands",
-        ),
-        Pitfall(
-            "mconfig-order",
-            "AT+MCONFIG fields in the wrong order",
-            "注意,第一个值为clientId,第二个值为iotId,第三个值为iotToken"
-            " (iotId的值为MQTT client的用户名,iotToken的值为MQTT client的密码)",
-            "一机一密AT HTTP鉴权连接, steps 9-10 "
-            "(AT直连MQTT: clientId|…|, deviceName&productKey, sign)",
-            'AT+MCONFIG="<clientId>","<iotId>","<iotToken>" after HTTPS auth; '
-            'AT+MCONFIG="<clientId>|securemode=3,signmethod=hmacmd5|","<deviceName>&<productKey>",'
-            '"<sign>" for direct MQTT',
-        ),
-        Pitfall(
-            "mqtt-host",
-            "the MQTT host does not carry the device's productKey",
-            "注意,第一个参数需要根据实际项目productKey修改",
-            "一机一密AT直连MQTT, step 2",
-            'AT+SSLMIPSTART="<productKey>.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883 with your '
-            "own productKey",
-        ),
-        Pitfall(
-            "httpaction-status",
-            "the HTTPS request did not succeed (+HTTPACTION status or the reply's code is not 200)",
-            "HTTPACTION的信息上报,正常的话会回复状态码200",
-            "一机一密AT HTTP鉴权连接, steps 7-8 (also 一型一密, steps 7-8)",
-            "read the body with AT+HTTPREAD: its code and message say what the cloud refused "
-            "(see the explanation); fix that and send AT+HTTPACTION=1 again",
-        ),
-    )
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One warning of the tutorial seen in a capture.
-
-    ``id``: the :data:`PITFALLS` key; ``index``: the event's index in the transcript's
-    events; ``line``: the line of the log it came from (``None`` when unknown);
-    ``explanation``: one line of English saying what happened; ``warning_zh``: the
-    tutorial's Chinese warning; ``fix``: what to do; ``excerpt``: the offending command
-    or line, secrets masked.
-
-    >>> f = Finding("mqtt-host", 3, 12, "host of another product", "注意…", "use yours", "AT+X")
-    >>> print(f.title)
-    the MQTT host does not carry the device's productKey
-    """
-
-    id: str
-    index: int
-    line: int | None
-    explanation: str
-    warning_zh: str
-    fix: str
-    excerpt: str = ""
-
-    @property
-    def title(self) -> str:
-        return PITFALLS[self.id].title
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" if self.line is not None else f"event {self.index}"
-        return f"{where}: [{self.id}] {self.explanation}"
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def events_with_lines(transcript: Transcript) -> tuple[list[Event], list[int | None]]:
-    """The transcript's events (as :meth:`Transcript.events` parses them) and, for each,
-    the log line of the record that carried its first byte (``None`` when unknown).
-
-    >>> t = Transcript()
-    >>> t.add("sent", b"AT\\r\\n", wall=1.0, mono=0.0, line_no=4)
-    >>> events_with_lines(t)[1]
-    [4]
-    """
-    from airlab.at.parser import AtParser
-    from airlab.at.transcript import RecordKind
-
-    events: list[Event] = []
-    lines: list[int | None] = []
-    parser = AtParser()
-    fed: list[int] = []  # indices of the records fed to the current parser
-
-    def place(new: Sequence[Event]) -> None:
-        for ev in new:
-            line = None
-            for i in reversed(fed):
-                rec = transcript.records[i]
-                if _same_stamp(rec.wall, ev.wall) and _same_stamp(rec.mono, ev.mono):
-                    line = rec.line_no
-                    break
-            if line is None and fed:
-                line = transcript.records[fed[-1]].line_no
-            events.append(ev)
-            lines.append(line)
-
-    last = (math.nan, math.nan)
-    for i, rec in enumerate(transcript.records):
-        if rec.kind is RecordKind.MARKER:
-            if fed:
-                place(parser.close(*last))
-            parser, fed = AtParser(), []
-            continue
-        if rec.kind is not RecordKind.DATA:
-            continue
-        fed.append(i)
-        place(parser.feed(rec.direction, rec.data, rec.wall, rec.mono))
-        last = (rec.wall, rec.mono)
-    if fed:
-        place(parser.close(*last))
-    return events, lines
-
-
-def _same_stamp(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
-
-
-def _name(line: str) -> str:
-    m = re.match(r"\s*AT\s*([+^][A-Z0-9_]+)", line, re.IGNORECASE)
-    return m.group(1).upper() if m else ""
-
-
-def _value(line: str) -> str:
-    return line.split("=", 1)[1] if "=" in line else ""
-
-
-def _args(line: str) -> tuple[str, ...]:
-    return split_args(_value(line))
-
-
-def _masked(value: str) -> bool:
-    return bool(value) and set(value) == {"*"}
-
-
-_HEX = re.compile(r"[0-9A-Fa-f]{16,}")
-_HOST = re.compile(r"^([^.]+)\.iot-as-mqtt\.([^.]+)\.aliyuncs\.com$", re.IGNORECASE)
-
-#: What the platform's JSON ``code`` means on the HTTPS endpoints.
-CLOUD_CODES: dict[int, str] = {
-    401: "request auth error: the sign does not match (wrong secret, sign content or "
-    "sign method), or the device is disabled",
-    460: "param error: a parameter is missing or wrong; for dynamic registration also "
-    "the 动态注册 switch is off or the device is already activated (ResetThing first)",
-    5001: "meta device not found: no such productKey/deviceName in the console",
-    6288: "the device is disabled",
-}
-#: Module status codes of ``+HTTPACTION`` (spec at_commands.md §6.4).
-MODULE_CODES: dict[int, str] = {
-    600: "not an HTTP answer",
-    601: "network error (the PDP context dropped: AT+SAPBR=1,1 again)",
-    602: "module out of memory",
-    603: "DNS error (check the URL's host)",
-    604: "HTTP stack busy (wait for the previous +HTTPACTION)",
-    605: "SSL channel setup failed (https:// URL, module time, certificates)",
-    606: "SSL alert / communication error",
-}
-
-
-def _status_meaning(status: int) -> str:
-    if status in MODULE_CODES:
-        return MODULE_CODES[status]
-    if status == 400:
-        return "the server could not read the request (headers or body)"
-    if status == 404:
-        return "no such path: check the URL (/auth/devicename or /auth/register/device)"
-    if 400 <= status < 500:
-        return "the server refused the request"
-    if status >= 500:
-        return "server error"
-    return "unexpected status"
-
-
-# Look-alikes a hand-typed line picks up: full-width forms (Chinese IME), smart quotes,
-# Cyrillic/Greek letters that look Latin, invisible spaces.
-_LOOKALIKE = {
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"', "\u2018": "'", "\u2019": "'",
-    "\u3001": ",", "\u3002": ".", "\u2014": "-", "\u2013": "-", "\u2212": "-",
-    "\u00a0": " ", "\u3000": " ", "\u200b": "", "\u200c": "", "\u200d": "", "\ufeff": "",
-    "\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0445": "x",
-    "\u0443": "y", "\u0410": "A", "\u0412": "B", "\u0415": "E", "\u041a": "K", "\u041c": "M",
-    "\u041d": "H", "\u041e": "O", "\u0420": "P", "\u0421": "C", "\u0422": "T", "\u0425": "X",
-    "\u03bf": "o", "\u039f": "O", "\u0391": "A", "\u0392": "B", "\u0395": "E", "\u039a": "K",
-    "\u0399": "I", "\u0406": "I", "\u0456": "i", "\u00b4": "'", "\uff40": "`",
-}  # fmt: skip
-
-
-def _ascii_for(ch: str) -> str | None:
-    if ch in _LOOKALIKE:
-        return _LOOKALIKE[ch]
-    folded = unicodedata.normalize("NFKC", ch)
-    if folded != ch and folded.isascii():
-        return folded
-    return None
-
-
-def _char_report(ch: str) -> str:
-    name = unicodedata.name(ch, "UNKNOWN")
-    repl = _ascii_for(ch)
-    if repl is None:
-        return f"U+{ord(ch):04X} {name}"
-    shown = repr(repl) if repl.strip() else ("nothing" if not repl else "a plain space")
-    return f"U+{ord(ch):04X} {name} (should be {shown})"
-
-
-def _outside_quotes(text: str) -> str:
-    """``text`` with quoted parts replaced by ``""`` (to look at separators only)."""
-    return re.sub(r'"[^"]*"', '""', text)
 
 
 # ---------------------------------------------------------------------------- the checks
