@@ -65,6 +65,24 @@ from airlab.follow.expect import (
     _Options,
     _result_findings,
 )
+from airlab.follow.expect import (
+    OTHER_HOST_KEY as OTHER_HOST_KEY,  # re-exported
+)
+from airlab.follow.expect import (
+    TUTORIAL_DEVICE_NAME as TUTORIAL_DEVICE_NAME,  # re-exported
+)
+from airlab.follow.expect import (
+    TUTORIAL_IOT_ID as TUTORIAL_IOT_ID,  # re-exported
+)
+from airlab.follow.expect import (
+    TUTORIAL_IOT_TOKEN as TUTORIAL_IOT_TOKEN,  # re-exported
+)
+from airlab.follow.expect import (
+    TUTORIAL_PRODUCT_KEY as TUTORIAL_PRODUCT_KEY,  # re-exported
+)
+from airlab.follow.expect import (
+    TUTORIAL_SIGNS as TUTORIAL_SIGNS,  # re-exported
+)
 from airlab.follow.report import (
     DeviceLike,
     Finding,

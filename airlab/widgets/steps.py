@@ -63,6 +63,12 @@ from airlab.widgets.flow import (
     FlowStep,
     Outcome,
 )
+from airlab.widgets.flow import (
+    Reader as Reader,  # re-exported
+)
+from airlab.widgets.flow import (
+    Runner as Runner,  # re-exported
+)
 from airlab.widgets.flow_recipes import (
     METHODS,
     recipes_for,
