@@ -1,12 +1,12 @@
 """Vectorised pairing for large captures: records DataFrame in, the pairing table out.
 
-:func:`lex_records` does what :func:`airlab.analysis.pairing.lex_events` does, with
+:func:`lex_records` does what :func:`airlab.analysis.lexing.lex_events` does, with
 numpy/pyarrow over the bytes of each direction instead of one Python object per event:
 lines are split across records as the parser joins them, length-framed bodies
 (``+HTTPREAD: n``, ``+MSUB: "t",n byte,…``) and ``AT+HTTPDATA`` data are cut out by
 length, and finals / echoes / completing URCs are found by prefix and given to their
 command by position.  The matching and the table are shared with the event path
-(:func:`~airlab.analysis.pairing.match_and_assemble`), so the tables are equal.
+(:func:`~airlab.analysis.matching.match_and_assemble`), so the tables are equal.
 
 What it does not model falls back to the event path (same table, slower): control
 bytes, ``>`` data phases (MPUBEX, CIPSEND …), an echo with no command pending,
@@ -44,7 +44,8 @@ from airlab.analysis.fast_bytes import (
     _trim,
 )
 from airlab.analysis.kinds import COMPLETION_NAMES, NO_FINAL_COMMANDS
-from airlab.analysis.pairing import Lexed, match_and_assemble, pair_commands
+from airlab.analysis.lexing import Lexed
+from airlab.analysis.matching import match_and_assemble, pair_commands
 from airlab.at.urcs import (
     DATA_PHASE_COMMANDS,
     FINAL_RESULTS,
@@ -66,7 +67,7 @@ def lex_records(df: pd.DataFrame) -> Lexed:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from airlab.analysis.pairing import _TOK_NAMES
+    from airlab.analysis.matching import _TOK_NAMES
 
     if "kind" in df.columns and not _category_is(df["kind"], "data").all():
         raise Unsupported("marker or unparsed records")

@@ -477,7 +477,7 @@ def _named_tokens(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from airlab.analysis.pairing import _to_int
+    from airlab.analysis.matching import _to_int
     from airlab.at.parser import split_args
 
     local = np.full(len(texts), -1, np.int64)
