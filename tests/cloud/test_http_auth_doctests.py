@@ -15,6 +15,11 @@ import pytest
         "airlab.cloud.http_conn",
         "airlab.cloud.http_handler",
         "airlab.cloud.http_console",
+        "airlab.cloud.auth_common",
+        "airlab.cloud.auth_checks",
+        "airlab.cloud.auth_connect",
+        "airlab.cloud.auth_topics",
+        "airlab.cloud.auth_http",
     ],
 )
 def test_docstring_examples(name: str) -> None:
