@@ -31,7 +31,7 @@ from airlab.at.events import Urc
 from airlab.at.redact import redact_bytes
 from airlab.errors import CloudRejected, UsageError
 from airlab.session import ModemSession, Response
-from airlab.session.recipes import _auth_url
+from airlab.session.recipe_parts import _auth_url
 
 Outcome = Response | Urc
 
