@@ -28,6 +28,7 @@ from airlab.follow.expect import (
     _copied,
     _expected_body,
     _more,
+    _note_own_values,
     _quoted_args,
     _sign_text,
 )
@@ -265,15 +266,7 @@ def _d_body(step, turn, opts, ctx, following) -> list[Finding]:
             )
     if typed != typed.strip():
         out.append(Finding("value", "the body has spaces or line breaks at its ends"))
-    if not out or all(not f.mistake for f in out):
-        out.append(
-            Finding(
-                "device",
-                "deviceName, clientId and sign are your device's, so they differ from the "
-                "capture's: expected",
-                mistake=False,
-            )
-        )
+    _note_own_values(out, "deviceName, clientId and sign")
     return out
 
 

@@ -33,6 +33,7 @@ from airlab.follow.expect import (
     _args,
     _copied,
     _expected,
+    _note_own_values,
     _Options,
     _secret_for_login,
     _sign_text,
@@ -163,15 +164,7 @@ def _d_mconfig_direct(args, opts, ctx) -> list[Finding]:
         and not any(f.what in ("device", "order") for f in out)
     ):
         out.append(Finding("device", f"the user name's DeviceName is not yours ({me.device_name})"))
-    if not any(f.mistake for f in out):
-        out.append(
-            Finding(
-                "device",
-                "client id, user name and sign are your device's, so they differ from the "
-                "capture's: expected",
-                mistake=False,
-            )
-        )
+    _note_own_values(out, "client id, user name and sign")
     return out
 
 

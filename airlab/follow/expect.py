@@ -233,3 +233,22 @@ def _sign_text(check) -> str:
     if check.hint:
         text += f"; what differs: {check.hint}"
     return text
+
+
+def _note_own_values(out: list[Finding], values: str) -> None:
+    """Add to ``out``, when it holds no mistake, the note that ``values`` are the
+    student's device's and so differ from the capture's.
+
+    >>> out: list[Finding] = []
+    >>> _note_own_values(out, "client id and sign")
+    >>> out[0].text
+    "client id and sign are your device's, so they differ from the capture's: expected"
+    """
+    if not any(f.mistake for f in out):
+        out.append(
+            Finding(
+                "device",
+                f"{values} are your device's, so they differ from the capture's: expected",
+                mistake=False,
+            )
+        )
