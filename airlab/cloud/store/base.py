@@ -1,0 +1,218 @@
+"""The registry's schema and its one SQLite connection (guarded by a lock).
+
+:class:`StoreBase` opens the database and offers ``_query``/``_execute``; the other rooms
+of :mod:`airlab.cloud.store` build on it.
+
+Example:
+    >>> base = StoreBase()
+    >>> base._query("SELECT count(*) FROM products")[0][0]
+    0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from airlab.errors import UsageError
+
+__all__ = ["StoreBase"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    product_key TEXT PRIMARY KEY,
+    product_secret TEXT NOT NULL,
+    region TEXT NOT NULL,
+    dynamic_registration INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    host_check INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS topic_classes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_key TEXT NOT NULL REFERENCES products(product_key) ON DELETE CASCADE,
+    template TEXT NOT NULL,
+    permission TEXT NOT NULL,
+    UNIQUE (product_key, template)
+);
+CREATE TABLE IF NOT EXISTS devices (
+    product_key TEXT NOT NULL REFERENCES products(product_key) ON DELETE CASCADE,
+    device_name TEXT NOT NULL,
+    device_secret TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    activated INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    iot_id TEXT NOT NULL UNIQUE,
+    PRIMARY KEY (product_key, device_name)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    iot_token TEXT PRIMARY KEY,
+    iot_id TEXT NOT NULL,
+    product_key TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    issued REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_id ON tokens (iot_id);
+CREATE TABLE IF NOT EXISTS device_tokens (
+    product_key TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    device_token TEXT NOT NULL,
+    issued REAL NOT NULL,
+    PRIMARY KEY (product_key, device_name, client_id)
+);
+CREATE TABLE IF NOT EXISTS connection_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    protocol TEXT NOT NULL,
+    event TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    product_key TEXT,
+    device_name TEXT,
+    client_id TEXT,
+    remote TEXT,
+    code INTEGER,
+    reason TEXT,
+    explanation TEXT
+);
+CREATE TABLE IF NOT EXISTS message_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    direction TEXT NOT NULL,
+    product_key TEXT,
+    device_name TEXT,
+    client_id TEXT,
+    topic TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    accepted INTEGER NOT NULL,
+    reason TEXT,
+    explanation TEXT
+);
+CREATE INDEX IF NOT EXISTS connection_log_device ON connection_log (product_key, device_name);
+CREATE INDEX IF NOT EXISTS message_log_device ON message_log (product_key, device_name);
+CREATE TABLE IF NOT EXISTS classes (
+    name TEXT PRIMARY KEY,
+    product_key TEXT NOT NULL REFERENCES products(product_key) ON DELETE CASCADE,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seats (
+    class_name TEXT NOT NULL REFERENCES classes(name) ON DELETE CASCADE,
+    seat TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    product_key TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (class_name, seat),
+    FOREIGN KEY (product_key, device_name)
+        REFERENCES devices(product_key, device_name) ON DELETE CASCADE
+);
+"""
+
+# Columns added after the first release: (table, column, definition). A registry written
+# by an older version gets them on open (ALTER TABLE ... ADD COLUMN keeps every row and
+# gives it the default).
+_ADDED_COLUMNS = (
+    ("products", "host_check", "INTEGER NOT NULL DEFAULT 0"),
+    ("products", "tls_required", "INTEGER NOT NULL DEFAULT 0"),
+    # SHA-256 hex digests of the class's tokens (JSON list; see add_class_token)
+    ("classes", "token_hashes", "TEXT NOT NULL DEFAULT '[]'"),
+    # 动态注册状态: 1 once a dynamic registration issued the current DeviceSecret (see
+    # Registry.registration_secret); ResetThing sets it back to 0 (未注册)
+    ("devices", "registered", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+class StoreBase:
+    """The SQLite connection of a registry: ``path`` is a file path (created if
+    missing, readable by its owner only) or ``":memory:"``; ``clock`` gives the epoch
+    seconds used for ``created``/``issued`` stamps. The schema is created (and an older
+    file migrated) on open."""
+
+    _closed: bool
+
+    def __init__(
+        self, path: str | Path = ":memory:", *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._closed = False
+        if self.path != ":memory:":
+            _make_private(self.path)
+        self._conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            self._migrate()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).fetchall()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).rowcount
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` and re-raise on any exception
+        (the caller holds :attr:`_lock`)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("registry", "the registry is closed")
+
+    def _migrate(self) -> None:
+        """Add the columns an older registry lacks (another process may race us: a
+        column it added meanwhile is fine)."""
+        for table, column, definition in _ADDED_COLUMNS:
+            present = {r["name"] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column in present:
+                continue
+            try:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc).lower():
+                    raise
+
+
+def _make_private(path: str) -> None:
+    """Create the registry file (and its ``-wal``/``-shm`` companions, if any) readable
+    by its owner only: it holds secrets and tokens. SQLite creates the WAL and SHM files
+    with the main file's permissions, so they follow."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # sqlite3.connect reports the problem in its own words
+    try:
+        if os.fstat(fd).st_uid == os.getuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):
+            companion = path + suffix
+            if os.stat(companion).st_uid == os.getuid():
+                os.chmod(companion, 0o600)

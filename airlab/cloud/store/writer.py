@@ -1,0 +1,197 @@
+"""The registry's log writer: logging never blocks the broker.
+
+:meth:`LogWriterMixin.log_connection` and :meth:`LogWriterMixin.log_message` only
+enqueue; a writer thread commits in batches (``executemany``; every 200 records or
+~50 ms). A record may carry ``on_commit``, called (in the writer thread, in queue
+order) once its transaction is committed: the broker sends a PUBACK or a refusal only
+then, so nothing acknowledged is missing from the log after a crash. Such a record ends
+the batch's wait at once (group commit: whatever is queued goes in one transaction).
+
+Example:
+    >>> from airlab.cloud.registry import Registry
+    >>> reg = Registry(); done = threading.Event()
+    >>> reg.log_connection(ConnectionEvent(1.0, "mqtt", "connect", True), done.set)
+    >>> done.wait(5)
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from airlab.cloud.model import ConnectionEvent, MessageRecord
+from airlab.cloud.store.base import StoreBase
+from airlab.cloud.store.records import _explanation_json
+
+__all__ = ["LogWriterMixin", "OnCommit"]
+
+log = logging.getLogger("airlab.cloud.registry")
+
+_BATCH = 200
+_LINGER = 0.05
+# Someone waits for the commit (a PUBACK, a refusal): gather what arrives within this
+# window into the same transaction (group commit), then commit at once.
+_GROUP_WINDOW = 0.002
+OnCommit = Callable[[], None]
+_Item = tuple[str, tuple[Any, ...], OnCommit | None]
+_FLUSH: _Item = ("flush", (), None)
+
+
+class LogWriterMixin(StoreBase):
+    """The connection and message logs' queue and writer thread (started by
+    :meth:`_start_writer`)."""
+
+    def _start_writer(self) -> None:
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._enqueued = 0
+        self._written = 0
+        self.last_write_error: BaseException | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name="airlab-registry", daemon=True
+        )
+        self._writer.start()
+
+    def log_connection(self, event: ConnectionEvent, on_commit: OnCommit | None = None) -> None:
+        """Queue one connection-log line (returns at once; see :meth:`flush`);
+        ``on_commit`` is called once it is committed."""
+        dev = event.device
+        self._enqueue(
+            "INSERT INTO connection_log (time, protocol, event, accepted, product_key, "
+            "device_name, client_id, remote, code, reason, explanation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.time,
+                event.protocol,
+                event.event,
+                int(event.accepted),
+                dev.product_key if dev else None,
+                dev.device_name if dev else None,
+                event.client_id,
+                event.remote,
+                event.code,
+                event.reason,
+                _explanation_json(event.explanation),
+            ),
+            on_commit,
+        )
+
+    def log_message(self, record: MessageRecord, on_commit: OnCommit | None = None) -> None:
+        """Queue one message-log line (returns at once; see :meth:`flush`);
+        ``on_commit`` is called once it is committed.
+
+        Example:
+            >>> from airlab.cloud.registry import Registry
+            >>> reg = Registry(); done = threading.Event()
+            >>> reg.log_message(MessageRecord(1.0, "up", "/t", 1, b"x", True), done.set)
+            >>> done.wait(5), len(reg.message_log())
+            (True, 1)
+        """
+        dev = record.device
+        self._enqueue(
+            "INSERT INTO message_log (time, direction, product_key, device_name, client_id, "
+            "topic, qos, payload, accepted, reason, explanation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.time,
+                record.direction,
+                dev.product_key if dev else None,
+                dev.device_name if dev else None,
+                record.client_id,
+                record.topic,
+                record.qos,
+                bytes(record.payload),
+                int(record.accepted),
+                record.reason,
+                None,
+            ),
+            on_commit,
+        )
+
+    def _enqueue(self, sql: str, params: tuple[Any, ...], on_commit: OnCommit | None) -> None:
+        with self._cond:
+            if self._closed:  # late lines from a stopping broker are dropped
+                return
+            self._enqueued += 1
+        self._queue.put((sql, params, on_commit))
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                break
+            if item is _FLUSH:
+                continue
+            batch = [item]
+            urgent = item[2] is not None
+            if urgent:
+                time.sleep(_GROUP_WINDOW)  # one wake-up per group, not one per record
+            deadline = time.monotonic() + _LINGER
+            while len(batch) < _BATCH:
+                remaining = 0.0 if urgent else deadline - time.monotonic()
+                try:
+                    if remaining > 0:
+                        nxt = self._queue.get(timeout=remaining)
+                    else:
+                        nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if nxt is _FLUSH:  # someone waits: commit now instead of lingering
+                    break
+                batch.append(nxt)
+                if nxt[2] is not None and not urgent:
+                    urgent = True  # from now on take only what is already queued
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[_Item]) -> None:
+        grouped: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params, _ in batch:
+            grouped.setdefault(sql, []).append(params)
+        committed = False
+        try:
+            with self._lock:
+                with self._transaction() as conn:
+                    for sql, rows in grouped.items():
+                        conn.executemany(sql, rows)
+                committed = True
+        except Exception as exc:  # pragma: no cover - disk full, locked for 10 s ...
+            self.last_write_error = exc
+            log.error("the registry could not write %d log records: %r", len(batch), exc)
+        finally:
+            with self._cond:
+                self._written += len(batch)
+                self._cond.notify_all()
+        if committed:  # an unwritten record is never acknowledged
+            for _, _, on_commit in batch:
+                if on_commit is not None:
+                    try:
+                        on_commit()
+                    except Exception:
+                        log.exception("an on_commit callback of the registry failed")
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every record queued so far is committed; False on timeout.
+
+        Example:
+            >>> from airlab.cloud.registry import Registry
+            >>> reg = Registry()
+            >>> reg.log_connection(ConnectionEvent(1.0, "mqtt", "connect", True))
+            >>> reg.flush(), len(reg.connection_log())
+            (True, 1)
+        """
+        with self._cond:
+            target = self._enqueued
+            if self._written >= target:
+                return True
+        self._queue.put(_FLUSH)
+        with self._cond:
+            return self._cond.wait_for(lambda: self._written >= target, timeout)
