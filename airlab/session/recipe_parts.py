@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from airlab.aliyun import (
     MqttCredentials,
@@ -65,6 +66,8 @@ CONNWL_HINT = (
     "(a token belongs to that clientId); the emulator explains the refusal: "
     "CloudEmulator.explain_last_refusal()"
 )
+
+_T = TypeVar("_T")
 
 
 def _awaits(name: str) -> dict[str, Any]:
@@ -182,6 +185,30 @@ def _https_post(
 
 def _rejected(exc: CloudRejected, hint: str) -> CloudRejected:
     return CloudRejected(exc.code, exc.message, hint)
+
+
+def _post_and_parse(
+    session: ModemSession,
+    req: HttpFormRequest,
+    steps: _Steps,
+    timeout: float | None,
+    auth_base: str | None,
+    parse: Callable[[bytes], _T],
+    path: str,
+    hint: str,
+    parse_hint: str | None = None,
+) -> _T:
+    """:func:`_https_post`, then the reply read by ``parse``: a refusal in the reply
+    carries ``parse_hint`` (default ``hint``), an HTTP status other than 200 is a
+    refusal of ``path`` with ``hint``."""
+    status, body = _https_post(session, req, steps, timeout, auth_base)
+    try:
+        reply = parse(body)
+    except CloudRejected as exc:
+        raise _rejected(exc, parse_hint or hint) from exc
+    if status != 200:
+        raise CloudRejected(status, f"HTTP status of {path}", hint)
+    return reply
 
 
 # ---------------------------------------------------------------------------- MQTT login

@@ -52,7 +52,7 @@ from airlab.at.commands import (
     mqttmsgset,
     msub,
 )
-from airlab.errors import CloudRejected, UsageError
+from airlab.errors import UsageError
 from airlab.session.guards import check_aliyun_client_id, check_aliyun_keepalive
 from airlab.session.recipe_parts import (
     CONNWL_HINT as CONNWL_HINT,  # re-exported
@@ -61,9 +61,8 @@ from airlab.session.recipe_parts import (
     HTTP_AUTH_HINT,
     REGISTER_HINT,
     _awaits,
-    _https_post,
     _mqtt_login,
-    _rejected,
+    _post_and_parse,
     attach,
     disconnect,
 )
@@ -149,13 +148,10 @@ def http_auth_then_mqtt(
         region=region,
     )
     steps = _Steps()
-    status, body = _https_post(session, req, steps, http_timeout, auth_base)
-    try:
-        reply = parse_http_auth_reply(body)
-    except CloudRejected as exc:
-        raise _rejected(exc, f"{HTTP_AUTH_HINT}; we signed {req.sign_content!r}") from exc
-    if status != 200:
-        raise CloudRejected(status, "HTTP status of /auth/devicename", HTTP_AUTH_HINT)
+    reply = _post_and_parse(
+        session, req, steps, http_timeout, auth_base, parse_http_auth_reply,
+        "/auth/devicename", HTTP_AUTH_HINT, f"{HTTP_AUTH_HINT}; we signed {req.sign_content!r}",
+    )  # fmt: skip
     creds = mqtt_credentials_after_http_auth(reply, product_key, label, region=region)
     if host is not None or port is not None:
         creds = dataclasses.replace(
@@ -241,13 +237,10 @@ def register_device(
         region=region,
     )
     steps = _Steps()
-    status, body = _https_post(session, req, steps, http_timeout, auth_base)
-    try:
-        device = parse_register_reply(body)
-    except CloudRejected as exc:
-        raise _rejected(exc, REGISTER_HINT) from exc
-    if status != 200:
-        raise CloudRejected(status, "HTTP status of /auth/register/device", REGISTER_HINT)
+    device = _post_and_parse(
+        session, req, steps, http_timeout, auth_base, parse_register_reply,
+        "/auth/register/device", REGISTER_HINT,
+    )  # fmt: skip
     return Registration(
         steps=steps.done(),
         product_key=device.product_key,
