@@ -99,6 +99,19 @@ def _step(
     return FlowStep(name, line, _cmd(line, check=check), explain, read)
 
 
+def _mconnect(line: str, key: str) -> Runner:
+    """Runs ``AT+MCONNECT`` until ``CONNACK OK``, keeping the session's mark before it
+    (``state[key + "_mark"]``) and when it was sent (``state[key + "_sent"]``)."""
+
+    def connect(s: ModemSession, state: FlowState) -> Response:
+        state[f"{key}_mark"] = s.mark()
+        r = s.command_and_wait(line, urc="CONNACK OK", fail=("ERROR", "CLOSED"))
+        state[f"{key}_sent"] = r.sent_mono
+        return r
+
+    return connect
+
+
 def _read_cgatt(r: Outcome, _state: FlowState) -> str:
     assert isinstance(r, Response)
     if r.args("+CGATT") == ("1",):
@@ -232,11 +245,7 @@ def _login_steps(
             fail=("CONNECT FAIL", "CLOSED", "ERROR"),
         )
 
-    def connect(s: ModemSession, state: FlowState) -> Response:
-        state["mconnect_mark"] = s.mark()
-        r = s.command_and_wait(connect_line, urc="CONNACK OK", fail=("ERROR", "CLOSED"))
-        state["mconnect_sent"] = r.sent_mono
-        return r
+    connect = _mconnect(connect_line, "mconnect")
 
     def read_open(r: Outcome, _state: FlowState) -> str:
         assert isinstance(r, Response) and r.urc is not None
@@ -287,11 +296,7 @@ def _mqtt_register_steps(
     connect_line = mconnect(1, keepalive)
     kind = "register" if topic == REGISTER_PUSH_TOPIC else "regnwl"
 
-    def connect(s: ModemSession, state: FlowState) -> Response:
-        state["register_mark"] = s.mark()
-        r = s.command_and_wait(connect_line, urc="CONNACK OK", fail=("ERROR", "CLOSED"))
-        state["register_sent"] = r.sent_mono
-        return r
+    connect = _mconnect(connect_line, "register")
 
     def push(s: ModemSession, state: FlowState) -> Urc:
         since = state.need("register_mark", "MCONNECT", "push")
