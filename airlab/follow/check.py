@@ -440,10 +440,7 @@ class TutorialFollower:
             parse_sign_method(sign_method)
         self.steps = tutorial_steps(self.method, captures)
         self._events: list[Event] = []
-        self._report = follow_events(
-            self.method, me, (), sign_method=sign_method, timestamp=timestamp, steps=self.steps,
-            window=window,
-        )  # fmt: skip
+        self._report = self._follow(())
 
     @property
     def report(self) -> FollowReport:
@@ -457,16 +454,19 @@ class TutorialFollower:
     def feed(self, events: Iterable[Event]) -> FollowReport:
         """Add events and recompute the report (a later answer can change a row)."""
         self._events.extend(events)
-        self._report = follow_events(
+        self._report = self._follow(self._events)
+        return self._report
+
+    def _follow(self, events: Iterable[Event]) -> FollowReport:
+        return follow_events(
             self.method,
             self.me,
-            self._events,
+            events,
             sign_method=self.sign_method,
             timestamp=self.timestamp,
             steps=self.steps,
             window=self.window,
         )
-        return self._report
 
     def reset(self) -> None:
         """Forget the events fed so far."""
