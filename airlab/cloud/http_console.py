@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airlab.cloud.auth import _dumps
+from airlab.cloud.auth_common import _dumps
 from airlab.cloud.model import ConnectionEvent
 from airlab.errors import UsageError
 

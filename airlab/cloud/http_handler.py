@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from airlab.cloud.auth import JSON_CONTENT_TYPE, HttpReply, _dumps
+from airlab.cloud.auth_common import JSON_CONTENT_TYPE, HttpReply, _dumps
 from airlab.cloud.http_conn import (
     _Connection,
     _HeadTooLarge,
