@@ -382,3 +382,20 @@ def test_a_device_never_receives_another_devices_messages(
     refused = cloud.refusals(DeviceRef(PK, OTHER))
     assert set(refused["event"]) == {"subscribe", "publish"}
     assert sorted(d.device_name for d in cloud.online_devices()) == sorted([DN, OTHER])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "airlab.cloud.service",
+        "airlab.cloud.console",
+        "airlab.cloud.refusals",
+        "airlab.cloud.service_support",
+    ],
+)
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
