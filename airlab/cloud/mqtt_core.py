@@ -26,6 +26,10 @@ Each connection's state is a :class:`ConnState`; its legal moves are the table
 Sessions are keyed by the *device* (``pk/dn``), never by the client id, and no session is
 touched before the rules accepted a CONNECT.
 
+This module is the connection state machine; the states, timers and actions are in
+:mod:`airlab.cloud.mqtt_states`, the sessions, subscriptions and routing in
+:mod:`airlab.cloud.mqtt_routing` (every name is still importable from here).
+
 Example (a rules object that lets everybody in and keeps its logs in lists):
 
     >>> from airlab.cloud.model import ConnectDecision, DeviceRef, Permission
@@ -56,10 +60,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import Enum
 
 from airlab.cloud.model import (
     CONNACK_MEANINGS,
@@ -69,8 +70,41 @@ from airlab.cloud.model import (
     ConnectRequest,
     DeviceRef,
     Explanation,
-    MessageRecord,
 )
+from airlab.cloud.mqtt_routing import RoutingMixin, _dup, _Session
+from airlab.cloud.mqtt_routing import topic_matches as topic_matches
+from airlab.cloud.mqtt_routing import valid_filter as valid_filter
+from airlab.cloud.mqtt_states import (
+    _AWAIT_CONNECT,
+    _CLOSED,
+    _CONNECTED,
+    _PINGRESP,
+    _REFUSING,
+    CLOSE_EVENTS,
+    KICK_PAYLOAD,
+    KICK_TOPIC,
+    MAX_PACKET,
+    MAX_PAYLOAD,
+    TRANSITIONS,
+    UPLINK_LIMITS,
+    Action,
+    BrokerStateError,
+    Close,
+    CloseReason,
+    ConnInput,
+    ConnState,
+    LogConnection,
+    LogMessage,
+    Send,
+    StartTimer,
+    Timer,
+    _Conn,
+    _why,
+)
+from airlab.cloud.mqtt_states import MAX_CONNECT as MAX_CONNECT
+from airlab.cloud.mqtt_states import MAX_FILTERS_PER_SUBSCRIBE as MAX_FILTERS_PER_SUBSCRIBE
+from airlab.cloud.mqtt_states import MAX_OFFLINE_QUEUE as MAX_OFFLINE_QUEUE
+from airlab.cloud.mqtt_states import MAX_SUBSCRIPTIONS as MAX_SUBSCRIPTIONS
 from airlab.mqtt import codec as c
 
 __all__ = [
@@ -96,260 +130,6 @@ __all__ = [
 
 log = logging.getLogger("airlab.cloud.broker")
 
-MAX_PAYLOAD = 256 * 1024  # larger messages are discarded (platform limit)
-#: Uplink messages per second per device (QoS0, QoS1); the excess is dropped silently.
-UPLINK_LIMITS = (30, 10)
-MAX_PACKET = 1024 * 1024 + 1024  # a bigger packet closes the connection
-MAX_CONNECT = 64 * 1024
-MAX_FILTERS_PER_SUBSCRIBE = 8
-MAX_SUBSCRIPTIONS = 100
-MAX_OFFLINE_QUEUE = 1000  # QoS1 messages kept for an offline persistent session
-KICK_TOPIC = "/ext/notify"
-KICK_PAYLOAD = b'{"title":"kick","content":"Kicked by the same device"}'
-_PINGRESP = c.encode(c.PINGRESP)
-
-
-# --------------------------------------------------------------------------- states
-
-
-class ConnState(Enum):
-    """Where one connection is."""
-
-    AWAIT_CONNECT = "await_connect"  # open, its CONNECT not complete yet
-    REFUSING = "refusing"  # refused; answered once the refusal is logged; input ignored
-    CONNECTED = "connected"  # CONNACK 0 sent: packets flow
-    CLOSED = "closed"  # closed (by either side); forgotten when its transport is gone
-
-
-class ConnInput(Enum):
-    """What moves a connection."""
-
-    ACCEPT = "accept"
-    REFUSE = "refuse"
-    CLOSE = "close"
-
-
-#: state -> {input: next state}; anything else is a bug (:class:`BrokerStateError`)
-TRANSITIONS: dict[ConnState, dict[ConnInput, ConnState]] = {
-    ConnState.AWAIT_CONNECT: {
-        ConnInput.ACCEPT: ConnState.CONNECTED,
-        ConnInput.REFUSE: ConnState.REFUSING,
-        ConnInput.CLOSE: ConnState.CLOSED,
-    },
-    ConnState.REFUSING: {ConnInput.CLOSE: ConnState.CLOSED},
-    ConnState.CONNECTED: {ConnInput.CLOSE: ConnState.CLOSED},
-    ConnState.CLOSED: {},
-}
-
-
-# module-level aliases: an Enum member lookup on the class is slow on the hot path
-_AWAIT_CONNECT, _REFUSING = ConnState.AWAIT_CONNECT, ConnState.REFUSING
-_CONNECTED, _CLOSED = ConnState.CONNECTED, ConnState.CLOSED
-
-
-class BrokerStateError(RuntimeError):
-    """An input that the connection's state does not allow (a bug of the broker)."""
-
-
-class Timer(Enum):
-    """The timers the core asks the adapter for."""
-
-    CONNECT = "connect"  # the CONNECT window
-    KEEPALIVE = "keepalive"  # 1.5 x keepalive without a packet
-    CLOSE_AFTER = "close_after"  # dynamic registration: close some seconds after CONNACK
-
-
-class CloseReason(Enum):
-    """Why an accepted connection ended -> (ConnectionEvent.event, accepted, log wording)."""
-
-    CLIENT = ("disconnect", True, "Device disconnect")
-    EOF = ("disconnect", True, "Connection reset by peer")
-    KICKED = ("kicked", False, "Kicked by the same device")
-    KEEPALIVE = ("keepalive", False, "Keepalive timeout")
-    PROTOCOL = ("disconnect", False, "Protocol error")
-    CLOSE_AFTER = ("disconnect", False, "Closed by the server after dynamic registration")
-    CONSOLE = ("disconnect", False, "Closed from the console")
-    SHUTDOWN = ("disconnect", False, "Emulator stopped")
-    ERROR = ("disconnect", False, "Connection occurs exception")
-
-
-#: the platform's wording per close reason (kept as a table for readers and tests)
-CLOSE_EVENTS: dict[CloseReason, tuple[str, bool, str]] = {r: r.value for r in CloseReason}
-
-
-# --------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Write ``data`` to connection ``conn`` (dropped if it is closed meanwhile)."""
-
-    conn: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close connection ``conn``: flush then close (``abort``: reset at once)."""
-
-    conn: int
-    abort: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    """Call :meth:`BrokerCore.timer` for ``conn`` and ``timer`` in ``delay`` seconds."""
-
-    conn: int
-    timer: Timer
-    delay: float
-
-
-@dataclass(frozen=True, slots=True)
-class LogConnection:
-    """``rules.log_connection(event)``; with ``then``: carry it out once committed."""
-
-    event: ConnectionEvent
-    then: tuple[Action, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogMessage:
-    """``rules.log_message(record)``; with ``then``: carry it out once committed."""
-
-    record: MessageRecord
-    then: tuple[Action, ...] | None = None
-
-
-Action = Send | Close | StartTimer | LogConnection | LogMessage
-
-
-# --------------------------------------------------------------------------- topics
-
-
-def valid_filter(f: str) -> bool:
-    """Whether ``f`` is a well-formed MQTT topic filter.
-
-    >>> valid_filter("a/+/b"), valid_filter("a/#"), valid_filter("a/#/b"), valid_filter("a+")
-    (True, True, False, False)
-    """
-    if not f or "\x00" in f:
-        return False
-    levels = f.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
-
-
-def topic_matches(topic: str, topic_filter: str) -> bool:
-    """Whether ``topic`` matches the (valid) ``topic_filter``.
-
-    >>> topic_matches("a/b/c", "a/+/c"), topic_matches("a", "a/#"), topic_matches("a/b", "+")
-    (True, True, False)
-    >>> topic_matches("$SYS/x", "#")  # wildcards never match a leading $
-    False
-    """
-    if topic_filter == topic:
-        return True
-    f, t = topic_filter.split("/"), topic.split("/")
-    if topic.startswith("$") and f[0] in ("+", "#"):
-        return False
-    for i, level in enumerate(f):
-        if level == "#":
-            return True
-        if i >= len(t) or (level != "+" and level != t[i]):
-            return False
-    return len(f) == len(t)
-
-
-# --------------------------------------------------------------------------- records
-
-
-class _Session:
-    """What the platform keeps per device: subscriptions, and for a persistent session
-    (clean session 0) its QoS 1 messages in flight and those queued while offline."""
-
-    __slots__ = ("clean", "conn", "filters", "inflight", "key", "next_id", "queue")
-
-    def __init__(self, key: str, clean: bool) -> None:
-        self.key = key
-        self.clean = clean
-        self.filters: dict[str, int] = {}  # filter -> granted QoS
-        self.inflight: dict[int, c.Publish] = {}  # packet id -> QoS 1 PUBLISH not acked
-        self.queue: deque[c.Publish] = deque()  # offline (persistent session only)
-        self.next_id = 1
-        self.conn: _Conn | None = None
-
-    def packet_id(self) -> int | None:
-        """A free packet id for an outgoing QoS 1 PUBLISH (None: 65535 in flight)."""
-        for _ in range(65535):
-            pid = self.next_id
-            self.next_id = pid % 65535 + 1
-            if pid not in self.inflight:
-                return pid
-        return None
-
-
-class _Conn:
-    """One connection as the core sees it."""
-
-    __slots__ = (
-        "client_id",
-        "close_after",
-        "decision",
-        "device",
-        "got_bytes",
-        "id",
-        "keepalive_limit",
-        "key",
-        "last_rx",
-        "level",
-        "rate_counts",
-        "rate_second",
-        "reader",
-        "remote",
-        "server_name",
-        "session",
-        "state",
-        "tls",
-    )
-
-    def __init__(self, cid: int, remote: str, tls: bool, server_name: str | None) -> None:
-        self.id = cid
-        self.remote = remote
-        self.tls = tls
-        self.server_name = server_name
-        self.state = _AWAIT_CONNECT
-        self.reader = c.PacketReader(MAX_CONNECT)
-        self.got_bytes = False
-        self.key = ""
-        self.device: DeviceRef | None = None
-        self.client_id: str | None = None
-        self.decision: ConnectDecision | None = None
-        self.session: _Session | None = None
-        self.level = 4
-        self.last_rx = 0.0
-        self.keepalive_limit: float | None = None
-        self.close_after: float | None = None
-        self.rate_second = -1
-        self.rate_counts = [0, 0]
-
-    def move(self, event: ConnInput) -> None:
-        try:
-            self.state = TRANSITIONS[self.state][event]
-        except KeyError:
-            why = f"connection {self.id}: {event.name} in {self.state.name}"
-            raise BrokerStateError(why) from None
-
-
-def _why(explanation: Explanation | None, default: str) -> str:
-    if explanation is None:
-        return default
-    return f"{explanation.rule}: {explanation.message}"
-
 
 def _puback(packet_id: int) -> bytes:
     return b"\x40\x02" + packet_id.to_bytes(2, "big")
@@ -358,7 +138,7 @@ def _puback(packet_id: int) -> bytes:
 # --------------------------------------------------------------------------- the core
 
 
-class BrokerCore:
+class BrokerCore(RoutingMixin):
     """The platform's MQTT broker, sans I/O (see the module docstring).
 
     ``connect_timeout``: seconds a new connection has for its CONNECT.  ``uplink_limits``:
@@ -531,30 +311,7 @@ class BrokerCore:
         session = self._sessions.get(str(device))
         return dict(session.filters) if session is not None else {}
 
-    # ---- logging ---------------------------------------------------------------------
-
-    def _log_conn(
-        self, event: str, accepted: bool, then: tuple[Action, ...] | None = None, **kw: object
-    ) -> None:
-        record = ConnectionEvent(self.wall(), "mqtt", event, accepted, **kw)  # type: ignore[arg-type]
-        self._out.append(LogConnection(record, then))
-
-    def _log_msg(
-        self,
-        direction: str,
-        topic: str,
-        qos: int,
-        payload: bytes,
-        accepted: bool,
-        device: DeviceRef | None,
-        client_id: str | None,
-        reason: str | None = None,
-        then: tuple[Action, ...] | None = None,
-    ) -> None:
-        record = MessageRecord(
-            self.wall(), direction, topic, qos, payload, accepted, device, client_id, reason
-        )
-        self._out.append(LogMessage(record, then))
+    # ---- refusals: logged first, answered once the record is committed -------------
 
     def _refuse(self, conn: _Conn, event: ConnectionEvent, then: tuple[Action, ...]) -> None:
         """Refuse a connection: log ``event``; answer (``then``) once it is committed."""
@@ -805,146 +562,6 @@ class BrokerCore:
             self._log_msg("down", push.topic, q, push.payload, True, device, client_id, reason)
         return False
 
-    def _on_subscribe(self, conn: _Conn, p: c.Subscribe) -> None:
-        session, device = conn.session, conn.device
-        assert session is not None and device is not None
-        codes = bytearray()
-        last_refusal: int | None = None
-        for index, (filt, qos) in enumerate(p.topics):
-            why: str | None = None
-            explanation: Explanation | None = None
-            if index >= MAX_FILTERS_PER_SUBSCRIBE:
-                why = f"more than {MAX_FILTERS_PER_SUBSCRIBE} topic filters in one SUBSCRIBE"
-            elif not valid_filter(filt):
-                why = "invalid topic filter"
-            elif filt not in session.filters and len(session.filters) >= MAX_SUBSCRIPTIONS:
-                why = f"the device already has {MAX_SUBSCRIPTIONS} subscriptions"
-            else:
-                perm = self.rules.may_subscribe(device, filt)
-                if not perm.allowed:
-                    explanation = perm.explanation
-                    why = _why(explanation, "No authorization")
-            if why is not None:
-                codes.append(0x80)
-                last_refusal = len(self._out)
-                self._log_conn(
-                    "subscribe",
-                    False,
-                    None,
-                    device=device,
-                    client_id=conn.client_id,
-                    remote=conn.remote,
-                    code=0x80,
-                    reason=f"SUBSCRIBE {filt!r} refused: {why}",
-                    explanation=explanation,
-                )
-                continue
-            granted = min(qos, 1)
-            self._add_subscription(session, filt, granted)
-            codes.append(granted)
-            self._log_conn(  # the platform's log service records a granted Sub too
-                "subscribe",
-                True,
-                device=device,
-                client_id=conn.client_id,
-                remote=conn.remote,
-                code=granted,
-                reason=f"SUBSCRIBE {filt!r} granted QoS {granted}",
-            )
-        suback = Send(conn.id, c.encode(c.Suback(p.packet_id, tuple(codes))))
-        if last_refusal is None:
-            self._out.append(suback)
-        else:  # answered once the (last) refusal is in the log
-            refusal = self._out[last_refusal]
-            assert isinstance(refusal, LogConnection)
-            self._out[last_refusal] = LogConnection(refusal.event, (suback,))
-
-    def _on_unsubscribe(self, conn: _Conn, p: c.Unsubscribe) -> None:
-        session = conn.session
-        assert session is not None
-        for filt in p.filters:
-            self._remove_subscription(session, filt)
-        self._out.append(Send(conn.id, c.encode(c.Unsuback(p.packet_id))))
-
-    # ---- sessions and routing ----------------------------------------------------------
-
-    def _add_subscription(self, session: _Session, filt: str, granted: int) -> None:
-        table = self._wild if ("+" in filt or "#" in filt) else self._exact
-        table.setdefault(filt, {})[session.key] = session
-        session.filters[filt] = granted
-
-    def _remove_subscription(self, session: _Session, filt: str) -> None:
-        if session.filters.pop(filt, None) is None:
-            return
-        table = self._wild if ("+" in filt or "#" in filt) else self._exact
-        subs = table.get(filt)
-        if subs is not None and subs.get(session.key) is session:
-            del subs[session.key]
-            if not subs:
-                del table[filt]
-
-    def _drop_session(self, session: _Session) -> None:
-        for filt in list(session.filters):
-            self._remove_subscription(session, filt)
-        if self._sessions.get(session.key) is session:
-            del self._sessions[session.key]
-        session.inflight.clear()
-        session.queue.clear()
-
-    def _route(self, topic: str, payload: bytes, qos: int) -> list[_Conn]:
-        """Deliver to every matching subscription; -> the connections reached.
-
-        Delivery QoS is the publisher's QoS (at most 1), not the subscription's: the
-        platform does not honour subscription QoS (spec §5.2, [D-PROTO]).
-        """
-        targets: dict[str, _Session] = {}
-        exact = self._exact.get(topic)
-        if exact:
-            targets.update(exact)
-        for filt, subs in self._wild.items():
-            if topic_matches(topic, filt):
-                targets.update(subs)
-        self.last_queued = 0
-        if not targets:
-            return []
-        q = min(qos, 1)
-        recipients: list[_Conn] = []
-        qos0: bytes | None = None
-        for session in targets.values():
-            conn = session.conn
-            if conn is None or conn.state is not _CONNECTED:
-                if not session.clean and q and len(session.queue) < MAX_OFFLINE_QUEUE:
-                    session.queue.append(c.Publish(topic, payload, 1, None))
-                    self.last_queued += 1
-                continue
-            if q == 0:
-                if qos0 is None:
-                    qos0 = c.encode(c.Publish(topic, payload))
-                self._out.append(Send(conn.id, qos0))
-            else:
-                self._deliver1(conn, session, c.Publish(topic, payload, 1, None))
-            recipients.append(conn)
-        return recipients
-
-    def _deliver1(self, conn: _Conn, session: _Session, message: c.Publish) -> None:
-        pid = session.packet_id()
-        if pid is None:  # 65535 in flight: keep it for later
-            if len(session.queue) < MAX_OFFLINE_QUEUE:
-                session.queue.append(message)
-            return
-        message = c.Publish(message.topic, message.payload, 1, pid)
-        session.inflight[pid] = message
-        self._out.append(Send(conn.id, c.encode(message)))
-
-    def _push(self, conn: _Conn, topic: str, payload: bytes, qos: int) -> None:
-        """Send directly to one client, no subscription needed."""
-        if qos >= 1:
-            assert conn.session is not None
-            self._deliver1(conn, conn.session, c.Publish(topic, payload, 1, None))
-        else:
-            self._out.append(Send(conn.id, c.encode(c.Publish(topic, payload))))
-        self._log_msg("down", topic, min(qos, 1), payload, True, conn.device, conn.client_id)
-
     # ---- the end of a connection -------------------------------------------------------
 
     def _close(
@@ -972,7 +589,3 @@ class BrokerCore:
             remote=conn.remote,
             reason=wording,
         )
-
-
-def _dup(message: c.Publish, pid: int) -> c.Publish:
-    return c.Publish(message.topic, message.payload, 1, pid, False, True)

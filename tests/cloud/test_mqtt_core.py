@@ -243,9 +243,7 @@ def test_pipelined_packets_after_connect_are_handled(core: BrokerCore) -> None:
 
 
 def test_keepalive_on_the_clock(core: BrokerCore, rules: FakeRules, clock: Clock) -> None:
-    rules.decisions["k"] = ConnectDecision(
-        0, device=DeviceRef(PK, "k"), keepalive_limit=90.0
-    )
+    rules.decisions["k"] = ConnectDecision(0, device=DeviceRef(PK, "k"), keepalive_limit=90.0)
     cid, _ = core.open("k:1")
     acts = core.receive(cid, c.encode(c.Connect("k")))
     assert StartTimer(cid, Timer.KEEPALIVE, 90.0) in acts
@@ -498,7 +496,14 @@ def test_topic_matching(topic: str, filt: str, match: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["airlab.cloud.mqtt_core", "airlab.cloud.mqtt_server", "airlab.cloud.broker"]
+    "name",
+    [
+        "airlab.cloud.mqtt_core",
+        "airlab.cloud.mqtt_states",
+        "airlab.cloud.mqtt_routing",
+        "airlab.cloud.mqtt_server",
+        "airlab.cloud.broker",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
