@@ -224,3 +224,22 @@ def test_bad_input_gives_one_line_naming_the_option(
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"airlab: error: {option}:"), err
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "airlab.cli.cloud",
+        "airlab.cli.cloud_common",
+        "airlab.cli.cloud_serve",
+        "airlab.cli.cloud_console",
+        "airlab.cli.cloud_log",
+        "airlab.cli.cloud_reset",
+    ],
+)
+def test_docstring_examples(name: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
