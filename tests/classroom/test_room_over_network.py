@@ -4,6 +4,7 @@ seat file — no registry file on their machine, only the admin API and a class 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -16,6 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 import airlab
+from airlab.aliyun import direct_mqtt_credentials
 from airlab.cloud.discovery import RemoteCloud, load_endpoints
 from airlab.cloud.registry import Registry
 from airlab.errors import UsageError
@@ -23,6 +25,7 @@ from airlab.lesson import open_lesson
 from airlab.session import recipes
 from tests.classroom.conftest import Served
 from tests.classroom.conftest import airlab as run_airlab
+from tests.cloud.broker_helpers import Client
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL_PK = "k1hipglLdjU"
@@ -236,3 +239,31 @@ def test_lesson_04_runs_on_a_laptop_with_the_room_file(
         ups = [m for m in reg.message_log((card["product_key"], card["device_name"]))
                if m.direction == "up"]  # fmt: skip
     assert ups
+
+
+def test_a_class_token_reads_payload_secrets_masked(served: Served, tmp_path: Path) -> None:
+    handouts = _class(served, tmp_path)
+    room = json.loads(_room(served, tmp_path).read_text())
+    seat = json.loads((handouts / "seat-01.json").read_text())
+    secret = "0123456789abcdef0123456789abcdef"
+    cred = direct_mqtt_credentials(seat["product_key"], seat["device_name"], seat["device_secret"])
+    port = int(served.endpoints["mqtt"].rsplit(":", 1)[1])
+    device = Client(port, client_id=cred.client_id, username=cred.username,
+                    password=cred.password, keepalive=60)  # fmt: skip
+    try:  # a student's device sends something secret-looking (a registration push's shape)
+        assert device.connect() == "Success"
+        topic = f"/{seat['product_key']}/{seat['device_name']}/user/update"
+        device.publish(topic, f'{{"deviceSecret":"{secret}"}}'.encode(), 1)
+    finally:
+        device.stop()
+    route = f"log?table=message&product_key={seat['product_key']}"
+    code, answer = _call(room, "GET", route)
+    assert code == 200, answer
+    payloads = [base64.b64decode(r["payload_b64"]) for r in answer["rows"]]
+    assert payloads and all(secret.encode() not in p for p in payloads)
+    assert any(b'"deviceSecret":"' + b"*" * len(secret) + b'"' in p for p in payloads)
+    admin = dict(room, admin={**room["admin"], "token": served.endpoints["admin"]["token"]})
+    code, answer = _call(admin, "GET", route)  # the teacher's admin token reads it as stored
+    assert code == 200 and any(
+        secret.encode() in base64.b64decode(r["payload_b64"]) for r in answer["rows"]
+    )
