@@ -355,6 +355,17 @@ def _stamp(when: float | None) -> str:
     return dt.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else ""
 
 
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: East Asian wide characters (姓名) take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
 def render_watch(progress: Any, *, width: int = 100) -> str:
     """The text of one refresh of ``airlab class watch``."""
     import textwrap
@@ -369,12 +380,12 @@ def render_watch(progress: Any, *, width: int = 100) -> str:
         + " · ".join(f"{step} {counts[step]}" for step in STEPS)
         + (f" · KICKED {counts['kicked']} (two people on one seat?)" if counts["kicked"] else "")
     )
-    label_width = max([4, *(len(r.label) for r in rows)])
+    label_width = max([4, *(_width(r.label) for r in rows)])
     lines = [head, ""]
     lines.append("  ".join(["seat", "name".ljust(label_width), "online", *STEPS, "refused"]))
     for r in rows:
         cells = [
-            r.seat.ljust(4), r.label.ljust(label_width), _MARK[r.online].center(6),
+            _pad(r.seat, 4), _pad(r.label, label_width), _MARK[r.online].center(6),
             *(_MARK[s in r.steps].center(len(s)) for s in STEPS),
             str(r.refused or "").rjust(7),
         ]  # fmt: skip

@@ -34,6 +34,11 @@ def test_create_list_handouts_and_watch(tmp_path: Path) -> None:
 
     text = airlab("class", "watch", "--db", str(db), "--once").stdout
     assert "class cs101" in text and "0 online" in text and "张三" in text
+    from airlab.cli.classroom import _width
+
+    rows = [line for line in text.splitlines() if line.startswith(("2024001", "2024002"))]
+    # the online mark sits in the same terminal column for 张三 (wide) and Ana
+    assert len({_width(line[: line.index("·")]) for line in rows}) == 1, rows
     view = json.loads(airlab("class", "watch", "--db", str(db), "--once", "--json").stdout)
     assert [s["seat"] for s in view["seats"]] == ["2024001", "2024002"]
     assert view["counts"]["seats"] == 2 and view["refresh_ms"] >= 0
