@@ -182,14 +182,12 @@ def _choose_seat(seat: str | os.PathLike[str] | None) -> tuple[str | None, str |
     return (text or None), None
 
 
-def _is_seat_file(seat: str) -> bool:
-    return seat.endswith(".json") or os.sep in seat or "/" in seat
-
-
 def _seat_identity(cloud: CloudConsole, seat: str, class_name: str | None) -> Identity:
     """The device of ``seat``: a seat file from a handout (``seat-07.json``), or a seat
     id of a class in the running emulator (``airlab class create``)."""
-    if _is_seat_file(seat):
+    from airlab.classroom.handouts import is_seat_file
+
+    if is_seat_file(seat):
         return _adopt_seat_file(cloud, Path(seat).expanduser())
     from airlab.classroom.roster import validate_seat_id
 
@@ -238,28 +236,12 @@ def _seat_identity(cloud: CloudConsole, seat: str, class_name: str | None) -> Id
 def _adopt_seat_file(cloud: CloudConsole, path: Path) -> Identity:
     """Read a handout's seat file; make sure this emulator knows its product and device
     (a student's own laptop: the class's certificate works there too)."""
-    import json
+    from airlab.classroom.handouts import read_seat_file
 
-    from airlab.aliyun import validate_platform_device_name, validate_platform_product_key
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError("seat", f"no seat file at {path}") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError("seat", f"cannot read the seat file {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("airlab_seat") != 1:
-        raise UsageError("seat", f"{path} is not an airlab seat file (from 'airlab class create')")
-    try:
-        pk = validate_platform_product_key(str(data["product_key"]))
-        dn = validate_platform_device_name(str(data["device_name"]))
-        ds, ps = str(data["device_secret"]), str(data["product_secret"])
-        region = str(data.get("region") or TUTORIAL_REGION)
-    except KeyError as exc:
-        raise UsageError("seat", f"the seat file {path} lacks {exc.args[0]}") from None
-    identity = Identity(
-        pk, dn, ds, ps, region, "seat", str(data.get("seat") or ""), str(data.get("label") or "")
-    )
+    card = read_seat_file(path)
+    pk, dn, ds, ps = card.product_key, card.device_name, card.device_secret, card.product_secret
+    region = card.region
+    identity = Identity(pk, dn, ds, ps, region, "seat", card.seat, card.label)
     try:
         registry = cloud.registry
     except UsageError:  # the class's emulator runs elsewhere: ask it through its API

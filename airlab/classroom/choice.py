@@ -60,10 +60,11 @@ def saved_seat() -> SavedSeat | None:
 
 def save_seat(seat: str, class_name: str | None = None) -> SavedSeat:
     """Keep ``seat`` (an id, or a seat file's path: made absolute) for later lessons."""
+    from airlab.classroom.handouts import is_seat_file
     from airlab.classroom.roster import validate_seat_id
 
     text = str(seat).strip()
-    if text.endswith(".json") or "/" in text or os.sep in text:
+    if is_seat_file(text):
         path = Path(text).expanduser().resolve()
         if not path.is_file():
             raise UsageError("seat", f"no seat file at {path}")

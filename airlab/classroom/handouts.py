@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from airlab.classroom.create import ClassInfo, SeatCard
+from airlab.cloud.fixtures import TUTORIAL_REGION
+from airlab.errors import UsageError
 
-__all__ = ["handout_html", "seat_file_name", "write_handouts"]
+__all__ = ["handout_html", "is_seat_file", "read_seat_file", "seat_file_name", "write_handouts"]
 
 _STYLE = """
 body { font-family: "Noto Sans CJK SC", "Noto Sans", sans-serif; margin: 0; }
@@ -48,6 +50,57 @@ table { border-collapse: collapse; } td, th { border: 1px solid #999; padding: 1
 code, .v { font-family: "Noto Sans Mono CJK SC", monospace; font-size: 11pt; }
 .note { color: #444; font-size: 10pt; }
 """
+
+
+def is_seat_file(seat: str) -> bool:
+    """True when ``seat`` names a seat file (a path) rather than a seat id: seat ids have
+    no ``/`` and do not end in ``.json``.
+
+    Example:
+        >>> is_seat_file("07"), is_seat_file("handouts/seat-07.json"), is_seat_file("s.json")
+        (False, True, True)
+    """
+    return seat.endswith(".json") or os.sep in seat or "/" in seat
+
+
+def read_seat_file(path: str | os.PathLike[str]) -> SeatCard:
+    """The card a handout's seat file holds (written by :func:`write_handouts`); a
+    missing, unreadable, foreign or incomplete file raises
+    :class:`~airlab.errors.UsageError` (field ``seat``) saying which.
+
+    Example:
+        >>> import tempfile
+        >>> from airlab.cloud.registry import Registry
+        >>> from airlab.classroom import create_class, numbered_seats
+        >>> room = create_class(Registry(), numbered_seats(1), name="demo")
+        >>> folder = tempfile.mkdtemp(); _ = write_handouts(room, folder)
+        >>> read_seat_file(Path(folder) / "seat-01.json") == room.cards[0]
+        True
+    """
+    from airlab.aliyun import validate_platform_device_name, validate_platform_product_key
+
+    file = Path(path).expanduser()
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError("seat", f"cannot read a seat file at {file}: no seat file there") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError("seat", f"cannot read a seat file at {file}: {exc}") from None
+    if not isinstance(data, dict) or data.get("airlab_seat") != 1:
+        raise UsageError("seat", f"{file} is not an airlab seat file (from 'airlab class create')")
+    try:
+        return SeatCard(
+            class_name=str(data.get("class") or ""),
+            seat=str(data.get("seat") or ""),
+            label=str(data.get("label") or ""),
+            product_key=validate_platform_product_key(str(data["product_key"])),
+            device_name=validate_platform_device_name(str(data["device_name"])),
+            device_secret=str(data["device_secret"]),
+            product_secret=str(data["product_secret"]),
+            region=str(data.get("region") or TUTORIAL_REGION),
+        )
+    except KeyError as exc:
+        raise UsageError("seat", f"the seat file {file} lacks {exc.args[0]}") from None
 
 
 def seat_file_name(seat: str, suffix: str = ".json") -> str:

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +44,10 @@ from typing import Any
 from airlab.cloud.registry import Registry, Seat
 from airlab.errors import UsageError
 
-__all__ = ["STEPS", "ClassProgress", "LiveMessage", "SeatProgress", "class_names"]
+__all__ = ["STEPS", "ClassProgress", "LiveMessage", "SeatProgress", "class_names", "hhmmss"]
+
+#: Log rows read per query; a refresh reads pages until both logs are caught up.
+_PAGE = 5000
 
 STEPS: tuple[str, ...] = ("attached", "logged in", "subscribed", "published", "received")
 _CLOSES = {"disconnect", "kicked", "keepalive"}
@@ -124,6 +128,16 @@ def _explanation_text(raw: object) -> str | None:
     return str(data)
 
 
+def hhmmss(when: float | None) -> str:
+    """A log time as the local ``HH:MM:SS`` the views show ("" for none).
+
+    Example:
+        >>> hhmmss(None)
+        ''
+    """
+    return dt.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else ""
+
+
 def class_names(cloud: Any) -> list[str]:
     """The classes on ``cloud`` (a :class:`~airlab.cloud.service.CloudConsole`), newest
     first; empty when it has none or its registry is not readable from here (in memory
@@ -190,19 +204,21 @@ class ClassProgress:
         read = 0
         while True:
             conns = self.registry.log_rows_after(
-                "connection_log", self._last_conn, self.product_key
+                "connection_log", self._last_conn, self.product_key, limit=_PAGE
             )
             for row in conns:
                 self._on_connection(row)
             if conns:
                 self._last_conn = int(conns[-1]["id"])
-            msgs = self.registry.log_rows_after("message_log", self._last_msg, self.product_key)
+            msgs = self.registry.log_rows_after(
+                "message_log", self._last_msg, self.product_key, limit=_PAGE
+            )
             for row in msgs:
                 self._on_message(row)
             if msgs:
                 self._last_msg = int(msgs[-1]["id"])
             read += len(conns) + len(msgs)
-            if len(conns) < 5000 and len(msgs) < 5000:
+            if len(conns) < _PAGE and len(msgs) < _PAGE:  # both caught up
                 break
         if self._online is not None:
             now_online = {

@@ -351,10 +351,6 @@ def _room_file(args: argparse.Namespace) -> int:
 _MARK = {True: "✓", False: "·"}
 
 
-def _stamp(when: float | None) -> str:
-    return dt.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else ""
-
-
 def _width(text: str) -> int:
     """Columns ``text`` takes in a terminal: East Asian wide characters (姓名) take two."""
     import unicodedata
@@ -371,6 +367,7 @@ def render_watch(progress: Any, *, width: int = 100) -> str:
     import textwrap
 
     from airlab.classroom import STEPS
+    from airlab.classroom.progress import hhmmss
 
     rows = list(progress.rows.values())
     counts = progress.counts()
@@ -394,7 +391,7 @@ def render_watch(progress: Any, *, width: int = 100) -> str:
     if refused:
         lines += ["", "latest refusal of each seat:"]
         for r in refused[-10:]:
-            text = f"{r.seat} {_stamp(r.refusal_time)} {r.refusal}"
+            text = f"{r.seat} {hhmmss(r.refusal_time)} {r.refusal}"
             if r.explanation:
                 text += f" — {r.explanation}"
             lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="      ")
@@ -406,7 +403,7 @@ def render_watch(progress: Any, *, width: int = 100) -> str:
             who = f"seat {m.seat}" if m.seat else (m.device_name or "-")
             payload = m.payload[:40].decode("utf-8", "replace")
             state = "" if m.accepted else f"  (dropped: {m.reason})"
-            lines.append(f"  {_stamp(m.time)} {arrow} {who:<10} {m.topic}  {payload!r}{state}")
+            lines.append(f"  {hhmmss(m.time)} {arrow} {who:<10} {m.topic}  {payload!r}{state}")
     return "\n".join(lines)
 
 

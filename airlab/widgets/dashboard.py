@@ -23,12 +23,11 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import threading
 from typing import TYPE_CHECKING, Any
 
-from airlab.classroom.progress import STEPS, ClassProgress
+from airlab.classroom.progress import STEPS, ClassProgress, hhmmss
 from airlab.errors import UsageError
 from airlab.widgets._box import BoxedWidget
 
@@ -38,10 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["ClassDashboard", "render_messages_html", "render_table_html"]
 
 _ALL = "__all__"
-
-
-def _stamp(when: float | None) -> str:
-    return dt.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else ""
 
 
 def render_table_html(progress: ClassProgress) -> str:
@@ -68,7 +63,7 @@ def render_table_html(progress: ClassProgress) -> str:
         for step in STEPS:
             when = row.steps.get(step)
             cells.append(
-                f"<td style='text-align:center' title='{e(_stamp(when))}'>"
+                f"<td style='text-align:center' title='{e(hhmmss(when))}'>"
                 + (
                     "<span style='color:#2a7'>✓</span>"
                     if when
@@ -83,7 +78,7 @@ def render_table_html(progress: ClassProgress) -> str:
                 else ""
             )
             cells.append(
-                f"<td style='color:#b22;max-width:36em'>{e(_stamp(row.refusal_time))} "
+                f"<td style='color:#b22;max-width:36em'>{e(hhmmss(row.refusal_time))} "
                 f"{e(row.refusal)}{why}</td>"
             )
         else:
@@ -122,7 +117,7 @@ def render_messages_html(progress: ClassProgress, count: int = 15) -> str:
             "" if m.accepted else f" <span style='color:#b22'>dropped: {e(str(m.reason))}</span>"
         )
         lines.append(
-            f"<div class='airlab-msg'>{e(_stamp(m.time))} {arrow} <b>{e(who)}</b> "
+            f"<div class='airlab-msg'>{e(hhmmss(m.time))} {arrow} <b>{e(who)}</b> "
             f"<code>{e(m.topic)}</code> {e(repr(text))}{state}</div>"
         )
     if not lines:

@@ -27,12 +27,13 @@ Example:
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airlab.classroom.choice import forget_seat, save_seat, saved_seat
+from airlab.classroom.handouts import is_seat_file, read_seat_file
+from airlab.classroom.progress import class_names
 from airlab.errors import UsageError
 from airlab.widgets._box import BoxedWidget
 
@@ -58,12 +59,9 @@ class SeatPicker(BoxedWidget):
         self.cloud = cloud
         self._class: str | None = None
         options: list[tuple[str, str]] = []
-        try:
-            classes = cloud.registry.classes()
-        except (UsageError, AttributeError):
-            classes = []
+        classes = class_names(cloud)
         if classes:
-            self._class = classes[0][0]
+            self._class = classes[0]
             options = [
                 (f"{s.seat} · {s.label}" if s.label else s.seat, s.seat)
                 for s in cloud.registry.seats(self._class)
@@ -116,16 +114,11 @@ class SeatPicker(BoxedWidget):
         text = seat.strip()
         if not text:
             raise UsageError("seat", "type your seat id or the path of your seat file")
-        if text.endswith(".json") or "/" in text or os.sep in text:
+        if is_seat_file(text):
             path = Path(text).expanduser()
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                raise UsageError("seat", f"cannot read a seat file at {path}") from None
-            if not isinstance(data, dict) or data.get("airlab_seat") != 1:
-                raise UsageError("seat", f"{path} is not a seat file from 'airlab class create'")
+            card = read_seat_file(path)
             save_seat(str(path), None)
-            return f"Your lessons now use seat {data.get('seat')} (from {path.name})."
+            return f"Your lessons now use seat {card.seat} (from {path.name})."
         known = [s.seat for s in self.cloud.registry.seats(self._class)] if self._class else []
         if text not in known:
             raise UsageError(
