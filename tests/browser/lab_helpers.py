@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("AIRLAB_TEST_ARTIFACTS") or REPO / "build" / "test-artifacts")
@@ -32,6 +33,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_listening(stream: IO[str], port: int, what: str, timeout: float) -> None:
+    """Read ``stream`` (JupyterLab's log) until it says it listens on ``port``; then keep
+    the pipe drained in a thread.  Fails with the log's tail if it stops or is late."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    for line in stream:  # JupyterLab says when it listens
+        seen.append(line)
+        if f"127.0.0.1:{port}/lab" in line:
+            break
+        assert time.monotonic() < deadline, f"{what} did not start within {timeout:g} s"
+    else:
+        raise AssertionError(f"{what} stopped:\n" + "".join(seen[-15:]))
+    threading.Thread(target=stream.read, daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -56,16 +72,7 @@ def airlab_lab(base: Path, notebooks: Path, token: str) -> Iterator[RunningLab]:
         text=True, env=env, cwd=base,
     )  # fmt: skip
     assert proc.stdout is not None
-    deadline = time.monotonic() + 90
-    seen: list[str] = []
-    for line in proc.stdout:  # JupyterLab says when it listens
-        seen.append(line)
-        if f"127.0.0.1:{port}/lab" in line:
-            break
-        assert time.monotonic() < deadline, "airlab lab did not start within 90 s"
-    else:
-        raise AssertionError("airlab lab stopped:\n" + "".join(seen[-15:]))
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+    wait_until_listening(proc.stdout, port, "airlab lab", timeout=90)
     try:
         yield RunningLab(f"http://127.0.0.1:{port}", token, base, notebooks, db, endpoints, env)
     finally:

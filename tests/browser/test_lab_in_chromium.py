@@ -14,15 +14,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.browser.lab_helpers import free_port, wait_until_listening
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -34,12 +33,6 @@ TOKEN = "airlab-browser-test"
 IN_THE_BROWSER = ("07_console", "08_type_the_tutorial")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("lab")
@@ -48,7 +41,7 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     (root.parent / "data").exists() or shutil.copytree(
         NOTEBOOKS.parent / "data", root.parent / "data"
     )
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
         env.setdefault(var, str(tmp_path_factory.mktemp(var.lower())))
@@ -62,17 +55,8 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:  # the server says when it listens
-        seen.append(line)
-        if f"127.0.0.1:{port}/lab" in line:
-            break
-        assert time.monotonic() < deadline, "JupyterLab did not start within 60 s"
-    else:
-        raise AssertionError("JupyterLab stopped:\n" + "".join(seen[-10:]))
-    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep its pipe drained
+    wait_until_listening(proc.stderr, port, "JupyterLab", timeout=60)
     try:
         yield url, root
     finally:
