@@ -24,9 +24,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from airlab.cli.parsers import add_from_option, command_group
 from airlab.errors import CaptureFormatError, UsageError
 
 __all__ = ["check", "convert", "main_check", "main_convert", "register"]
+
+_INPUT_FORMATS = "input format: sscom, llcom, jsonl, console, bytes, csv, parquet"
 
 
 def convert(
@@ -130,9 +133,13 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``capture`` command group to the ``airlab`` parser."""
-    capture = subparsers.add_parser("capture", help="import and convert serial captures")
-    sub = capture.add_subparsers(dest="capture_command", metavar="SUBCOMMAND")
-    sub.required = True
+    sub = command_group(
+        subparsers,
+        "capture",
+        help="import and convert serial captures",
+        dest="capture_command",
+        metavar="SUBCOMMAND",
+    )
     conv = sub.add_parser(
         "convert",
         help="convert a capture (sscom, llcom, console, bytes, jsonl, csv, parquet)",
@@ -140,12 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     conv.add_argument("input", help="capture file to read")
     conv.add_argument("output", help="file to write")
-    conv.add_argument(
-        "--from",
-        dest="from_fmt",
-        metavar="FMT",
-        help="input format: sscom, llcom, jsonl, console, bytes, csv, parquet",
-    )
+    add_from_option(conv, _INPUT_FORMATS)
     conv.add_argument(
         "--to",
         dest="to_fmt",
@@ -179,12 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "HTTPACTION not 200. Exit status 1 when any is found.",
     )
     chk.add_argument("input", help="capture file to check")
-    chk.add_argument(
-        "--from",
-        dest="from_fmt",
-        metavar="FMT",
-        help="input format: sscom, llcom, jsonl, console, bytes, csv, parquet",
-    )
+    add_from_option(chk, _INPUT_FORMATS)
     chk.add_argument(
         "--window",
         type=float,

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airlab.cli.parsers import command_group
 from airlab.errors import UsageError
 
 __all__ = ["register"]
@@ -53,12 +54,13 @@ def register(subparsers: Any) -> None:
         >>> args.students, args.name
         ('3', 'class')
     """
-    group = subparsers.add_parser(
+    group = command_group(
+        subparsers,
         "class",
         help="a class of students: a device per student, handouts, the instructor's view",
         description="Classroom mode: create a class, write its handouts, watch its progress.",
-    ).add_subparsers(dest="class_command", metavar="COMMAND")
-    group.required = True
+        dest="class_command",
+    )
     db_help = "registry file (default: the one 'make lab' keeps, ~/.local/share/airlab/lab.db)"
 
     create = group.add_parser(

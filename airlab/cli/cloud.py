@@ -54,6 +54,7 @@ from airlab.cli.cloud_log import FOLLOW_INTERVAL as FOLLOW_INTERVAL
 from airlab.cli.cloud_log import _log
 from airlab.cli.cloud_reset import _reset
 from airlab.cli.cloud_serve import _serve
+from airlab.cli.parsers import command_group
 
 __all__ = ["register"]
 
@@ -70,13 +71,13 @@ def register(subparsers: Any) -> None:
         >>> args.mqtt_port, args.host, args.fixture
         ('1883', '127.0.0.1', 'tutorial')
     """
-    cloud = subparsers.add_parser(
+    group = command_group(
+        subparsers,
         "cloud",
         help="run the Alibaba Cloud IoT emulator and use its console",
         description="The local Alibaba Cloud IoT emulator: serve it, add devices, read logs.",
+        dest="cloud_command",
     )
-    group = cloud.add_subparsers(dest="cloud_command", metavar="COMMAND")
-    group.required = True
 
     serve = group.add_parser(
         "serve",

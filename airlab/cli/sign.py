@@ -29,6 +29,7 @@ from airlab.aliyun import (
     new_random,
     register_request,
 )
+from airlab.cli.parsers import command_group
 from airlab.errors import UsageError
 
 __all__ = ["register"]
@@ -46,13 +47,14 @@ def register(subparsers: Any) -> None:
         ...     "device", "--device-secret", "s"]).sign_method
         'hmacmd5'
     """
-    sign = subparsers.add_parser(
+    group = command_group(
+        subparsers,
         "sign",
         help="compute Alibaba Cloud IoT signatures and connection parameters",
         description="Compute Alibaba Cloud IoT credentials; prints one JSON object.",
+        dest="sign_command",
+        metavar="METHOD",
     )
-    group = sign.add_subparsers(dest="sign_command", metavar="METHOD")
-    group.required = True
 
     direct = group.add_parser(
         "direct", help="direct MQTT connect with the device secret (一机一密直连)"
@@ -156,17 +158,36 @@ def _key_values(items: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _common_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of :func:`_common_options`, as keyword arguments of the signing functions."""
+    return {
+        "product_key": args.product_key,
+        "device_name": args.device_name,
+        "region": args.region,
+        "upper": args.upper,
+    }
+
+
+def _device_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of :func:`_device_options`, as keyword arguments."""
+    return {
+        **_common_values(args),
+        "device_secret": args.device_secret,
+        "client_id": args.client_id,
+        "sign_method": args.sign_method,
+        "timestamp": args.timestamp,
+    }
+
+
+def _product_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of :func:`_product_options`, as keyword arguments."""
+    return {**_common_values(args), "product_secret": args.product_secret}
+
+
 def _run_direct(args: argparse.Namespace) -> int:
     creds = direct_mqtt_credentials(
-        args.product_key,
-        args.device_name,
-        args.device_secret,
-        client_id=args.client_id,
-        sign_method=args.sign_method,
-        timestamp=args.timestamp,
+        **_device_values(args),
         secure_mode=args.secure_mode,
-        region=args.region,
-        upper=args.upper,
         extra_params=_key_values(args.extra_params),
     )
     result = creds.as_dict()
@@ -183,49 +204,30 @@ def _run_direct(args: argparse.Namespace) -> int:
 
 def _run_http_auth(args: argparse.Namespace) -> int:
     request = http_auth_request(
-        args.product_key,
-        args.device_name,
-        args.device_secret,
-        client_id=args.client_id,
-        sign_method=args.sign_method,
-        timestamp=args.timestamp,
+        **_device_values(args),
         version=args.version,
         resources=args.resources,
         include_sign_method=args.include_sign_method,
         field_order=args.field_order,
-        region=args.region,
-        upper=args.upper,
     )
     return _print(request.as_dict())
 
 
 def _run_register(args: argparse.Namespace) -> int:
     random = args.random if args.random is not None else new_random()
-    request = register_request(
-        args.product_key,
-        args.device_name,
-        args.product_secret,
-        random=random,
-        sign_method=args.sign_method,
-        region=args.region,
-        upper=args.upper,
-    )
+    request = register_request(**_product_values(args), random=random, sign_method=args.sign_method)
     return _print({**request.as_dict(), "random": random})
 
 
 def _run_mqtt_register(args: argparse.Namespace) -> int:
     creds = mqtt_register_credentials(
-        args.product_key,
-        args.device_name,
-        args.product_secret,
+        **_product_values(args),
         random=args.random,
         auth_type=args.auth_type,
         sign_method=args.sign_method,
         secure_mode=args.secure_mode,
         instance_id=args.instance_id,
         client_id=args.client_id,
-        region=args.region,
-        upper=args.upper,
         layout=args.layout,
     )
     return _print({**creds.as_dict(), "random": args.random})

@@ -24,6 +24,7 @@ import sys
 import threading
 from typing import Any
 
+from airlab.cli.parsers import command_group
 from airlab.errors import UsageError
 
 __all__ = ["register", "serve"]
@@ -39,13 +40,13 @@ def register(subparsers: Any) -> None:
         >>> args.tcp, args.profile, args.seed
         (0, 'instant', 0)
     """
-    sim = subparsers.add_parser(
+    group = command_group(
+        subparsers,
         "sim",
         help="run the simulated Air780EP module",
         description="Run the simulated Air780EP module.",
+        dest="sim_command",
     )
-    group = sim.add_subparsers(dest="sim_command", metavar="COMMAND")
-    group.required = True
     serve_p = group.add_parser(
         "serve",
         help="serve the simulated module on a TCP port or a pty",

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from airlab.cli.parsers import add_from_option
 from airlab.errors import CaptureFormatError, UsageError
 
 __all__ = ["format_table", "main_timing", "register"]
@@ -122,9 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("capture", help="capture file (sscom, LLCOM, JSONL transcript, ...)")
-    p.add_argument(
-        "--from", dest="from_fmt", metavar="FMT", help="input format: " + "|".join(_FORMATS)
-    )
+    add_from_option(p, "input format: " + "|".join(_FORMATS))
     p.add_argument("--date", help="day of undated stamps (sscom), YYYY-MM-DD")
     p.add_argument("--csv", action="store_true", help="write the whole table as CSV on stdout")
     p.add_argument("--out", help="write the table to a .csv or .parquet file")
