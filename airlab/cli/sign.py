@@ -158,35 +158,20 @@ def _key_values(items: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _common_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The values of :func:`_common_options`, as keyword arguments of the signing functions."""
-    return {
-        "product_key": args.product_key,
-        "device_name": args.device_name,
-        "region": args.region,
-        "upper": args.upper,
-    }
+#: The destinations of :func:`_device_options` and :func:`_product_options`: keyword
+#: arguments of the signing functions under the same names.
+_COMMON_VALUES = ("product_key", "device_name", "region", "upper")
+_DEVICE_VALUES = (*_COMMON_VALUES, "device_secret", "client_id", "sign_method", "timestamp")
+_PRODUCT_VALUES = (*_COMMON_VALUES, "product_secret")
 
 
-def _device_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The values of :func:`_device_options`, as keyword arguments."""
-    return {
-        **_common_values(args),
-        "device_secret": args.device_secret,
-        "client_id": args.client_id,
-        "sign_method": args.sign_method,
-        "timestamp": args.timestamp,
-    }
-
-
-def _product_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The values of :func:`_product_options`, as keyword arguments."""
-    return {**_common_values(args), "product_secret": args.product_secret}
+def _values(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names}
 
 
 def _run_direct(args: argparse.Namespace) -> int:
     creds = direct_mqtt_credentials(
-        **_device_values(args),
+        **_values(args, _DEVICE_VALUES),
         secure_mode=args.secure_mode,
         extra_params=_key_values(args.extra_params),
     )
@@ -204,7 +189,7 @@ def _run_direct(args: argparse.Namespace) -> int:
 
 def _run_http_auth(args: argparse.Namespace) -> int:
     request = http_auth_request(
-        **_device_values(args),
+        **_values(args, _DEVICE_VALUES),
         version=args.version,
         resources=args.resources,
         include_sign_method=args.include_sign_method,
@@ -215,13 +200,15 @@ def _run_http_auth(args: argparse.Namespace) -> int:
 
 def _run_register(args: argparse.Namespace) -> int:
     random = args.random if args.random is not None else new_random()
-    request = register_request(**_product_values(args), random=random, sign_method=args.sign_method)
+    request = register_request(
+        **_values(args, _PRODUCT_VALUES), random=random, sign_method=args.sign_method
+    )
     return _print({**request.as_dict(), "random": random})
 
 
 def _run_mqtt_register(args: argparse.Namespace) -> int:
     creds = mqtt_register_credentials(
-        **_product_values(args),
+        **_values(args, _PRODUCT_VALUES),
         random=args.random,
         auth_type=args.auth_type,
         sign_method=args.sign_method,
