@@ -126,6 +126,7 @@ from airlab.sim.config import FirmwareConfig
 from airlab.sim.firmware_base import _b, _Base
 from airlab.sim.firmware_basic import BasicMixin
 from airlab.sim.firmware_http import HttpMixin
+from airlab.sim.firmware_http_states import Bearer, Http
 from airlab.sim.firmware_mqtt import MqttMixin
 from airlab.sim.firmware_mqtt_states import Link
 from airlab.sim.firmware_radio import RadioMixin
@@ -188,7 +189,7 @@ class Firmware(HttpMixin, MqttMixin, RadioMixin, BasicMixin, _Base):
 
     @property
     def http_in_flight(self) -> bool:
-        return self._http_inflight is not None
+        return self._http_state is Http.ACTION
 
     @property
     def pending_timers(self) -> dict[str, float]:
@@ -316,7 +317,7 @@ class Firmware(HttpMixin, MqttMixin, RadioMixin, BasicMixin, _Base):
             }
             for cid in (1, 2, 3)
         }
-        self._sapbr_state: dict[int, str] = {1: "closed", 2: "closed", 3: "closed"}
+        self._sapbr_state = dict.fromkeys((1, 2, 3), Bearer.CLOSED)
         self._timers = {}
         self._http_reset()
         self._mqtt_reset()
@@ -365,7 +366,7 @@ class Firmware(HttpMixin, MqttMixin, RadioMixin, BasicMixin, _Base):
     def _close_links(self) -> None:
         if self._mq_link is not Link.IDLE and not self._mq_broken:
             self._act(CloseLink("mqtt"))
-        if self._http_inflight is not None:
+        if self._http_state is Http.ACTION:
             self._act(CloseLink("http"))
 
     # ------------------------------------------------------------------ URCs
@@ -443,27 +444,12 @@ class Firmware(HttpMixin, MqttMixin, RadioMixin, BasicMixin, _Base):
         elif isinstance(ev, PdpLost):
             self._pdp_lost()
 
-    def _http_fail(self, reason: str) -> None:
-        """The HTTP link failed or closed before a result: a module code URC."""
-        method = self._http_inflight
-        if method is None:
-            return
-        self._http_inflight = None
-        code = {"dns": 603, "tls": 605}.get(reason, 601)
-        self._http_resp = (method, code, b"", ())
-        self._urc(f"+HTTPACTION: {method},{code},0")
-
     def _pdp_lost(self) -> None:
         if not (self._cfun == 1 and self._attached):
             return
         if self.config.pdp_loss_cgev:
             self._urc("+CGEV: NW PDN DEACT 1")
-        for cid, state in self._sapbr_state.items():
-            if state == "open":
-                self._sapbr_state[cid] = "lost"
-                self._urc(f"+SAPBR {cid}: DEACT")
-        self._http_abort()
-        self._mq_network_lost()
+        self._network_lost(announce_bearers=True)
         # the default context is re-established by the module on demand (T07, T08)
 
     # ------------------------------------------------------------------ command input

@@ -19,6 +19,7 @@ from airlab.at.events import CME_ERRORS
 from airlab.sim.actions import Action, CancelTimer, StartTimer, ToHost
 from airlab.sim.cmdline import ArgError, Command, split_args
 from airlab.sim.config import FirmwareConfig
+from airlab.sim.firmware_http_states import Bearer
 
 __all__: list[str] = []  # internal: the firmware's mixins import _Base and _b by name
 
@@ -33,7 +34,7 @@ class _Base:
     _mode: str
     _out: list[Action]
     _timers: dict[str, float]
-    _sapbr_state: dict[int, str]
+    _sapbr_state: dict[int, Bearer]  # moved only by RadioMixin._bearer_to (BEARER_TRANSITIONS)
 
     # -- output
     def _act(self, action: Action) -> None:

@@ -1,7 +1,9 @@
 """HTTP part of the simulated firmware: HTTPINIT/TERM/PARA/DATA/ACTION/READ/HEAD/SSL.
 
 A mixin of :class:`airlab.sim.firmware.Firmware` (it uses the firmware's output
-helpers and state); see the firmware module docstring for the behaviour choices.
+helpers and state); see the firmware module docstring for the behaviour choices.  The
+service's state (off, idle, a request in flight) is the table of
+:mod:`~airlab.sim.firmware_http_states`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ from typing import TYPE_CHECKING
 
 from airlab.sim.actions import CloseLink, HttpRequest, HttpResult
 from airlab.sim.cmdline import ArgError, Command, split_args, to_bytes
+from airlab.sim.firmware_http_states import (
+    HTTP_TRANSITIONS,
+    Bearer,
+    Http,
+    HttpEvent,
+    transition,
+)
 
 if TYPE_CHECKING:
     from airlab.sim.firmware_base import _Base
@@ -60,46 +69,60 @@ class HttpMixin(_Base):
     """HTTP commands and their network events."""
 
     def _http_reset(self) -> None:
-        self._http_init = False
+        """Power-on: no HTTP service, every setting at its default."""
+        self._http_state = Http.OFF  # moved only by _http_to (HTTP_TRANSITIONS)
+        self._http_method = 0  # the method of the request in flight (Http.ACTION)
+        self._http_clear()
+
+    def _http_clear(self) -> None:
+        """HTTPINIT / HTTPTERM: parameters, data and response back to their defaults."""
         self._http_para: dict[str, str] = dict(_PARA_DEFAULTS)
         self._http_user_defined: list[str] = []
         self._http_data = b""
         self._http_ssl = 0
-        self._http_inflight: int | None = None
         self._http_resp: tuple[int, int, bytes, tuple[tuple[str, str], ...]] | None = None
         self._hd_size = 0
         self._hd_buf = bytearray()
+
+    def _http_to(self, event: HttpEvent) -> None:
+        """Move the HTTP service by its table (an illegal move raises: a bug)."""
+        self._http_state = transition(HTTP_TRANSITIONS, self._http_state, event)
+
+    def _http_off(self) -> bool:
+        """No HTTPINIT (or HTTPTERM since): the other HTTP commands answer ERROR."""
+        return self._http_state is Http.OFF
 
     # ------------------------------------------------------------------ commands
 
     def _h_httpinit(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._ok()
-        if cmd.form != "exec" or self._http_init:
+        if cmd.form != "exec" or not self._http_off():
             return self._error()
-        self._http_reset()
-        self._http_init = True
+        self._http_clear()
+        self._http_to(HttpEvent.INIT)
         self._ok()
 
     def _h_httpterm(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._ok()
-        if cmd.form != "exec" or not self._http_init:
+        if cmd.form != "exec" or self._http_off():
             return self._error()
-        if self._http_inflight is not None:
+        if self._http_state is Http.ACTION:
             self._act(CloseLink("http"))
-        self._http_reset()
+        self._http_to(HttpEvent.TERM)
+        self._http_clear()
         self._ok()
 
     def _h_httppara(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._answer(['+HTTPPARA: "HTTPParamTag","HTTPParamValue"'])
         if cmd.form == "read":
-            if not self._http_init:
+            if self._http_off():
                 return self._error()
             lines = ["+HTTPPARA: "] + [f"{k}: {v}" for k, v in self._http_para.items()]
             return self._answer(["\r\n".join(lines)])
-        if cmd.form != "set" or not self._http_init:
+        if cmd.form != "set" or self._http_off():
             return self._error()
         text = cmd.args
         first = split_args(text.split(",", 1)[0]) if "," in text else None
@@ -136,7 +159,7 @@ class HttpMixin(_Base):
     def _h_httpdata(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._answer([f"+HTTPDATA: (0-{self.config.httpdata_max}),(1000-120000)"])
-        if cmd.form != "set" or not self._http_init:
+        if cmd.form != "set" or self._http_off():
             return self._error()
         args = split_args(cmd.args)
         if len(args) != 2:
@@ -178,13 +201,13 @@ class HttpMixin(_Base):
     def _h_httpaction(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._answer(["+HTTPACTION: (0-2)"])
-        if cmd.form != "set" or not self._http_init:
+        if cmd.form != "set" or self._http_off():
             return self._error()
         args = split_args(cmd.args)
         if len(args) != 1:
             raise ArgError("one method")
         method = self._int(args[0].text, 0, 2)
-        if self._http_inflight is not None:
+        if self._http_state is Http.ACTION:
             if self.config.httpaction_busy == "error":
                 return self._error()
             self._ok()
@@ -197,7 +220,8 @@ class HttpMixin(_Base):
             return self._urc(f"+HTTPACTION: {method},601,0")
         if self._http_ssl and "://" not in url:
             url = "https://" + url
-        self._http_inflight = method
+        self._http_to(HttpEvent.ACTION)
+        self._http_method = method
         self._http_resp = None
         self._act(self._http_request(method, url))
 
@@ -205,7 +229,7 @@ class HttpMixin(_Base):
         """The bearer of HTTPPARA "CID" is open (AT+SAPBR=1,<cid>, not lost since)."""
         if self.config.http_bearer == "ignored":
             return True
-        return self._sapbr_state.get(int(self._http_para["CID"])) == "open"
+        return self._sapbr_state.get(int(self._http_para["CID"])) is Bearer.OPEN
 
     def _http_request(self, method: int, url: str) -> HttpRequest:
         p = self._http_para
@@ -235,7 +259,7 @@ class HttpMixin(_Base):
         buf = self.config.http_buffer
         if cmd.form == "test":
             return self._answer([f"+HTTPREAD: (0-{buf - 1}),(1-{buf})"])
-        if not self._http_init or cmd.form not in ("exec", "set"):
+        if self._http_off() or cmd.form not in ("exec", "set"):
             return self._error()
         if self._http_resp is not None:
             body = self._http_resp[2]
@@ -255,7 +279,7 @@ class HttpMixin(_Base):
     def _h_httphead(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._ok()
-        if cmd.form != "exec" or not self._http_init or self._http_resp is None:
+        if cmd.form != "exec" or self._http_off() or self._http_resp is None:
             return self._error()
         # "+HTTPHEAD: <n>" counts the header lines joined by CRLF: as sent by the server
         # on the Air780EP (S7: 247), lower-cased on the Air780E (T08: 454)
@@ -268,10 +292,10 @@ class HttpMixin(_Base):
     # ------------------------------------------------------------------ network
 
     def _http_result(self, ev: HttpResult) -> None:
-        method = self._http_inflight
-        if method is None:
+        if self._http_state is not Http.ACTION:
             return
-        self._http_inflight = None
+        self._http_to(HttpEvent.RESULT)
+        method = self._http_method
         status = ev.status
         if method == 2 or status >= 600:
             stored = b""
@@ -282,14 +306,23 @@ class HttpMixin(_Base):
         self._http_resp = (method, status, stored, ev.headers)
         self._urc(f"+HTTPACTION: {method},{status},{length}")
 
+    def _http_fail(self, reason: str) -> None:
+        """The HTTP link failed or closed before a result: a module code URC."""
+        if self._http_state is not Http.ACTION:
+            return
+        self._http_to(HttpEvent.FAILED)
+        method = self._http_method
+        code = {"dns": 603, "tls": 605}.get(reason, 601)
+        self._http_resp = (method, code, b"", ())
+        self._urc(f"+HTTPACTION: {method},{code},0")
+
     def _http_abort(self) -> None:
         """The network went away while a request was in flight: module code 601."""
-        method = self._http_inflight
-        if method is None:
+        if self._http_state is not Http.ACTION:
             return
-        self._http_inflight = None
+        self._http_to(HttpEvent.NETWORK_LOST)
         self._act(CloseLink("http"))
-        self._urc(f"+HTTPACTION: {method},601,0")
+        self._urc(f"+HTTPACTION: {self._http_method},601,0")
 
 
 def _utf8(text: str) -> str:

@@ -121,13 +121,14 @@ class IllegalTransition(RuntimeError):
     """A move not in its machine's table: a bug of the simulated firmware."""
 
 
-_S = TypeVar("_S", Link, Session)
-_E = TypeVar("_E", LinkEvent, SessionEvent)
+_S = TypeVar("_S", bound=Enum)
+_E = TypeVar("_E", bound=Enum)
 
 
 def transition(table: Mapping[_S, Mapping[_E, _S]], state: _S, event: _E) -> _S:
     """The state ``event`` moves ``state`` to, by ``table``; :class:`IllegalTransition`
-    when the table has no such move.
+    (naming the machine by its state class: ``link``, ``session``) when the table has no
+    such move.  The HTTP machines of :mod:`~airlab.sim.firmware_http_states` use it too.
 
     >>> transition(LINK_TRANSITIONS, Link.OPEN, LinkEvent.PEER_CLOSED)
     <Link.IDLE: 'idle'>
@@ -135,5 +136,5 @@ def transition(table: Mapping[_S, Mapping[_E, _S]], state: _S, event: _E) -> _S:
     try:
         return table[state][event]
     except KeyError:
-        machine = "link" if isinstance(state, Link) else "session"
+        machine = type(state).__name__.lower()
         raise IllegalTransition(f"{machine}: {event.name} in state {state.name}") from None

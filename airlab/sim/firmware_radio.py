@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from airlab.sim.cmdline import ArgError, Command, split_args
 from airlab.sim.firmware_base import _Base
+from airlab.sim.firmware_http_states import BEARER_TRANSITIONS, Bearer, BearerEvent, transition
 
 __all__ = ["RadioMixin"]
 
@@ -105,9 +106,17 @@ class RadioMixin(_Base):
     def _detach(self) -> None:
         self._attached = False
         self._urc("+CGEV: ME DETACH")
+        self._network_lost(announce_bearers=False)
+
+    def _network_lost(self, *, announce_bearers: bool) -> None:
+        """Detached or PDP context lost: every open bearer is lost (``+SAPBR <cid>: DEACT``
+        with ``announce_bearers``), a request in flight ends (``+HTTPACTION: m,601,0``),
+        the MQTT link follows ``pdp_loss_mqtt``."""
         for cid, state in self._sapbr_state.items():
-            if state == "open":
-                self._sapbr_state[cid] = "lost"
+            if state is Bearer.OPEN:
+                self._bearer_to(cid, BearerEvent.NETWORK_LOST)
+                if announce_bearers:
+                    self._urc(f"+SAPBR {cid}: DEACT")
         self._http_abort()
         self._mq_network_lost()
 
@@ -208,6 +217,10 @@ class RadioMixin(_Base):
 
     # ------------------------------------------------------------------ bearer (SAPBR)
 
+    def _bearer_to(self, cid: int, event: BearerEvent) -> None:
+        """Move the bearer of ``cid`` by its table (an illegal move raises: a bug)."""
+        self._sapbr_state[cid] = transition(BEARER_TRANSITIONS, self._sapbr_state[cid], event)
+
     def _h_sapbr(self, cmd: Command) -> None:
         if cmd.form == "test":
             return self._answer(['+SAPBR: (0-4),(1-3),"ConParamTag","ConParamValue"'])
@@ -235,15 +248,15 @@ class RadioMixin(_Base):
         if op == 1:
             if not self._network_ready():
                 return self._cme(3)
-            self._sapbr_state[cid] = "open"
+            self._bearer_to(cid, BearerEvent.OPEN)
             return self._ok()
         if op == 0:
-            if state != "open":
+            if state is not Bearer.OPEN:
                 return self._cme(3)
-            self._sapbr_state[cid] = "closed"
+            self._bearer_to(cid, BearerEvent.CLOSE)
             return self._ok()
         if op == 2:
-            if state == "open" and self._network_ready():
+            if state is Bearer.OPEN and self._network_ready():
                 ip = self.config.ip
                 if self.config.sapbr_ip_style == "padded":
                     shown = ".".join(f"{int(o):03d}" for o in ip.split("."))

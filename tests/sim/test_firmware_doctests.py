@@ -13,6 +13,7 @@ MODULES = [
     "airlab.sim.firmware_base",
     "airlab.sim.firmware_basic",
     "airlab.sim.firmware_http",
+    "airlab.sim.firmware_http_states",
     "airlab.sim.firmware_mqtt",
     "airlab.sim.firmware_mqtt_states",
     "airlab.sim.firmware_radio",
