@@ -70,6 +70,17 @@ class Event:
         return self.raw.decode("utf-8", "replace").strip("\r\n")
 
 
+@dataclass(frozen=True, slots=True)
+class _LineEvent(Event):
+    """An event that is one text line (``line``, without its CR/LF), shown as that line."""
+
+    line: str
+
+    @property
+    def text(self) -> str:
+        return self.line
+
+
 # ---------------------------------------------------------------------------- host -> module
 
 
@@ -79,14 +90,8 @@ class BytesSent(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class CommandSent(Event):
+class CommandSent(_LineEvent):
     """One command line the host sent (``line`` without its CR/LF terminator)."""
-
-    line: str
-
-    @property
-    def text(self) -> str:
-        return self.line
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,25 +114,13 @@ class BytesReceived(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class Echo(Event):
+class Echo(_LineEvent):
     """The module repeating a command line back (ATE1)."""
-
-    line: str
-
-    @property
-    def text(self) -> str:
-        return self.line
 
 
 @dataclass(frozen=True, slots=True)
-class InfoLine(Event):
+class InfoLine(_LineEvent):
     """An information line answering the pending command (``+CGATT: 1``, a bare IMEI ...)."""
-
-    line: str
-
-    @property
-    def text(self) -> str:
-        return self.line
 
 
 #: ``+CME ERROR: <n>`` meanings from the Luat AT manual (Configuration/CME_ERROR).
@@ -270,14 +263,8 @@ class Payload(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class UnknownLine(Event):
+class UnknownLine(_LineEvent):
     """A well-formed line that is neither an answer to a pending command nor a known URC."""
-
-    line: str
-
-    @property
-    def text(self) -> str:
-        return self.line
 
 
 @dataclass(frozen=True, slots=True)
