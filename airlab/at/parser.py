@@ -48,7 +48,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from airlab.at.events import (
     CommandSent,
@@ -139,39 +139,16 @@ class AtParser(_LineRules):
 
     def feed_sent(self, data: bytes, wall: float, mono: float) -> list[Event]:
         """Bytes the host wrote to the module; returns the events they complete."""
-        out: list[Event] = []
         if not data:
-            return out
-        data = bytes(data)
+            return []
         self._sent_seen = True
-        if self.strict:
-            self._sent(data, wall, mono, out)
-            return out
-        try:
-            self._sent(data, wall, mono, out)
-        except Exception:  # pragma: no cover - safety net for live sessions
-            self._sbuf = bytearray()
-            self._dp = None
-            out.append(Garbage(wall=wall, mono=mono, raw=data))
-        return out
+        return self._feed(self._sent, self._reset_sent, bytes(data), wall, mono)
 
     def feed_received(self, data: bytes, wall: float, mono: float) -> list[Event]:
         """Bytes read from the module; returns the events they complete."""
-        out: list[Event] = []
         if not data:
-            return out
-        data = bytes(data)
-        if self.strict:
-            self._received(data, wall, mono, out)
-            return out
-        try:
-            self._received(data, wall, mono, out)
-        except Exception:  # pragma: no cover - safety net for live sessions
-            self._rbuf = bytearray()
-            self._body = None
-            self._overflow = False
-            out.append(Garbage(wall=wall, mono=mono, raw=data))
-        return out
+            return []
+        return self._feed(self._received, self._reset_received, bytes(data), wall, mono)
 
     def close(self, wall: float, mono: float) -> list[Event]:
         """End of stream: flush the partial command line, data, line or body."""
@@ -205,6 +182,35 @@ class AtParser(_LineRules):
         self._overflow = False
         self._swallow_space = False
         return out
+
+    def _feed(
+        self,
+        step: Callable[[bytes, float, float, list[Event]], None],
+        reset: Callable[[], None],
+        data: bytes,
+        wall: float,
+        mono: float,
+    ) -> list[Event]:
+        """Run one side's ``step`` on a chunk; unless :attr:`strict`, an internal error
+        turns the chunk into a Garbage event and calls ``reset`` (that side's line state)."""
+        out: list[Event] = []
+        try:
+            step(data, wall, mono, out)
+        except Exception:  # pragma: no cover - safety net for live sessions
+            if self.strict:
+                raise
+            reset()
+            out.append(Garbage(wall=wall, mono=mono, raw=data))
+        return out
+
+    def _reset_sent(self) -> None:
+        self._sbuf = bytearray()
+        self._dp = None
+
+    def _reset_received(self) -> None:
+        self._rbuf = bytearray()
+        self._body = None
+        self._overflow = False
 
     # ------------------------------------------------------------------ sent side
 
