@@ -250,6 +250,11 @@ def connect_sign_content(parsed: ParsedClientId, username: ParsedUsername | str)
         'clientIddeviceNamednproductKeypktimestamp2524608000000'
     """
     user = parse_username(username) if isinstance(username, str) else username
+    return form_sign_content(_connect_params(parsed, user))
+
+
+def _connect_params(parsed: ParsedClientId, user: ParsedUsername) -> dict[str, str]:
+    """The signed fields of a device-secret CONNECT (timestamp only when sent)."""
     params = {
         "clientId": parsed.client_id,
         "deviceName": user.device_name,
@@ -257,7 +262,7 @@ def connect_sign_content(parsed: ParsedClientId, username: ParsedUsername | str)
     }
     if parsed.timestamp is not None:
         params["timestamp"] = parsed.timestamp
-    return form_sign_content(params)
+    return params
 
 
 def check_mqtt_connect(
@@ -290,13 +295,7 @@ def _connect_variants(
     client_id: str, parsed: ParsedClientId, user: ParsedUsername
 ) -> list[tuple[str, str]]:
     """Sign contents a device may have signed by mistake, each with what differs."""
-    base = {
-        "clientId": parsed.client_id,
-        "deviceName": user.device_name,
-        "productKey": user.product_key,
-    }
-    if parsed.timestamp is not None:
-        base["timestamp"] = parsed.timestamp
+    base = _connect_params(parsed, user)
     variants: list[tuple[str, str]] = []
     if client_id != parsed.client_id:
         variants.append(
