@@ -31,7 +31,7 @@ from airlab.aliyun.identity import (
     validate_secret,
     validate_secure_mode,
 )
-from airlab.aliyun.methods import SignMethod, parse_sign_method
+from airlab.aliyun.methods import SignMethod, written_sign_method
 from airlab.aliyun.mqtt_credentials import MqttCredentials, check_port, mqtt_username
 from airlab.aliyun.replies import MalformedReply, load_reply_object, raise_for_code, require_text
 from airlab.aliyun.signing import register_sign_content, sign
@@ -101,8 +101,7 @@ def register_request(
         'productKey=k1hipglLdjU&deviceName=868488076506128&random=123456&sign=20558baadb2a0b04847767980f0ee67b&signMethod=HmacMD5'
     """
     validate_secret(product_secret, "product_secret")
-    method = parse_sign_method(sign_method)
-    method_text = sign_method if isinstance(sign_method, str) else method.value
+    method, method_text = written_sign_method(sign_method)
     content = register_sign_content(device_name, product_key, random)
     signature = sign(product_secret, content, method, upper=upper, secret_field="product_secret")
     fields = (
@@ -237,8 +236,7 @@ def mqtt_register_credentials(
         raise UsageError(
             "auth_type", f"must be 'register' or 'regnwl', got {auth_type!r}"
         ) from None
-    method = parse_sign_method(sign_method)
-    method_text = sign_method if isinstance(sign_method, str) else method.value
+    method, method_text = written_sign_method(sign_method)
     mode = validate_secure_mode(secure_mode)
     if mode not in (2, -2):
         raise UsageError("secure_mode", f"must be 2 or -2 for dynamic registration, got {mode}")

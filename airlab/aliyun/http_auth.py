@@ -30,7 +30,7 @@ from airlab.aliyun.identity import (
     validate_secret,
     validate_timestamp,
 )
-from airlab.aliyun.methods import DEFAULT_SIGN_METHOD, SignMethod, parse_sign_method
+from airlab.aliyun.methods import DEFAULT_SIGN_METHOD, SignMethod, written_sign_method
 from airlab.aliyun.mqtt_credentials import MqttCredentials, token_mqtt_credentials
 from airlab.aliyun.replies import MalformedReply, load_reply_object, raise_for_code, require_text
 from airlab.aliyun.signing import mqtt_sign_content, sign
@@ -114,8 +114,7 @@ def http_auth_request(
     validate_product_key(product_key)
     validate_device_name(device_name)
     validate_secret(device_secret, "device_secret")
-    method = parse_sign_method(sign_method)
-    method_text = sign_method if isinstance(sign_method, str) else method.value
+    method, method_text = written_sign_method(sign_method)
     ts = validate_timestamp(timestamp)
     cid = validate_client_id(device_name if client_id is None else client_id, allow_empty=False)
     try:

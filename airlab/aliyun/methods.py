@@ -26,6 +26,7 @@ __all__ = [
     "hmac_hex",
     "parse_sign_method",
     "wire_sign_method",
+    "written_sign_method",
 ]
 
 
@@ -68,6 +69,20 @@ def parse_sign_method(value: str | SignMethod, field: str = "sign_method") -> Si
     except ValueError:
         known = ", ".join(m.value for m in SignMethod)
         raise UsageError(field, f"unknown sign method {value!r} (use one of {known})") from None
+
+
+def written_sign_method(
+    value: str | SignMethod, field: str = "sign_method"
+) -> tuple[SignMethod, str]:
+    """The method named by ``value`` (as :func:`parse_sign_method`) and the text to write
+    in a client id or form: ``value`` as given (``HmacMD5``, ``hmacSha256`` stay so).
+
+    Example:
+        >>> written_sign_method("HmacMD5")
+        (<SignMethod.HMACMD5: 'hmacmd5'>, 'HmacMD5')
+    """
+    method = parse_sign_method(value, field)
+    return method, value if isinstance(value, str) else method.value
 
 
 def wire_sign_method(text: str | None) -> SignMethod | None:

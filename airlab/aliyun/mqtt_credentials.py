@@ -27,7 +27,7 @@ from airlab.aliyun.identity import (
     validate_secure_mode,
     validate_timestamp,
 )
-from airlab.aliyun.methods import DEFAULT_SIGN_METHOD, SignMethod, parse_sign_method
+from airlab.aliyun.methods import DEFAULT_SIGN_METHOD, SignMethod, written_sign_method
 from airlab.aliyun.signing import mqtt_sign_content, sign
 from airlab.errors import UsageError
 
@@ -120,8 +120,7 @@ def direct_mqtt_credentials(
     validate_product_key(product_key)
     validate_device_name(device_name)
     validate_secret(device_secret, "device_secret")
-    method = parse_sign_method(sign_method)
-    method_text = sign_method if isinstance(sign_method, str) else method.value
+    method, method_text = written_sign_method(sign_method)
     mode = validate_secure_mode(secure_mode)
     ts = validate_timestamp(timestamp)
     cid = validate_client_id(device_name if client_id is None else client_id)
