@@ -160,6 +160,13 @@ class RulesBase:
         is committed (the broker sends the PUBACK only then)."""
         self.registry.log_message(record, on_commit)
 
+    def log_messages(
+        self, records: list[MessageRecord], on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record several messages at once (non-blocking; one ``on_commit`` for all):
+        what the broker's loop logged in one turn."""
+        self.registry.log_messages(records, on_commit)
+
     def log_refusal(self, event: ConnectionEvent, timeout: float = 10.0) -> None:
         """Record ``event`` and wait until it is committed, for callers on their own
         thread (the HTTP handlers) that must log a refusal before they answer it.

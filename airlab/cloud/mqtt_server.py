@@ -7,6 +7,9 @@ writes, :class:`~airlab.cloud.mqtt_core.Close` closes (flush, then abort after
 :class:`~airlab.cloud.mqtt_core.LogConnection` / :class:`~airlab.cloud.mqtt_core.LogMessage`
 go to the rules with an ``on_commit`` callback (called on any thread) that hands their
 ``then`` actions back to the loop — one wake-up per batch of commits, not per message.
+The message records of one turn of the loop go over as one batch
+(``rules.log_messages``), with one callback that sends all their PUBACKs; a connection
+record first hands over the messages gathered before it, so the log keeps their order.
 A refusal waits for its commit at most :data:`LOG_WAIT` seconds.
 
 Listeners: TLS ones take the :class:`ssl.SSLContext` (SNI recorded by
@@ -195,6 +198,8 @@ class MqttServer:
         self._sniffers: list[tuple[asyncio.Task[None], socket.socket]] = []
         self._handed: list[tuple[Action, ...] | _Once] = []
         self._handed_lock = threading.Lock()
+        self._records: list[Any] = []  # message records of this turn, not yet handed over
+        self._then: list[Action] = []  # what to do once they are committed
         self.connect_timeout = core.connect_timeout
 
     # ---- listeners -------------------------------------------------------------------
@@ -291,6 +296,7 @@ class MqttServer:
             server.close()
         self._servers.clear()
         self.execute(self.core.shutdown())
+        self._hand_over_messages()
         for link in list(self.links.values()):
             if link.transport is not None:
                 link.transport.abort()
@@ -308,11 +314,13 @@ class MqttServer:
         count, actions = self.core.publish(topic, payload, qos)
         queued = self.core.last_queued
         self.execute(actions)
+        self._hand_over_messages()  # logged when the console's call returns
         return count, queued
 
     def disconnect(self, device: DeviceRef) -> bool:
         done, actions = self.core.disconnect(device)
         self.execute(actions)
+        self._hand_over_messages()
         return done
 
     # ---- actions -------------------------------------------------------------------------
@@ -327,8 +335,14 @@ class MqttServer:
                 if link is not None and not link.closing and link.transport is not None:
                     link.transport.write(action.data)  # type: ignore[union-attr]
             elif kind is LogMessage:
-                self._log(self.rules.log_message, action.record, action.then)  # type: ignore[union-attr]
+                if not self._records:
+                    self.loop.call_soon(self._hand_over_messages)
+                self._records.append(action.record)  # type: ignore[union-attr]
+                if action.then:  # type: ignore[union-attr]
+                    self._then.extend(action.then)  # type: ignore[union-attr]
             elif kind is LogConnection:
+                if self._records:
+                    self._hand_over_messages()
                 then = action.then  # type: ignore[union-attr]
                 once = _Once(self, then) if then is not None else None
                 self._log(self.rules.log_connection, action.event, once)  # type: ignore[union-attr]
@@ -347,6 +361,21 @@ class MqttServer:
                             action.timer,  # type: ignore[union-attr]
                         )
                     )
+
+    def _hand_over_messages(self) -> None:
+        """Log the message records gathered so far as one batch (one commit, one
+        wake-up for all their PUBACKs)."""
+        records, then = self._records, tuple(self._then)
+        if not records:
+            return
+        self._records, self._then = [], []
+        log_many = getattr(self.rules, "log_messages", None)
+        if log_many is None:  # rules that log one record at a time
+            for i, record in enumerate(records):
+                last = i == len(records) - 1
+                self._log(self.rules.log_message, record, then if last and then else None)
+            return
+        self._log(log_many, records, then or None)
 
     def _fire(self, cid: int, timer: Timer) -> None:
         self.execute(self.core.timer(cid, timer))

@@ -75,30 +75,43 @@ def write_json_atomic(path: str | Path, data: object, *, mode: int = 0o600) -> P
 
 
 class ServiceRules(Rules):
-    """:class:`~airlab.cloud.auth.Rules` with a short-lived memo of topic permissions.
+    """:class:`~airlab.cloud.auth.Rules` with a memo of topic permissions.
 
     Every PUBLISH asks ``may_publish``, which reads the product's topic classes from the
     registry and checks them against the system topics: the service remembers each
-    answer for ``permission_ttl`` seconds (1 s), so a busy device costs one lookup per
-    second instead of one per message. A topic class changed from another process
-    applies within that time; changes through the console apply at once
-    (:meth:`forget_permissions`). Connect decisions are never memoized: the product's
-    switches (动态注册, the host check) are read from the registry on every CONNECT and
-    every HTTP call, so a change applies to the next login, from any process.
+    answer until the registry changes. A write through this registry object (the
+    console, the admin API) is seen at the next message; a write from another process
+    (``airlab cloud add-topic-class`` beside a running emulator) within
+    ``permission_ttl`` seconds (1 s), when SQLite's ``data_version`` is looked at again.
+    :meth:`forget_permissions` drops the memo at once. Connect decisions are never
+    memoized: the product's switches (动态注册, the host check) are read from the
+    registry on every CONNECT and every HTTP call, so a change applies to the next
+    login, from any process.
+
+    Example:
+        >>> from airlab.cloud.registry import Registry
+        >>> from airlab.cloud.model import DeviceRef
+        >>> reg = Registry(); _ = reg.add_product("pk1"); dev = DeviceRef("pk1", "d1")
+        >>> rules = ServiceRules(reg)
+        >>> rules.may_publish(dev, "/pk1/d1/user/cmd", 1).allowed
+        False
+        >>> _ = reg.add_topic_class("pk1", "/${productKey}/${deviceName}/user/cmd", "pub")
+        >>> rules.may_publish(dev, "/pk1/d1/user/cmd", 1).allowed
+        True
     """
 
     def __init__(self, registry: Registry, *, permission_ttl: float = 1.0, **kwargs: Any) -> None:
         super().__init__(registry, **kwargs)
         self.permission_ttl = permission_ttl
         self._memo: dict[tuple[str, DeviceRef, str, int], Permission] = {}
-        self._memo_since = time.monotonic()
+        self._memo_mark = registry.change_mark()
+        self._memo_checked = time.monotonic()
         self._memo_lock = threading.Lock()
 
     def forget_permissions(self) -> None:
         """Drop every remembered permission (after a registry change)."""
         with self._memo_lock:
             self._memo.clear()
-            self._memo_since = time.monotonic()
 
     def forget_attempts(self) -> None:
         """Forget the CONNECT attempts counted for the rate limit (after a wipe)."""
@@ -108,17 +121,23 @@ class ServiceRules(Rules):
     def _remembered(
         self, key: tuple[str, DeviceRef, str, int], compute: Callable[[], Permission]
     ) -> Permission:
+        registry = self.registry
         now = time.monotonic()
         with self._memo_lock:
-            if now - self._memo_since > self.permission_ttl or len(self._memo) > 100_000:
+            mark = self._memo_mark
+            if registry.local_changes != mark[0] or now - self._memo_checked > self.permission_ttl:
+                self._memo_checked = now
+                mark = registry.change_mark()
+            if mark != self._memo_mark or len(self._memo) > 100_000:
                 self._memo.clear()
-                self._memo_since = now
+                self._memo_mark = mark
             found = self._memo.get(key)
         if found is not None:
             return found
         answer = compute()
         with self._memo_lock:
-            self._memo[key] = answer
+            if self._memo_mark == mark:  # not computed from a registry changed meanwhile
+                self._memo[key] = answer
         return answer
 
     def may_publish(self, device: DeviceRef, topic: str, qos: int) -> Permission:

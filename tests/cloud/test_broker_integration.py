@@ -52,6 +52,11 @@ class Recording:
         self._rules.log_message(record, on_commit)
         self.rec.log_message(record)
 
+    def log_messages(self, records: list[MessageRecord], on_commit=None) -> None:
+        self._rules.log_messages(records, on_commit)
+        for record in records:
+            self.rec.log_message(record)
+
 
 @pytest.fixture
 def registry():

@@ -54,6 +54,7 @@ def attach_recorder(cloud: CloudEmulator) -> Recorder:
     rules = cloud.rules
     assert rules is not None
     log_connection, log_message = rules.log_connection, rules.log_message
+    log_messages = rules.log_messages
 
     def on_connection(event: ConnectionEvent, on_commit=None) -> None:  # type: ignore[no-untyped-def]
         log_connection(event, on_commit)
@@ -63,8 +64,14 @@ def attach_recorder(cloud: CloudEmulator) -> Recorder:
         log_message(record, on_commit)
         rec.log_message(record)
 
+    def on_messages(records: list[MessageRecord], on_commit=None) -> None:  # type: ignore[no-untyped-def]
+        log_messages(records, on_commit)
+        for record in records:
+            rec.log_message(record)
+
     rules.log_connection = on_connection  # type: ignore[method-assign]
     rules.log_message = on_message  # type: ignore[method-assign]
+    rules.log_messages = on_messages  # type: ignore[method-assign]
     return rec
 
 

@@ -144,6 +144,7 @@ class StoreBase:
         self._clock = clock
         self._lock = threading.RLock()
         self._closed = False
+        self._changes = 0  # writes other than log lines made through this connection
         if self.path != ":memory:":
             _make_private(self.path)
         self._conn = sqlite3.connect(
@@ -166,12 +167,14 @@ class StoreBase:
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._lock:
             self._check_open()
+            self._changes += 1
             return self._conn.execute(sql, params).rowcount
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, log_lines: bool = False) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` and re-raise on any exception
-        (the caller holds :attr:`_lock`)."""
+        (the caller holds :attr:`_lock`). Counted in :meth:`change_mark` unless it only
+        adds ``log_lines``."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
@@ -179,6 +182,31 @@ class StoreBase:
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            if not log_lines:
+                self._changes += 1
+
+    @property
+    def local_changes(self) -> int:
+        """How many writes (log lines aside) this registry object has made: a cheap
+        check, with :meth:`change_mark`, that what was read from it is still current."""
+        return self._changes
+
+    def change_mark(self) -> tuple[int, int]:
+        """``(local_changes, data_version)``: different from an earlier mark when this
+        object or another connection (another process) has written since — the log
+        lines of this object aside.
+
+        Example:
+            >>> from airlab.cloud.registry import Registry
+            >>> reg = Registry(); before = reg.change_mark()
+            >>> _ = reg.add_product("pk1"); reg.change_mark() != before
+            True
+        """
+        with self._lock:
+            self._check_open()
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            return self._changes, version
 
     def _check_open(self) -> None:
         if self._closed:

@@ -274,6 +274,7 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 suffix = product_key[:5] + "0"  # like the tutorial: 20 random + pk[:5] + "0"
                 iot_id = _random_text(26 - len(suffix)) + suffix
                 try:
+                    self._changes += 1
                     self._conn.execute(
                         "INSERT INTO devices (product_key, device_name, device_secret, "
                         "enabled, activated, created, iot_id) VALUES (?, ?, ?, 1, 0, ?, ?)",

@@ -38,8 +38,13 @@ _LINGER = 0.05
 # window into the same transaction (group commit), then commit at once.
 _GROUP_WINDOW = 0.002
 OnCommit = Callable[[], None]
-_Item = tuple[str, tuple[Any, ...], OnCommit | None]
-_FLUSH: _Item = ("flush", (), None)
+_Item = tuple[str, list[tuple[Any, ...]], OnCommit | None]  # sql, rows, on_commit
+_FLUSH: _Item = ("flush", [], None)
+_MESSAGE_SQL = (
+    "INSERT INTO message_log (time, direction, product_key, device_name, client_id, "
+    "topic, qos, payload, accepted, reason, explanation) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class LogWriterMixin(StoreBase):
@@ -65,19 +70,21 @@ class LogWriterMixin(StoreBase):
             "INSERT INTO connection_log (time, protocol, event, accepted, product_key, "
             "device_name, client_id, remote, code, reason, explanation) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.time,
-                event.protocol,
-                event.event,
-                int(event.accepted),
-                dev.product_key if dev else None,
-                dev.device_name if dev else None,
-                event.client_id,
-                event.remote,
-                event.code,
-                event.reason,
-                _explanation_json(event.explanation),
-            ),
+            [
+                (
+                    event.time,
+                    event.protocol,
+                    event.event,
+                    int(event.accepted),
+                    dev.product_key if dev else None,
+                    dev.device_name if dev else None,
+                    event.client_id,
+                    event.remote,
+                    event.code,
+                    event.reason,
+                    _explanation_json(event.explanation),
+                )
+            ],
             on_commit,
         )
 
@@ -92,33 +99,27 @@ class LogWriterMixin(StoreBase):
             >>> done.wait(5), len(reg.message_log())
             (True, 1)
         """
-        dev = record.device
-        self._enqueue(
-            "INSERT INTO message_log (time, direction, product_key, device_name, client_id, "
-            "topic, qos, payload, accepted, reason, explanation) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.time,
-                record.direction,
-                dev.product_key if dev else None,
-                dev.device_name if dev else None,
-                record.client_id,
-                record.topic,
-                record.qos,
-                bytes(record.payload),
-                int(record.accepted),
-                record.reason,
-                None,
-            ),
-            on_commit,
-        )
+        self._enqueue(_MESSAGE_SQL, [_message_row(record)], on_commit)
 
-    def _enqueue(self, sql: str, params: tuple[Any, ...], on_commit: OnCommit | None) -> None:
+    def log_messages(self, records: list[MessageRecord], on_commit: OnCommit | None = None) -> None:
+        """Queue message-log lines as one item (returns at once): the broker hands over
+        what one turn of its loop logged, with one ``on_commit`` for them all.
+
+        Example:
+            >>> from airlab.cloud.registry import Registry
+            >>> reg = Registry(); done = threading.Event()
+            >>> reg.log_messages([MessageRecord(1.0, "up", "/t", 1, b"x", True)] * 3, done.set)
+            >>> done.wait(5), len(reg.message_log())
+            (True, 3)
+        """
+        self._enqueue(_MESSAGE_SQL, [_message_row(r) for r in records], on_commit)
+
+    def _enqueue(self, sql: str, rows: list[tuple[Any, ...]], on_commit: OnCommit | None) -> None:
         with self._cond:
             if self._closed:  # late lines from a stopping broker are dropped
                 return
             self._enqueued += 1
-        self._queue.put((sql, params, on_commit))
+        self._queue.put((sql, rows, on_commit))
 
     def _write_loop(self) -> None:
         stop = False
@@ -154,12 +155,12 @@ class LogWriterMixin(StoreBase):
 
     def _write_batch(self, batch: list[_Item]) -> None:
         grouped: dict[str, list[tuple[Any, ...]]] = {}
-        for sql, params, _ in batch:
-            grouped.setdefault(sql, []).append(params)
+        for sql, rows, _ in batch:
+            grouped.setdefault(sql, []).extend(rows)
         committed = False
         try:
             with self._lock:
-                with self._transaction() as conn:
+                with self._transaction(log_lines=True) as conn:
                     for sql, rows in grouped.items():
                         conn.executemany(sql, rows)
                 committed = True
@@ -195,3 +196,20 @@ class LogWriterMixin(StoreBase):
         self._queue.put(_FLUSH)
         with self._cond:
             return self._cond.wait_for(lambda: self._written >= target, timeout)
+
+
+def _message_row(record: MessageRecord) -> tuple[Any, ...]:
+    dev = record.device
+    return (
+        record.time,
+        record.direction,
+        dev.product_key if dev else None,
+        dev.device_name if dev else None,
+        record.client_id,
+        record.topic,
+        record.qos,
+        bytes(record.payload),
+        int(record.accepted),
+        record.reason,
+        None,
+    )
