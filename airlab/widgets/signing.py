@@ -218,45 +218,42 @@ class SigningCalculator(BoxedWidget):
     def compute(self) -> MqttCredentials:
         """The direct-MQTT credentials for the current inputs (UsageError when one is
         wrong)."""
-        return direct_mqtt_credentials(
-            self.product_key.value.strip(),
-            self.device_name.value.strip(),
-            self.device_secret.value.strip(),
-            client_id=self.client_id.value.strip() or None,
-            sign_method=self.sign_method.value,
-            timestamp=self.timestamp.value.strip() or None,
-        )
+        return direct_mqtt_credentials(**self._device_values())
 
     def _compute(self) -> MqttCredentials | HttpFormRequest:
-        pk, dn = self.product_key.value.strip(), self.device_name.value.strip()
         method = self.method.value
         if method == "direct":
             return self.compute()
         if method == "http-auth":
-            return http_auth_request(
-                pk,
-                dn,
-                self.device_secret.value.strip(),
-                client_id=self.client_id.value.strip() or None,
-                sign_method=self.sign_method.value,
-                timestamp=self.timestamp.value.strip() or None,
-            )
+            return http_auth_request(**self._device_values())
         if method == "register":
-            return register_request(
-                pk,
-                dn,
-                self.product_secret.value.strip(),
-                random=self.random.value.strip(),
-                sign_method=self.sign_method.value,
-            )
-        return mqtt_register_credentials(
-            pk,
-            dn,
-            self.product_secret.value.strip(),
-            random=self.random.value.strip(),
-            auth_type=self.auth_type.value,
-            sign_method=self.sign_method.value,
-        )
+            return register_request(**self._product_values())
+        return mqtt_register_credentials(**self._product_values(), auth_type=self.auth_type.value)
+
+    def _identity_values(self) -> dict[str, Any]:
+        return {
+            "product_key": self.product_key.value.strip(),
+            "device_name": self.device_name.value.strip(),
+        }
+
+    def _device_values(self) -> dict[str, Any]:
+        """The inputs of the device-secret methods, as keyword arguments."""
+        return {
+            **self._identity_values(),
+            "device_secret": self.device_secret.value.strip(),
+            "client_id": self.client_id.value.strip() or None,
+            "sign_method": self.sign_method.value,
+            "timestamp": self.timestamp.value.strip() or None,
+        }
+
+    def _product_values(self) -> dict[str, Any]:
+        """The inputs of the product-secret (registration) methods, as keyword arguments."""
+        return {
+            **self._identity_values(),
+            "product_secret": self.product_secret.value.strip(),
+            "random": self.random.value.strip(),
+            "sign_method": self.sign_method.value,
+        }
 
     def _visible(self) -> None:
         method = self.method.value
