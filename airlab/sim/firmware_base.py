@@ -14,10 +14,11 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Container
 
 from airlab.at.events import CME_ERRORS
 from airlab.sim.actions import Action, CancelTimer, StartTimer, ToHost
-from airlab.sim.cmdline import ArgError, Command, split_args
+from airlab.sim.cmdline import Arg, ArgError, Command, split_args
 from airlab.sim.config import FirmwareConfig
 from airlab.sim.firmware_http_states import Bearer
 
@@ -84,20 +85,47 @@ class _Base:
             raise ArgError("out of range")
         return value
 
+    def _set_args(
+        self,
+        cmd: Command,
+        test: str,
+        counts: Container[int] | None = None,
+        read: Callable[[], str] | None = None,
+    ) -> list[Arg] | None:
+        """The arguments of the set form ``AT+X=…`` (:class:`ArgError` unless their number
+        is in ``counts``; None: any); the other forms are answered here and give None:
+        ``AT+X=?`` the line ``test``, ``AT+X?`` the line ``read()`` (None: ERROR, as ``AT+X``).
+
+        Example:
+            >>> from airlab.sim.firmware import Firmware
+            >>> fw = Firmware()
+            >>> fw._set_args(Command("+MSUB", "set", '"a/b",1'), "+MSUB:<topic>,(0-2)", {2})
+            [Arg(text='a/b', quoted=True), Arg(text='1', quoted=False)]
+            >>> fw._set_args(Command("+MSUB", "test"), "+MSUB:<topic>,(0-2)", {2}) is None
+            True
+            >>> fw._out[-1].data
+            b'\\r\\n+MSUB:<topic>,(0-2)\\r\\n\\r\\nOK\\r\\n'
+        """
+        if cmd.form == "test":
+            self._answer([test])
+        elif cmd.form == "read" and read is not None:
+            self._answer([read()])
+        elif cmd.form != "set":
+            self._error()
+        else:
+            args = split_args(cmd.args)
+            if counts is not None and len(args) not in counts:
+                raise ArgError(f"{cmd.name}: {len(args)} arguments")
+            return args
+        return None
+
     def _int_setting(self, cmd: Command, attr: str, lo: int, hi: int, test: str, read: str) -> None:
         """A plain numeric setting: ``=?`` answers ``test``, ``?`` answers ``read`` and the
         value, ``=<n>`` stores n (``lo``..``hi``) in ``attr`` and answers OK."""
-        if cmd.form == "test":
-            return self._answer([test])
-        if cmd.form == "read":
-            return self._answer([f"{read}{getattr(self, attr)}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
-        setattr(self, attr, self._int(args[0].text, lo, hi))
-        self._ok()
+        args = self._set_args(cmd, test, {1}, lambda: f"{read}{getattr(self, attr)}")
+        if args is not None:
+            setattr(self, attr, self._int(args[0].text, lo, hi))
+            self._ok()
 
     def _simple(self, cmd: Command, line: str | None, test: str | None = None) -> None:
         """An execute-only query; ``test`` is the =? answer (None: bare OK)."""

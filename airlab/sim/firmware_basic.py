@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from airlab.sim.cmdline import ArgError, Command, split_args
+from airlab.sim.cmdline import ArgError, Command
 from airlab.sim.firmware_base import _Base
 
 __all__ = ["BasicMixin"]
@@ -87,28 +87,20 @@ class BasicMixin(_Base):
         self._answer(["+CPIN: READY"])
 
     def _h_csdt(self, cmd: Command) -> None:
-        if cmd.form == "read":
-            return self._answer([f"+CSDT: {self._csdt}"])
-        if cmd.form == "test":
-            return self._answer(["+CSDT: (0,1)"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        self._csdt = self._int(args[0].text, 0, 1)
-        self._ok()
+        args = self._set_args(cmd, "+CSDT: (0,1)", None, lambda: f"+CSDT: {self._csdt}")
+        if args is not None:
+            self._csdt = self._int(args[0].text, 0, 1)
+            self._ok()
 
     def _h_cmee(self, cmd: Command) -> None:
         self._int_setting(cmd, "_cmee", 0, 2, "+CMEE: (0-2)", "+CMEE: ")
 
     def _h_ipr(self, cmd: Command) -> None:
         rates = (0, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-        if cmd.form == "test":
-            return self._answer([f"+IPR: ({','.join(map(str, rates))})"])
-        if cmd.form == "read":
-            return self._answer([f"+IPR: {self._ipr}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
+        test = f"+IPR: ({','.join(map(str, rates))})"
+        args = self._set_args(cmd, test, None, lambda: f"+IPR: {self._ipr}")
+        if args is None:
+            return
         rate = self._int(args[0].text, 0, 3000000)
         if rate not in rates:
             raise ArgError("rate")

@@ -157,13 +157,12 @@ class HttpMixin(_Base):
         self._int_setting(cmd, "_http_ssl", 0, 1, "+HTTPSSL: (0-1)", "+HTTPSSL: ")
 
     def _h_httpdata(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer([f"+HTTPDATA: (0-{self.config.httpdata_max}),(1000-120000)"])
-        if cmd.form != "set" or self._http_off():
+        test = f"+HTTPDATA: (0-{self.config.httpdata_max}),(1000-120000)"
+        args = self._set_args(cmd, test, {2})  # <size>,<time>
+        if args is None:
+            return
+        if self._http_off():
             return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 2:
-            raise ArgError("HTTPDATA needs <size>,<time>")
         size = self._int(args[0].text, 0, self.config.httpdata_max)
         if size == 0:
             self._http_data = b""
@@ -199,13 +198,11 @@ class HttpMixin(_Base):
         self._hd_buf = bytearray()
 
     def _h_httpaction(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+HTTPACTION: (0-2)"])
-        if cmd.form != "set" or self._http_off():
+        args = self._set_args(cmd, "+HTTPACTION: (0-2)", {1})  # <method>
+        if args is None:
+            return
+        if self._http_off():
             return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one method")
         method = self._int(args[0].text, 0, 2)
         if self._http_state is Http.ACTION:
             if self.config.httpaction_busy == "error":

@@ -23,7 +23,7 @@ from airlab.sim.actions import (
     OpenLink,
     Will,
 )
-from airlab.sim.cmdline import Arg, ArgError, Command, split_args, to_bytes
+from airlab.sim.cmdline import Arg, ArgError, Command, to_bytes
 from airlab.sim.firmware_mqtt_states import (
     LINK_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -73,6 +73,13 @@ def _str_arg(arg: Arg, limit: int = _MAX_STR) -> str:
     if len(to_bytes(arg.text)) > limit:
         raise ArgError("string too long")
     return arg.text
+
+
+def _name_arg(arg: Arg) -> str:
+    """A topic or host name: not empty, at most ``_MAX_STR`` bytes."""
+    if not arg.text:
+        raise ArgError("empty name")
+    return _str_arg(arg)
 
 
 class MqttMixin(_Base):
@@ -134,18 +141,12 @@ class MqttMixin(_Base):
     # ------------------------------------------------------------------ commands
 
     def _h_mconfig(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(
-                [
-                    "+MCONFIG: <clientid>[,<username>,<password>[,(0-2),(0,1),"
-                    "<will_topic>,<will_message>]]"
-                ]
-            )
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) not in (1, 3, 7):
-            raise ArgError("MCONFIG takes 1, 3 or 7 arguments")
+        test = (
+            "+MCONFIG: <clientid>[,<username>,<password>[,(0-2),(0,1),<will_topic>,<will_message>]]"
+        )
+        args = self._set_args(cmd, test, {1, 3, 7})
+        if args is None:
+            return
         client_id = _str_arg(args[0])
         user = password = None
         will = None
@@ -175,19 +176,15 @@ class MqttMixin(_Base):
         self._mipstart(cmd, tls=True)
 
     def _mipstart(self, cmd: Command, tls: bool) -> None:
-        if cmd.form == "test":
-            name = "+SSLMIPSTART" if tls else "+MIPSTART"
-            return self._answer(
-                [
-                    f'{name}:"(0,255).(0,255).(0,255).(0,255)",(1-65535)\r\n'
-                    f'{name}:"DOMAIN NAME",(1-65535)'
-                ]
-            )
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 2 or not args[0].text:
-            raise ArgError("MIPSTART=<host>,<port>")
+        name = "+SSLMIPSTART" if tls else "+MIPSTART"
+        test = (
+            f'{name}:"(0,255).(0,255).(0,255).(0,255)",(1-65535)\r\n{name}:"DOMAIN NAME",(1-65535)'
+        )
+        args = self._set_args(cmd, test, {2})  # <host>,<port>
+        if args is None:
+            return
+        if not args[0].text:
+            raise ArgError("no host")
         host = args[0].text
         port = self._int(args[1].text, 1, 65535)
         if self._mq_link is not Link.IDLE:
@@ -206,13 +203,9 @@ class MqttMixin(_Base):
         self._urc(f"STATE: {self.config.connect_fail_state}", "CONNECT FAIL")
 
     def _h_mconnect(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+MCONNECT:(0-1),(1-65535)"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 2:
-            raise ArgError("MCONNECT=<clean>,<keepalive>")
+        args = self._set_args(cmd, "+MCONNECT:(0-1),(1-65535)", {2})  # <clean>,<keepalive>
+        if args is None:
+            return
         clean = self._int(args[0].text, 0, 1)
         keepalive = self._int(args[1].text, 1, 65535)
         ready = self._mq_link is Link.OPEN and self._mq_session is Session.NONE
@@ -224,26 +217,18 @@ class MqttMixin(_Base):
         self._act(MqttConnect(client_id, user, password, keepalive, bool(clean), will))
 
     def _h_msub(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+MSUB:<topic>,(0-2)"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 2 or not args[0].text:
-            raise ArgError("MSUB=<topic>,<qos>")
-        topic = _utf8(_str_arg(args[0]))
+        args = self._set_args(cmd, "+MSUB:<topic>,(0-2)", {2})
+        if args is None:
+            return
+        topic = _utf8(_name_arg(args[0]))
         qos = self._int(args[1].text, 0, 2)
         self._subscription("sub", lambda pid: MqttSubscribe(pid, topic, qos))
 
     def _h_munsub(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+MUNSUB:<topic>"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1 or not args[0].text:
-            raise ArgError("MUNSUB=<topic>")
-        topic = _utf8(_str_arg(args[0]))
+        args = self._set_args(cmd, "+MUNSUB:<topic>", {1})
+        if args is None:
+            return
+        topic = _utf8(_name_arg(args[0]))
         self._subscription("unsub", lambda pid: MqttUnsubscribe(pid, topic))
 
     def _subscription(self, kind: str, request: Callable[[int], NetRequest]) -> None:
@@ -278,14 +263,12 @@ class MqttMixin(_Base):
         return True
 
     def _h_mpub(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+MPUB:<topic>,(0-2),(0-1),<message>"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 4 or not args[0].text or not args[3].quoted:
+        args = self._set_args(cmd, "+MPUB:<topic>,(0-2),(0-1),<message>", {4})
+        if args is None:
+            return
+        if not args[3].quoted:
             raise ArgError('MPUB=<topic>,<qos>,<retain>,"<message>"')
-        topic = _str_arg(args[0])
+        topic = _name_arg(args[0])
         qos = self._int(args[1].text, 0, 2)
         retain = self._int(args[2].text, 0, 1)
         payload = decode_mpub_message(args[3].text, bool(self._mq_hex))
@@ -306,14 +289,11 @@ class MqttMixin(_Base):
         self._act(MqttPublish(topic, payload, qos, retain, pid))
 
     def _h_mpubex(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer([f"+MPUBEX:<topic>,(0-2),(0-1),(1-{self.config.mpub_max})"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) not in (3, 4) or not args[0].text:
-            raise ArgError("MPUBEX=<topic>,<qos>,<retain>[,<len>]")
-        topic = _str_arg(args[0])
+        test = f"+MPUBEX:<topic>,(0-2),(0-1),(1-{self.config.mpub_max})"
+        args = self._set_args(cmd, test, {3, 4})
+        if args is None:
+            return
+        topic = _name_arg(args[0])
         qos = self._int(args[1].text, 0, 2)
         retain = self._int(args[2].text, 0, 1)
         length = self._int(args[3].text, 1, self.config.mpub_max) if len(args) == 4 else None

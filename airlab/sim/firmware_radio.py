@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airlab.sim.cmdline import ArgError, Command, split_args
+from airlab.sim.cmdline import ArgError, Command
 from airlab.sim.firmware_base import _Base
 from airlab.sim.firmware_http_states import BEARER_TRANSITIONS, Bearer, BearerEvent, transition
 
@@ -53,24 +53,18 @@ class RadioMixin(_Base):
 
     def _reg(self, cmd: Command, test: str) -> None:
         name = cmd.name
-        if cmd.form == "test":
-            return self._answer([test])
-        if cmd.form == "set":
-            args = split_args(cmd.args)
-            if len(args) != 1:
-                raise ArgError("one value")
+        args = self._set_args(cmd, test, {1}, lambda: self._reg_read(name))
+        if args is not None:
             self._reg_n[name] = self._int(args[0].text, 0, 5 if name == "+CEREG" else 3)
-            return self._ok()
-        if cmd.form != "read":
-            return self._error()
+            self._ok()
+
+    def _reg_read(self, name: str) -> str:
         n = self._reg_n[name]
         stat = 1 if self._attached else 0
         cfg = self.config
         if n >= 2 and stat:
-            line = f'{name}: {n},{stat},"{cfg.tac}","{cfg.cell_id}",{cfg.act}'
-        else:
-            line = f"{name}: {n},{stat}"
-        self._answer([line])
+            return f'{name}: {n},{stat},"{cfg.tac}","{cfg.cell_id}",{cfg.act}'
+        return f"{name}: {n},{stat}"
 
     def _h_creg(self, cmd: Command) -> None:
         self._reg(cmd, "+CREG:(0,1,2,3)")
@@ -82,15 +76,9 @@ class RadioMixin(_Base):
         self._reg(cmd, "+CGREG: (0,1,2)")
 
     def _h_cgatt(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+CGATT: (0-1)"])
-        if cmd.form == "read":
-            return self._answer([f"+CGATT: {1 if self._attached else 0}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) != 1:
-            raise ArgError("one value")
+        args = self._set_args(cmd, "+CGATT: (0-1)", {1}, lambda: f"+CGATT: {int(self._attached)}")
+        if args is None:
+            return
         want = self._int(args[0].text, 0, 1)
         if want and not (self._cfun == 1 and self.config.sim_inserted):
             return self._cme(3)
@@ -121,21 +109,9 @@ class RadioMixin(_Base):
         self._mq_network_lost()
 
     def _h_cgdcont(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(['+CGDCONT: (1-15),"IP",,,(0-2),(0-4)'])
-        if cmd.form == "read":
-            lines = []
-            for cid in sorted(self._cgdcont):
-                pdp_type, apn = self._cgdcont[cid]
-                ip = self.config.ip if cid == 1 and self._pdp and self._attached else "0.0.0.0"
-                line = f'+CGDCONT: {cid},"{pdp_type}","{apn}","{ip}"'
-                if self.config.cgdcont_fields == 6:
-                    line += ",0,0"
-                lines.append(line)
-            return self._answer(["\r\n".join(lines)])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
+        args = self._set_args(cmd, '+CGDCONT: (1-15),"IP",,,(0-2),(0-4)', None, self._cgdcont_read)
+        if args is None:
+            return
         cid = self._int(args[0].text, 1, 15)
         if len(args) == 1:
             self._cgdcont.pop(cid, None)
@@ -147,25 +123,26 @@ class RadioMixin(_Base):
         self._cgdcont[cid] = (pdp_type, apn)
         self._ok()
 
+    def _cgdcont_read(self) -> str:
+        lines = []
+        for cid in sorted(self._cgdcont):
+            pdp_type, apn = self._cgdcont[cid]
+            ip = self.config.ip if cid == 1 and self._pdp and self._attached else "0.0.0.0"
+            line = f'+CGDCONT: {cid},"{pdp_type}","{apn}","{ip}"'
+            if self.config.cgdcont_fields == 6:
+                line += ",0,0"
+            lines.append(line)
+        return "\r\n".join(lines)
+
     def _h_cops(self, cmd: Command) -> None:
         cfg = self.config
-        if cmd.form == "test":
-            return self._answer(
-                [
-                    f'+COPS: (2,"{cfg.operator_long}","{cfg.operator_short}",'
-                    f'"{cfg.operator_numeric}",{cfg.act}),,(0-4),(0-2)'
-                ]
-            )
-        if cmd.form == "read":
-            if not self._attached:
-                return self._answer(["+COPS: 0"])
-            name = {0: cfg.operator_long, 1: cfg.operator_short, 2: cfg.operator_numeric}
-            return self._answer(
-                [f'+COPS: 0,{self._cops_format},"{name[self._cops_format]}",{cfg.act}']
-            )
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
+        test = (
+            f'+COPS: (2,"{cfg.operator_long}","{cfg.operator_short}",'
+            f'"{cfg.operator_numeric}",{cfg.act}),,(0-4),(0-2)'
+        )
+        args = self._set_args(cmd, test, None, self._cops_read)
+        if args is None:
+            return
         mode = self._int(args[0].text, 0, 4)
         if mode == 3:
             if len(args) < 2:
@@ -173,16 +150,17 @@ class RadioMixin(_Base):
             self._cops_format = self._int(args[1].text, 0, 2)
         self._ok()
 
+    def _cops_read(self) -> str:
+        if not self._attached:
+            return "+COPS: 0"
+        cfg = self.config
+        name = {0: cfg.operator_long, 1: cfg.operator_short, 2: cfg.operator_numeric}
+        return f'+COPS: 0,{self._cops_format},"{name[self._cops_format]}",{cfg.act}'
+
     def _h_cfun(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(["+CFUN: (0,1,4),(0,1)"])
-        if cmd.form == "read":
-            return self._answer([f"+CFUN: {self._cfun}"])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) not in (1, 2):
-            raise ArgError("CFUN=<fun>[,<rst>]")
+        args = self._set_args(cmd, "+CFUN: (0,1,4),(0,1)", {1, 2}, lambda: f"+CFUN: {self._cfun}")
+        if args is None:
+            return
         fun = self._int(args[0].text, 0, 4)
         if fun not in (0, 1, 4):
             raise ArgError("fun")
@@ -222,13 +200,10 @@ class RadioMixin(_Base):
         self._sapbr_state[cid] = transition(BEARER_TRANSITIONS, self._sapbr_state[cid], event)
 
     def _h_sapbr(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._answer(['+SAPBR: (0-4),(1-3),"ConParamTag","ConParamValue"'])
-        if cmd.form != "set":
-            return self._error()
-        args = split_args(cmd.args)
-        if len(args) < 2:
-            raise ArgError("SAPBR=<cmd>,<cid>")
+        test = '+SAPBR: (0-4),(1-3),"ConParamTag","ConParamValue"'
+        args = self._set_args(cmd, test, {2, 4})  # SAPBR=<cmd>,<cid>; SAPBR=3,<cid>,<tag>,<value>
+        if args is None:
+            return
         op = self._int(args[0].text, 0, 4)
         cid = self._int(args[1].text, 1, 3)
         if op == 3:

@@ -64,6 +64,15 @@ log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT = 20.0
 
+#: the server's acknowledgements that carry only a packet id: codec class -> (the kind
+#: its request was timed under in ``_asked``, the event reported)
+_PACKET_ACKS: dict[type, tuple[str, Callable[[int], a.NetEvent]]] = {
+    c.Unsuback: ("unsuback", a.MqttUnsuback),
+    c.Puback: ("puback", a.MqttPuback),
+    c.Pubrec: ("pubrec", a.MqttPubrec),
+    c.Pubcomp: ("pubcomp", a.MqttPubcomp),
+}
+
 
 @dataclass
 class _Link:
@@ -480,23 +489,13 @@ class NetStack:
             pid = packet.packet_id  # type: ignore[union-attr]
             asked = self._asked.pop((name, "suback", pid), None)
             event = a.MqttSuback(pid, packet.return_codes)  # type: ignore[union-attr]
-        elif kind is c.Unsuback:
+        elif kind in _PACKET_ACKS:
+            what, make = _PACKET_ACKS[kind]
             pid = packet.packet_id  # type: ignore[union-attr]
-            asked = self._asked.pop((name, "unsuback", pid), None)
-            event = a.MqttUnsuback(pid)
-        elif kind is c.Puback:
-            pid = packet.packet_id  # type: ignore[union-attr]
-            asked = self._asked.pop((name, "puback", pid), None)
-            event = a.MqttPuback(pid)
-        elif kind is c.Pubrec:
-            pid = packet.packet_id  # type: ignore[union-attr]
-            self._write(state, m.pubrel_bytes(pid))
-            asked = self._asked.pop((name, "pubrec", pid), None)
-            event = a.MqttPubrec(pid)
-        elif kind is c.Pubcomp:
-            pid = packet.packet_id  # type: ignore[union-attr]
-            asked = self._asked.pop((name, "pubcomp", pid), None)
-            event = a.MqttPubcomp(pid)
+            if kind is c.Pubrec:
+                self._write(state, m.pubrel_bytes(pid))
+            asked = self._asked.pop((name, what, pid), None)
+            event = make(pid)
         else:  # PINGRESP and anything else: nothing to report
             return
         self._report(name, event, asked, state.gen)
