@@ -59,6 +59,17 @@ def _what(kind: str | None, column: str) -> str:
     return f"{kind or 'all commands'}: {label}"
 
 
+def _latency_label(column: str) -> str:
+    return f"{column.removesuffix('_s')} latency (ms)"
+
+
+def _label_latency_axes(ax: Axes, kind: str | None, column: str, ylabel: str, n: int) -> None:
+    """Labels of a plot of ``n`` latencies along x (a histogram, an ECDF)."""
+    ax.set_xlabel(_latency_label(column))
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{_what(kind, column)} (n={n})")
+
+
 def plot_timeline(
     table: pd.DataFrame,
     attempt: int | None = None,
@@ -128,9 +139,7 @@ def plot_latency_hist(
     ax = _axes(ax)
     v = _latencies_ms(table, kind, column)
     ax.hist(v, bins=bins if len(v) else 1, color="tab:blue", edgecolor="white")
-    ax.set_xlabel(f"{column.removesuffix('_s')} latency (ms)")
-    ax.set_ylabel("commands (count)")
-    ax.set_title(f"{_what(kind, column)} (n={len(v)})")
+    _label_latency_axes(ax, kind, column, "commands (count)", len(v))
     return ax
 
 
@@ -152,9 +161,7 @@ def plot_ecdf(
         for q in (0.5, 0.9, 0.99):
             ax.axvline(np.quantile(v, q), color="gray", lw=0.6, ls=":")
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel(f"{column.removesuffix('_s')} latency (ms)")
-    ax.set_ylabel("fraction of commands (ECDF)")
-    ax.set_title(f"{_what(kind, column)} (n={len(v)})")
+    _label_latency_axes(ax, kind, column, "fraction of commands (ECDF)", len(v))
     return ax
 
 
@@ -182,7 +189,7 @@ def plot_latency_over_time(
             label="not ok (" + ", ".join(sorted(bad["outcome"].astype(str).unique())) + ")",
         )
     ax.set_xlabel("time since the first command (s)")
-    ax.set_ylabel(f"{column.removesuffix('_s')} latency (ms)")
+    ax.set_ylabel(_latency_label(column))
     ax.set_title(_what(kind, column))
     ax.legend(loc="upper right", fontsize=8)
     return ax
