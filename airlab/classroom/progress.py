@@ -191,8 +191,7 @@ class ClassProgress:
             for s in self.seats
         }
         self.messages: collections.deque[LiveMessage] = collections.deque(maxlen=messages)
-        self._last_conn = 0
-        self._last_msg = 0
+        self._last = {"connection_log": 0, "message_log": 0}  # the last row id read of each
         self.last_refresh_seconds = 0.0
         self.rows_read = 0
 
@@ -203,22 +202,10 @@ class ClassProgress:
         started = time.perf_counter()
         read = 0
         while True:
-            conns = self.registry.log_rows_after(
-                "connection_log", self._last_conn, self.product_key, limit=_PAGE
-            )
-            for row in conns:
-                self._on_connection(row)
-            if conns:
-                self._last_conn = int(conns[-1]["id"])
-            msgs = self.registry.log_rows_after(
-                "message_log", self._last_msg, self.product_key, limit=_PAGE
-            )
-            for row in msgs:
-                self._on_message(row)
-            if msgs:
-                self._last_msg = int(msgs[-1]["id"])
-            read += len(conns) + len(msgs)
-            if len(conns) < _PAGE and len(msgs) < _PAGE:  # both caught up
+            conns = self._read_page("connection_log", self._on_connection)
+            msgs = self._read_page("message_log", self._on_message)
+            read += conns + msgs
+            if conns < _PAGE and msgs < _PAGE:  # both caught up
                 break
         if self._online is not None:
             now_online = {
@@ -231,6 +218,16 @@ class ClassProgress:
         self.rows_read += read
         self.last_refresh_seconds = time.perf_counter() - started
         return list(self.rows.values())
+
+    def _read_page(self, table: str, handle: Callable[[dict[str, Any]], None]) -> int:
+        """Hand the next page of the log ``table`` (rows after the last one read) to
+        ``handle``, row by row; return how many rows it had."""
+        rows = self.registry.log_rows_after(table, self._last[table], self.product_key, limit=_PAGE)
+        for row in rows:
+            handle(row)
+        if rows:
+            self._last[table] = int(rows[-1]["id"])
+        return len(rows)
 
     def _seat_of(self, row: dict[str, Any]) -> SeatProgress | None:
         name = row.get("device_name")
