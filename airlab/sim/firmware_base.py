@@ -119,6 +119,26 @@ class _Base:
             return args
         return None
 
+    def _exec(self, cmd: Command, allowed: bool = True) -> bool:
+        """True for the exec form ``AT+X`` when ``allowed``; any other case is answered
+        here and gives False: ``AT+X=?`` OK, the other forms (or not ``allowed``) ERROR.
+
+        Example:
+            >>> from airlab.sim.firmware import Firmware
+            >>> fw = Firmware()
+            >>> fw._exec(Command("+HTTPTERM", "exec")), fw._exec(Command("+HTTPTERM", "read"))
+            (True, False)
+            >>> fw._out[-1].data
+            b'\\r\\nERROR\\r\\n'
+        """
+        if cmd.form == "test":
+            self._ok()
+        elif cmd.form != "exec" or not allowed:
+            self._error()
+        else:
+            return True
+        return False
+
     def _int_setting(self, cmd: Command, attr: str, lo: int, hi: int, test: str, read: str) -> None:
         """A plain numeric setting: ``=?`` answers ``test``, ``?`` answers ``read`` and the
         value, ``=<n>`` stores n (``lo``..``hi``) in ``attr`` and answers OK."""

@@ -95,19 +95,15 @@ class HttpMixin(_Base):
     # ------------------------------------------------------------------ commands
 
     def _h_httpinit(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec" or not self._http_off():
-            return self._error()
+        if not self._exec(cmd, self._http_off()):
+            return
         self._http_clear()
         self._http_to(HttpEvent.INIT)
         self._ok()
 
     def _h_httpterm(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec" or self._http_off():
-            return self._error()
+        if not self._exec(cmd, not self._http_off()):
+            return
         if self._http_state is Http.ACTION:
             self._act(CloseLink("http"))
         self._http_to(HttpEvent.TERM)
@@ -274,10 +270,8 @@ class HttpMixin(_Base):
         self._send(b"\r\n+HTTPREAD: %d\r\n" % len(body) + body + b"\r\nOK\r\n")
 
     def _h_httphead(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec" or self._http_off() or self._http_resp is None:
-            return self._error()
+        if not self._exec(cmd, not self._http_off() and self._http_resp is not None):
+            return
         # "+HTTPHEAD: <n>" counts the header lines joined by CRLF: as sent by the server
         # on the Air780EP (S7: 247), lower-cased on the Air780E (T08: 454)
         raw = "\r\n".join(f"{k}: {v}" for k, v in self._http_resp[3])

@@ -371,20 +371,16 @@ class MqttMixin(_Base):
         self._send(b"\r\n" + body + b"\r\n\r\nOK\r\n")
 
     def _h_mqttstatu(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec":
-            return self._error()
+        if not self._exec(cmd):
+            return
         state = 0
         if self._mq_link is Link.OPEN:
             state = 1 if self._mq_session is Session.CONNECTED else 2
         self._answer([f"+MQTTSTATU :{state}"])
 
     def _h_mdisconnect(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec" or not self._connected():
-            return self._error()
+        if not self._exec(cmd, self._connected()):
+            return
         self._ok()
         self._mq_session_to(SessionEvent.DISCONNECT)
         self._mq_pubs.clear()
@@ -393,10 +389,8 @@ class MqttMixin(_Base):
             self._act(MqttDisconnect())
 
     def _h_mipclose(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec":
-            return self._error()
+        if not self._exec(cmd):
+            return
         if self._mq_link is not Link.IDLE:
             self._ok()
             if not self._mq_broken:

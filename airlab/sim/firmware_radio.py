@@ -182,10 +182,8 @@ class RadioMixin(_Base):
         self._pdp = False
 
     def _h_reset(self, cmd: Command) -> None:
-        if cmd.form == "test":
-            return self._ok()
-        if cmd.form != "exec":
-            return self._error()
+        if not self._exec(cmd):
+            return
         self._ok()
         self._close_links()
         for name in list(self._timers):
