@@ -11,7 +11,9 @@ power/clock state; the command groups are mixins in their own modules, on the ou
 helpers of :mod:`~airlab.sim.firmware_base`: :mod:`~airlab.sim.firmware_basic` (echo,
 identity, serial settings), :mod:`~airlab.sim.firmware_radio` (registration, attach,
 CFUN, RESET, SAPBR), :mod:`~airlab.sim.firmware_http` and :mod:`~airlab.sim.firmware_mqtt`
-(whose link and session states are the tables of :mod:`~airlab.sim.firmware_mqtt_states`).
+(whose link and session states are the tables of :mod:`~airlab.sim.firmware_mqtt_states`;
+the SAPBR bearers and the HTTP service are those of
+:mod:`~airlab.sim.firmware_http_states`).
 
 Model choices (every unconfirmed one is an option of :class:`FirmwareConfig`):
 

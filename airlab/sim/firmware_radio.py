@@ -3,7 +3,8 @@ CEREG, CGREG), attach (CGATT), PDP contexts (CGDCONT), operator (COPS), CFUN, RE
 the SAPBR bearer.
 
 A mixin of :class:`airlab.sim.firmware.Firmware`; see the firmware module docstring
-(Power and time; Bearer / PDP loss) for the behaviour choices.
+(Power and time; Bearer / PDP loss) for the behaviour choices.  Each bearer's state
+(closed, open, lost) is the table of :mod:`~airlab.sim.firmware_http_states`.
 
 Example:
     >>> from airlab.sim.firmware import Firmware
