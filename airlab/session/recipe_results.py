@@ -83,7 +83,17 @@ class AttachResult(RecipeResult):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MqttLogin(RecipeResult):
+class _MqttConnected(RecipeResult):
+    """A recipe that sent ``AT+MCONNECT`` (its step ``MCONNECT``)."""
+
+    @property
+    def connack_latency(self) -> float | None:
+        """Seconds from AT+MCONNECT to CONNACK OK."""
+        return self.step("MCONNECT").urc_latency
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttLogin(_MqttConnected):
     """An MQTT session is up: who logged in where, and how long CONNACK took."""
 
     method: str
@@ -97,10 +107,6 @@ class MqttLogin(RecipeResult):
     iot_id: str | None = None
     credentials: MqttCredentials | None = field(default=None, repr=False)
 
-    @property
-    def connack_latency(self) -> float | None:
-        return self.step("MCONNECT").urc_latency
-
 
 @dataclass(frozen=True, kw_only=True)
 class Registration(RecipeResult):
@@ -110,7 +116,7 @@ class Registration(RecipeResult):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MqttRegistration(RecipeResult):
+class MqttRegistration(_MqttConnected):
     """What MQTT dynamic registration gave.
 
     ``auth_type``: ``"register"`` (``device_secret`` is set: log in with
@@ -131,11 +137,6 @@ class MqttRegistration(RecipeResult):
     device_secret: str | None = field(default=None, repr=False)
     grant: DeviceTokenGrant | None = field(default=None, repr=False)
     credentials: MqttCredentials | None = field(default=None, repr=False)
-
-    @property
-    def connack_latency(self) -> float | None:
-        """Seconds from AT+MCONNECT to CONNACK OK."""
-        return self.step("MCONNECT").urc_latency
 
     @property
     def push_latency(self) -> float | None:
