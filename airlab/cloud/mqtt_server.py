@@ -198,6 +198,7 @@ class MqttServer:
         self._sniffers: list[tuple[asyncio.Task[None], socket.socket]] = []
         self._handed: list[tuple[Action, ...] | _Once] = []
         self._handed_lock = threading.Lock()
+        self._loop_thread = threading.get_ident()
         self._records: list[Any] = []  # message records of this turn, not yet handed over
         self._then: list[Action] = []  # what to do once they are committed
         self.connect_timeout = core.connect_timeout
@@ -215,6 +216,7 @@ class MqttServer:
         """Serve MQTT on ``host:port`` (TLS with ``ssl_context``; plain and, with
         ``sniff_tls``, TLS by the first byte); -> the bound port."""
         self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         if ssl_context is not None:
             record_server_names(ssl_context)  # the host rule reads the SNI
         if ssl_context is None and sniff_tls is not None:
@@ -398,6 +400,12 @@ class MqttServer:
         """A callback for any thread: carry out ``then`` on the loop, in commit order."""
 
         def call() -> None:
+            if threading.get_ident() == self._loop_thread:  # committed on the loop itself
+                if type(then) is _Once:
+                    then.run()
+                else:
+                    self.execute(then)  # type: ignore[arg-type]
+                return
             with self._handed_lock:
                 self._handed.append(then)
                 if len(self._handed) > 1:  # a wake-up is already on its way

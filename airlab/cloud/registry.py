@@ -12,7 +12,9 @@ connection and message logs, in SQLite.
   called (in the writer thread, in queue order) once its transaction is committed:
   the broker sends a PUBACK or a refusal only then, so nothing acknowledged is missing
   from the log after a crash. Such a record ends the batch's wait at once (group
-  commit: whatever is queued goes in one transaction). :meth:`Registry.flush` waits
+  commit: whatever is queued goes in one transaction). The broker's batches
+  (:meth:`Registry.log_messages`) are committed on its own thread instead, through a
+  second connection (file registries). :meth:`Registry.flush` waits
   until everything queued is written; reads of the logs flush first;
   :meth:`Registry.close` flushes.
 
@@ -165,5 +167,6 @@ class Registry(TokensMixin, SeatsMixin, LogReaderMixin, StoreBase):
             self._closed = True
         self._queue.put(None)
         self._writer.join(timeout=10)
+        self._close_direct()
         with self._lock:
             self._conn.close()

@@ -82,7 +82,8 @@ class ServiceRules(Rules):
     answer until the registry changes. A write through this registry object (the
     console, the admin API) is seen at the next message; a write from another process
     (``airlab cloud add-topic-class`` beside a running emulator) within
-    ``permission_ttl`` seconds (1 s), when SQLite's ``data_version`` is looked at again.
+    ``permission_ttl`` seconds (1 s), when the registry's revision of its products and
+    topic classes is looked at again (:meth:`~airlab.cloud.registry.Registry.change_mark`).
     :meth:`forget_permissions` drops the memo at once. Connect decisions are never
     memoized: the product's switches (动态注册, the host check) are read from the
     registry on every CONNECT and every HTTP call, so a change applies to the next

@@ -57,8 +57,24 @@ def test_a_write_from_another_process_applies_after_the_ttl(tmp_path: Path) -> N
         quick = CountingRules(reg, permission_ttl=0)
         assert not slow.may_publish(DEV, CMD, 1).allowed
         assert not quick.may_publish(DEV, CMD, 1).allowed
-        other.add_topic_class(PK, TEMPLATE, "pub")  # another connection: data_version moves
+        other.add_topic_class(PK, TEMPLATE, "pub")  # another connection: the revision moves
         assert quick.may_publish(DEV, CMD, 1).allowed
         assert not slow.may_publish(DEV, CMD, 1).allowed  # not looked at again yet
         slow.forget_permissions()
         assert slow.may_publish(DEV, CMD, 1).allowed
+
+
+def test_log_lines_from_any_connection_keep_the_memo(tmp_path: Path) -> None:
+    path = tmp_path / "registry.db"
+    with Registry(path) as reg, Registry(path) as other:
+        reg.add_product(PK)
+        rules = CountingRules(reg, permission_ttl=0)  # looks at the revision every time
+        rules.may_publish(DEV, CMD, 1)
+        line = MessageRecord(1.0, "up", CMD, 1, b"x", False, device=DEV)
+        reg.log_messages([line] * 3)  # the broker's batches: committed on their own connection
+        other.log_messages([line] * 3)  # another process's broker
+        other.log_message(line)
+        assert other.flush()
+        rules.may_publish(DEV, CMD, 1)
+        assert rules.computed == 1
+        assert len(reg.message_log()) == 7

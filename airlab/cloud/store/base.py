@@ -113,6 +113,42 @@ CREATE TABLE IF NOT EXISTS seats (
     FOREIGN KEY (product_key, device_name)
         REFERENCES devices(product_key, device_name) ON DELETE CASCADE
 );
+-- counts the writes to what topic permissions are computed from, from any connection
+-- (another process, the log's own connection aside: see StoreBase.change_mark)
+CREATE TABLE IF NOT EXISTS rules_revision (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS products_insert_revision AFTER INSERT ON products
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS products_update_revision AFTER UPDATE ON products
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS products_delete_revision AFTER DELETE ON products
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS topic_classes_insert_revision AFTER INSERT ON topic_classes
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS topic_classes_update_revision AFTER UPDATE ON topic_classes
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS topic_classes_delete_revision AFTER DELETE ON topic_classes
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;
 """
 
 # Columns added after the first release: (table, column, definition). A registry written
@@ -193,9 +229,10 @@ class StoreBase:
         return self._changes
 
     def change_mark(self) -> tuple[int, int]:
-        """``(local_changes, data_version)``: different from an earlier mark when this
-        object or another connection (another process) has written since — the log
-        lines of this object aside.
+        """``(local_changes, rules revision)``: different from an earlier mark when this
+        object has written since (log lines aside), or any connection (another process)
+        has changed a product or a topic class (counted by triggers in the file, so the
+        log lines that other connections write all the time do not count).
 
         Example:
             >>> from airlab.cloud.registry import Registry
@@ -205,8 +242,8 @@ class StoreBase:
         """
         with self._lock:
             self._check_open()
-            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-            return self._changes, version
+            row = self._conn.execute("SELECT value FROM rules_revision").fetchone()
+            return self._changes, int(row[0]) if row else 0
 
     def _check_open(self) -> None:
         if self._closed:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,8 @@ class LogWriterMixin(StoreBase):
         self._enqueued = 0
         self._written = 0
         self.last_write_error: BaseException | None = None
+        self._direct_conn: sqlite3.Connection | None = None  # see log_messages
+        self._direct_lock = threading.Lock()
         self._writer = threading.Thread(
             target=self._write_loop, name="airlab-registry", daemon=True
         )
@@ -101,9 +104,20 @@ class LogWriterMixin(StoreBase):
         """
         self._enqueue(_MESSAGE_SQL, [_message_row(record)], on_commit)
 
-    def log_messages(self, records: list[MessageRecord], on_commit: OnCommit | None = None) -> None:
-        """Queue message-log lines as one item (returns at once): the broker hands over
-        what one turn of its loop logged, with one ``on_commit`` for them all.
+    def log_messages(
+        self, records: list[MessageRecord], on_commit: OnCommit | None = None
+    ) -> None:
+        """Log what the broker's loop gathered in one turn, with one ``on_commit`` for
+        all of it.
+
+        A file registry writes and commits them at once, on the caller's thread, through
+        a connection of its own: the broker's loop then never hands the GIL back and
+        forth with a writer thread once per row (SQLite releases it for every step),
+        which cost more than the writing; WAL mode lets readers on the registry's
+        connection go on meanwhile. ``on_commit`` is called before this returns, and
+        not at all if the commit failed (nothing unwritten is acknowledged). An
+        in-memory registry has no second connection: there they are queued like
+        :meth:`log_message` lines.
 
         Example:
             >>> from airlab.cloud.registry import Registry
@@ -112,7 +126,39 @@ class LogWriterMixin(StoreBase):
             >>> done.wait(5), len(reg.message_log())
             (True, 3)
         """
-        self._enqueue(_MESSAGE_SQL, [_message_row(r) for r in records], on_commit)
+        rows = [_message_row(r) for r in records]
+        if self.path == ":memory:":
+            self._enqueue(_MESSAGE_SQL, rows, on_commit)
+            return
+        with self._direct_lock:
+            if self._closed:
+                return
+            conn = self._direct_conn
+            if conn is None:
+                conn = self._direct_conn = sqlite3.connect(
+                    self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_MESSAGE_SQL, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except Exception as exc:  # pragma: no cover - disk full, locked for 10 s ...
+                self.last_write_error = exc
+                log.error("the registry could not write %d log records: %r", len(rows), exc)
+                return
+        if on_commit is not None:
+            on_commit()
+
+    def _close_direct(self) -> None:
+        with self._direct_lock:
+            if self._direct_conn is not None:
+                self._direct_conn.close()
+                self._direct_conn = None
 
     def _enqueue(self, sql: str, rows: list[tuple[Any, ...]], on_commit: OnCommit | None) -> None:
         with self._cond:
