@@ -449,18 +449,12 @@ class ModemSession(_ReaderSide, _MqttSide):
                 self._cmd_lock.release()
                 locked = False
             failing = frozenset(fail)
+            accept_urc = self._urc_accept(match, failing, line, start)
 
             def accept(i: int, e: Event) -> bool:
-                if isinstance(e, Urc):
-                    if match(e):
-                        return True
-                    if e.name in failing:
-                        raise self._urc_failure(line, e, start)
-                elif (
-                    isinstance(e, FinalResult) and i > idx_final and not e.ok and "ERROR" in failing
-                ):
+                if isinstance(e, FinalResult) and i > idx_final and not e.ok and "ERROR" in failing:
                     raise self._late_error(line, e)
-                return False
+                return accept_urc(i, e)
 
             idx_urc, got = self._wait_event(
                 start + 1,

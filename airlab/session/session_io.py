@@ -311,16 +311,7 @@ class _ReaderSide:
         match = urc_matcher(name)
         timeout = self.urc_timeout if timeout is None else float(timeout)
         start = self.mark() if since is None else since
-        failing = frozenset(fail)
-
-        def accept(i: int, e: Event) -> bool:
-            if isinstance(e, Urc):
-                if match(e):
-                    return True
-                if e.name in failing:
-                    raise self._urc_failure(f"waiting for {_describe(name)}", e, start)
-            return False
-
+        accept = self._urc_accept(match, frozenset(fail), f"waiting for {_describe(name)}", start)
         _, ev = self._wait_event(
             start,
             accept,
@@ -333,6 +324,22 @@ class _ReaderSide:
         )
         assert isinstance(ev, Urc)
         return ev
+
+    def _urc_accept(
+        self, match: Callable[[Urc], bool], failing: frozenset[str], doing: str, start: int
+    ) -> Callable[[int, Event], bool]:
+        """The test of :meth:`_wait_event` for a URC: true when ``match`` takes it; a URC
+        named in ``failing`` raises :meth:`_urc_failure` (``doing``: what awaited it)."""
+
+        def accept(i: int, e: Event) -> bool:
+            if isinstance(e, Urc):
+                if match(e):
+                    return True
+                if e.name in failing:
+                    raise self._urc_failure(doing, e, start)
+            return False
+
+        return accept
 
     def wait_for_event(
         self,
