@@ -18,7 +18,7 @@ from collections.abc import Callable, Container
 
 from airlab.at.events import CME_ERRORS
 from airlab.sim.actions import Action, CancelTimer, StartTimer, ToHost
-from airlab.sim.cmdline import Arg, ArgError, Command, split_args
+from airlab.sim.cmdline import Arg, ArgError, Command, split_args, to_bytes
 from airlab.sim.config import FirmwareConfig
 from airlab.sim.firmware_http_states import Bearer
 
@@ -166,3 +166,12 @@ class _Base:
 
 def _b(text: str) -> bytes:
     return text.encode("latin-1", "replace")
+
+
+def _utf8(text: str) -> str:
+    """A parameter's text (one character per received byte) read as UTF-8.
+
+    >>> _utf8("\xe6\xb8\xa9")
+    '温'
+    """
+    return to_bytes(text).decode("utf-8", "replace")

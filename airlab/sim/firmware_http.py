@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airlab.sim.actions import CloseLink, HttpRequest, HttpResult
-from airlab.sim.cmdline import ArgError, Command, split_args, to_bytes
+from airlab.sim.cmdline import ArgError, Command, split_args
+from airlab.sim.firmware_base import _utf8
 from airlab.sim.firmware_http_states import (
     HTTP_TRANSITIONS,
     Bearer,
@@ -314,7 +315,3 @@ class HttpMixin(_Base):
         self._http_to(HttpEvent.NETWORK_LOST)
         self._act(CloseLink("http"))
         self._urc(f"+HTTPACTION: {self._http_method},601,0")
-
-
-def _utf8(text: str) -> str:
-    return to_bytes(text).decode("utf-8", "replace")

@@ -24,6 +24,7 @@ from airlab.sim.actions import (
     Will,
 )
 from airlab.sim.cmdline import Arg, ArgError, Command, to_bytes
+from airlab.sim.firmware_base import _utf8
 from airlab.sim.firmware_mqtt_states import (
     LINK_TRANSITIONS,
     SESSION_TRANSITIONS,
@@ -63,10 +64,6 @@ def decode_mpub_message(text: str, hex_mode: bool) -> bytes:
         except ValueError as exc:
             raise ArgError("not hex") from exc
     return to_bytes(_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
-
-
-def _utf8(text: str) -> str:
-    return to_bytes(text).decode("utf-8", "replace")
 
 
 def _str_arg(arg: Arg, limit: int = _MAX_STR) -> str:
