@@ -104,9 +104,7 @@ class LogWriterMixin(StoreBase):
         """
         self._enqueue(_MESSAGE_SQL, [_message_row(record)], on_commit)
 
-    def log_messages(
-        self, records: list[MessageRecord], on_commit: OnCommit | None = None
-    ) -> None:
+    def log_messages(self, records: list[MessageRecord], on_commit: OnCommit | None = None) -> None:
         """Log what the broker's loop gathered in one turn, with one ``on_commit`` for
         all of it.
 
