@@ -158,11 +158,24 @@ def _key_values(items: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-#: The destinations of :func:`_device_options` and :func:`_product_options`: keyword
-#: arguments of the signing functions under the same names.
+#: The destinations of each subcommand's options, keyword arguments of its signing
+#: function under the same names (``direct``'s ``extra_params`` is parsed first).
 _COMMON_VALUES = ("product_key", "device_name", "region", "upper")
 _DEVICE_VALUES = (*_COMMON_VALUES, "device_secret", "client_id", "sign_method", "timestamp")
 _PRODUCT_VALUES = (*_COMMON_VALUES, "product_secret")
+_DIRECT_VALUES = (*_DEVICE_VALUES, "secure_mode")
+_HTTP_AUTH_VALUES = (*_DEVICE_VALUES, "version", "resources", "include_sign_method", "field_order")
+_REGISTER_VALUES = (*_PRODUCT_VALUES, "sign_method")
+_MQTT_REGISTER_VALUES = (
+    *_PRODUCT_VALUES,
+    "random",
+    "auth_type",
+    "sign_method",
+    "secure_mode",
+    "instance_id",
+    "client_id",
+    "layout",
+)
 
 
 def _values(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -171,9 +184,7 @@ def _values(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 
 def _run_direct(args: argparse.Namespace) -> int:
     creds = direct_mqtt_credentials(
-        **_values(args, _DEVICE_VALUES),
-        secure_mode=args.secure_mode,
-        extra_params=_key_values(args.extra_params),
+        **_values(args, _DIRECT_VALUES), extra_params=_key_values(args.extra_params)
     )
     result = creds.as_dict()
     if args.expected is not None:
@@ -188,33 +199,15 @@ def _run_direct(args: argparse.Namespace) -> int:
 
 
 def _run_http_auth(args: argparse.Namespace) -> int:
-    request = http_auth_request(
-        **_values(args, _DEVICE_VALUES),
-        version=args.version,
-        resources=args.resources,
-        include_sign_method=args.include_sign_method,
-        field_order=args.field_order,
-    )
-    return _print(request.as_dict())
+    return _print(http_auth_request(**_values(args, _HTTP_AUTH_VALUES)).as_dict())
 
 
 def _run_register(args: argparse.Namespace) -> int:
     random = args.random if args.random is not None else new_random()
-    request = register_request(
-        **_values(args, _PRODUCT_VALUES), random=random, sign_method=args.sign_method
-    )
+    request = register_request(**_values(args, _REGISTER_VALUES), random=random)
     return _print({**request.as_dict(), "random": random})
 
 
 def _run_mqtt_register(args: argparse.Namespace) -> int:
-    creds = mqtt_register_credentials(
-        **_values(args, _PRODUCT_VALUES),
-        random=args.random,
-        auth_type=args.auth_type,
-        sign_method=args.sign_method,
-        secure_mode=args.secure_mode,
-        instance_id=args.instance_id,
-        client_id=args.client_id,
-        layout=args.layout,
-    )
+    creds = mqtt_register_credentials(**_values(args, _MQTT_REGISTER_VALUES))
     return _print({**creds.as_dict(), "random": args.random})
