@@ -7,7 +7,8 @@ the requests out on real sockets and reports back with *network events*.  The de
 (:mod:`airlab.sim.device`) wires the two together with a clock and a latency profile.
 
 ``link`` names one of the module's sockets: ``"mqtt"`` (MIPSTART/SSLMIPSTART) or
-``"http"`` (one HTTPACTION at a time).
+``"http"`` (one HTTPACTION at a time).  An MqttConnect's :class:`Will` is the codec's
+(:class:`airlab.mqtt.codec.Will`).
 
 Example:
     >>> ToHost(b"\\r\\nOK\\r\\n").latency
@@ -19,6 +20,8 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from airlab.mqtt.codec import Will
 
 __all__ = [
     "Action",
@@ -136,14 +139,6 @@ class HttpRequest(NetRequest):
     timeout: float = 120.0
     byte_range: tuple[int, int] | None = None
     user_agent: str = "AM_MODULE"
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    topic: str
-    message: bytes
-    qos: int = 0
-    retain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
