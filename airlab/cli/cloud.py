@@ -52,6 +52,7 @@ from airlab.cli.cloud_common import lab_db as lab_db
 from airlab.cli.cloud_console import _add_device, _add_product, _product, _publish
 from airlab.cli.cloud_log import FOLLOW_INTERVAL as FOLLOW_INTERVAL
 from airlab.cli.cloud_log import _log
+from airlab.cli.cloud_rabbitmq import add_auth_service
 from airlab.cli.cloud_reset import _reset
 from airlab.cli.cloud_serve import _serve
 from airlab.cli.parsers import command_group
@@ -217,3 +218,5 @@ def register(subparsers: Any) -> None:
         "--logs-only", action="store_true", help="empty only the connection and message logs"
     )
     reset.set_defaults(func=_reset)
+
+    add_auth_service(group)

@@ -1,0 +1,130 @@
+"""``airlab cloud auth-service``: serve the platform's device rules to RabbitMQ nodes
+(their ``rabbitmq_auth_backend_http`` plugin) until Ctrl-C/SIGTERM, and with
+``--write-rabbitmq-config DIR`` write the node's ``rabbitmq.conf`` and
+``enabled_plugins`` pointing at it (see docs/rabbitmq.md).
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="airlab cloud")
+    >>> add_auth_service(parser.add_subparsers())
+    >>> args = parser.parse_args(["auth-service", "--port", "8090"])
+    >>> args.port, args.host, args.mqtt_port, args.vhost
+    ('8090', '127.0.0.1', '1883', '/')
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from airlab.cli.cloud_common import _port
+from airlab.errors import UsageError
+
+__all__ = ["add_auth_service"]
+
+
+def add_auth_service(group: Any) -> None:
+    """Add ``auth-service`` to the ``cloud`` group's subparsers."""
+    service = group.add_parser(
+        "auth-service",
+        help="serve the device rules to RabbitMQ (HTTP auth backend) until Ctrl-C",
+        description=(
+            "Serve the platform's rules (device login, topic permissions) over HTTP for "
+            "RabbitMQ's rabbitmq_auth_backend_http plugin, so a RabbitMQ node or cluster "
+            "with rabbitmq_mqtt enforces them; every decision goes to the registry's "
+            "connection log. --write-rabbitmq-config DIR also writes the node's "
+            "rabbitmq.conf and enabled_plugins pointing at this service."
+        ),
+    )
+    service.add_argument("--db", help="registry file (created if missing; default: in memory)")
+    service.add_argument(
+        "--fixture", default="tutorial", help="registry contents to load: tutorial or none"
+    )
+    service.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    service.add_argument("--port", default="0", metavar="N", help="HTTP port (default 0: free)")
+    service.add_argument(
+        "--advertise", help="address written in the RabbitMQ config (default: --host)"
+    )
+    service.add_argument(
+        "--mqtt-port", default="1883", metavar="N", help="the node's MQTT port (default 1883)"
+    )
+    service.add_argument("--vhost", default="/", help="the MQTT plugin's virtual host (/)")
+    service.add_argument(
+        "--tls",
+        action="store_true",
+        help="the node's MQTT listener is TLS: logins count as over TLS (TLS-required "
+        "products accept them)",
+    )
+    service.add_argument(
+        "--write-rabbitmq-config",
+        metavar="DIR",
+        help="write rabbitmq.conf and enabled_plugins for a node into DIR, then serve",
+    )
+    service.set_defaults(func=_auth_service)
+
+
+def _auth_service(args: argparse.Namespace) -> int:
+    from airlab.cloud.fixtures import FIXTURES
+    from airlab.cloud.rabbitmq_auth import RabbitAuth, RabbitAuthServer
+    from airlab.cloud.rabbitmq_config import rabbitmq_conf, write_rabbitmq_config
+    from airlab.cloud.registry import Registry
+    from airlab.cloud.service_support import ServiceRules
+
+    port = _port(args.port, "port")
+    mqtt_port = _port(args.mqtt_port, "mqtt_port")
+    fixture = None if args.fixture in ("none", "") else args.fixture
+    if fixture is not None and fixture not in FIXTURES:
+        raise UsageError("fixture", f"unknown fixture {fixture!r} (known: {', '.join(FIXTURES)})")
+    if args.host in ("", "0.0.0.0") and not args.advertise and args.write_rabbitmq_config:
+        raise UsageError("advertise", "is required with --host 0.0.0.0 (the nodes' URL host)")
+    try:
+        registry = Registry(args.db or ":memory:")
+    except Exception as exc:
+        raise UsageError("db", f"cannot open the registry {args.db}: {exc}") from None
+    try:
+        if fixture is not None:
+            FIXTURES[fixture](registry)
+        auth = RabbitAuth(ServiceRules(registry), vhost=args.vhost, tls=args.tls)
+        try:
+            server = RabbitAuthServer(auth, host=args.host, port=port)
+        except OSError as exc:
+            raise UsageError("port", f"cannot listen on {args.host}:{port}: {exc}") from None
+        urls = server.urls
+        if args.advertise:
+            urls = {
+                k: v.replace(f"//{server.host}:", f"//{args.advertise}:") for k, v in urls.items()
+            }
+        lines = [
+            f"airlab cloud auth-service: serving the rules for RabbitMQ (registry "
+            f"{args.db or 'in memory'}, fixture {fixture or 'none'})",
+            *(f"  {name:<9}{url}" for name, url in urls.items()),
+        ]
+        if args.write_rabbitmq_config:
+            conf = rabbitmq_conf(urls, mqtt_port=mqtt_port, vhost=args.vhost)
+            paths = write_rabbitmq_config(Path(args.write_rabbitmq_config), conf)
+            lines += [f"  wrote {path}" for path in paths]
+        lines.append("Ctrl-C stops it.")
+        _serve_until_stopped(server, "\n".join(lines))
+    finally:
+        registry.close()
+    print("airlab cloud auth-service: stopped", flush=True)
+    return 0
+
+
+def _serve_until_stopped(server: Any, banner: str) -> None:
+    stop = threading.Event()
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        with server:
+            print(banner, flush=True)
+            while not stop.wait(1.0):
+                pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
