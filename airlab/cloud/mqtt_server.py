@@ -7,7 +7,7 @@ writes, :class:`~airlab.cloud.mqtt_core.Close` closes (flush, then abort after
 :class:`~airlab.cloud.mqtt_core.LogConnection` / :class:`~airlab.cloud.mqtt_core.LogMessage`
 go to the rules with an ``on_commit`` callback (called on any thread) that hands their
 ``then`` actions back to the loop — one wake-up per batch of commits, not per message.
-The message records of one turn of the loop go over as one batch
+The message records gathered for :data:`LOG_GROUP` seconds go over as one batch
 (``rules.log_messages``), with one callback that sends all their PUBACKs; a connection
 record first hands over the messages gathered before it, so the log keeps their order.
 A refusal waits for its commit at most :data:`LOG_WAIT` seconds.
@@ -55,12 +55,15 @@ from airlab.cloud.mqtt_core import (
 )
 from airlab.cloud.tls import record_server_names, server_name_of
 
-__all__ = ["CLOSE_GRACE", "LOG_WAIT", "MqttServer"]
+__all__ = ["CLOSE_GRACE", "LOG_GROUP", "LOG_WAIT", "MqttServer"]
 
 log = logging.getLogger("airlab.cloud.broker")
 
 CLOSE_GRACE = 1.0  # seconds before a closing transport is aborted
 LOG_WAIT = 5.0  # seconds a refusal waits for its log record before it is answered anyway
+# seconds the message records of the first one logged wait for others to share its commit
+# (a commit costs as much as ~10 rows: one per loop turn would be one per message or two)
+LOG_GROUP = 0.002
 _RX_BUFFER = 64 * 1024  # bytes read from a socket at once
 
 
@@ -338,7 +341,7 @@ class MqttServer:
                     link.transport.write(action.data)  # type: ignore[union-attr]
             elif kind is LogMessage:
                 if not self._records:
-                    self.loop.call_soon(self._hand_over_messages)
+                    self.loop.call_later(LOG_GROUP, self._hand_over_messages)
                 self._records.append(action.record)  # type: ignore[union-attr]
                 if action.then:  # type: ignore[union-attr]
                     self._then.extend(action.then)  # type: ignore[union-attr]
