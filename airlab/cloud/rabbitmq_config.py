@@ -1,5 +1,6 @@
 """The RabbitMQ node configuration that hands MQTT logins and topics to airlab's rules:
-``rabbitmq.conf`` (the HTTP auth backend's four URLs, the MQTT listener) and
+``rabbitmq.conf`` (the HTTP auth backend's four URLs, the MQTT listener and its socket
+buffers) and
 ``enabled_plugins``.
 
 Example:
@@ -16,6 +17,9 @@ Example:
     mqtt.allow_anonymous = false
     mqtt.vhost = /
     mqtt.exchange = amq.topic
+    mqtt.tcp_listen_options.buffer = 16384
+    mqtt.tcp_listen_options.sndbuf = 16384
+    mqtt.tcp_listen_options.recbuf = 16384
     <BLANKLINE>
     >>> ENABLED_PLUGINS
     '[rabbitmq_mqtt,rabbitmq_auth_backend_http].\\n'
@@ -28,12 +32,24 @@ from pathlib import Path
 
 from airlab.errors import UsageError
 
-__all__ = ["CONF_NAME", "ENABLED_PLUGINS", "PLUGINS_NAME", "rabbitmq_conf", "write_rabbitmq_config"]
+__all__ = [
+    "CONF_NAME",
+    "ENABLED_PLUGINS",
+    "PLUGINS_NAME",
+    "SOCKET_BUFFER",
+    "rabbitmq_conf",
+    "write_rabbitmq_config",
+]
 
 CONF_NAME = "rabbitmq.conf"
 PLUGINS_NAME = "enabled_plugins"
 ENABLED_PLUGINS = "[rabbitmq_mqtt,rabbitmq_auth_backend_http].\n"
 _CHECKS = ("user", "vhost", "resource", "topic")
+
+SOCKET_BUFFER = 16384
+"""Bytes of each MQTT socket's buffers. Measured with 3.10.8 on Debian 12: an idle MQTT
+connection holds about 4 MB (binary memory) with RabbitMQ's own socket options, about
+200 KB with these (and a QoS 1 subscription about 100 KB more)."""
 
 
 def rabbitmq_conf(
@@ -41,17 +57,22 @@ def rabbitmq_conf(
     *,
     mqtt_port: int = 1883,
     vhost: str = "/",
+    socket_buffer: int | None = SOCKET_BUFFER,
     extra: str = "",
 ) -> str:
     """The ``rabbitmq.conf`` text: ``urls`` maps user, vhost, resource, topic to the
     service's URLs (:attr:`~airlab.cloud.rabbitmq_auth.RabbitAuthServer.urls`);
+    ``socket_buffer``: bytes of each MQTT socket's buffers (None: RabbitMQ's defaults);
     ``extra`` lines are appended as given (a test's listener settings, cluster peers)."""
     missing = [name for name in _CHECKS if name not in urls]
     if missing:
         raise UsageError("urls", f"lacks {', '.join(missing)}")
-    for name, value in (("mqtt_port", mqtt_port),):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise UsageError(name, f"must be a port number from 1 to 65535, not {value!r}")
+    if isinstance(mqtt_port, bool) or not isinstance(mqtt_port, int) or not 0 < mqtt_port < 65536:
+        raise UsageError("mqtt_port", f"must be a port number from 1 to 65535, not {mqtt_port!r}")
+    if socket_buffer is not None and (
+        isinstance(socket_buffer, bool) or not isinstance(socket_buffer, int) or socket_buffer < 1
+    ):
+        raise UsageError("socket_buffer", "must be a positive number of bytes or None")
     for name, text in [("vhost", vhost), *((f"urls[{k}]", urls[k]) for k in _CHECKS)]:
         if not text or any(ch.isspace() or not ch.isprintable() for ch in text):
             raise UsageError(name, f"must be non-empty, without spaces: {text!r}")
@@ -64,6 +85,11 @@ def rabbitmq_conf(
         f"mqtt.vhost = {vhost}",
         "mqtt.exchange = amq.topic",
     ]
+    if socket_buffer is not None:
+        lines += [
+            f"mqtt.tcp_listen_options.{name} = {socket_buffer}"
+            for name in ("buffer", "sndbuf", "recbuf")
+        ]
     text = "\n".join(lines) + "\n"
     return text + (extra if not extra or extra.endswith("\n") else extra + "\n")
 

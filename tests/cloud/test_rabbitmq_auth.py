@@ -322,6 +322,7 @@ def test_config_files_name_the_four_urls_and_the_plugins(tmp_path: Path) -> None
     assert "mqtt.listeners.tcp.default = 1884" in lines
     assert "mqtt.allow_anonymous = false" in lines
     assert "mqtt.exchange = amq.topic" in lines
+    assert "mqtt.tcp_listen_options.buffer = 16384" in lines  # ~4 MB per connection without
     assert plugins.read_text() == ENABLED_PLUGINS == "[rabbitmq_mqtt,rabbitmq_auth_backend_http].\n"
 
 
