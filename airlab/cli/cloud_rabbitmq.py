@@ -1,7 +1,9 @@
 """``airlab cloud auth-service``: serve the platform's device rules to RabbitMQ nodes
 (their ``rabbitmq_auth_backend_http`` plugin) until Ctrl-C/SIGTERM, and with
 ``--write-rabbitmq-config DIR`` write the node's ``rabbitmq.conf`` and
-``enabled_plugins`` pointing at it (see docs/rabbitmq.md).
+``enabled_plugins`` pointing at it; with ``--observe``, subscribe to everything on the
+node as airlab's own subscriber (a password made up per run) and log what devices publish
+in the message log (see docs/rabbitmq.md).
 
 Example:
     >>> import argparse
@@ -15,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import secrets
 import signal
 import threading
 from pathlib import Path
@@ -59,6 +63,15 @@ def add_auth_service(group: Any) -> None:
         "products accept them)",
     )
     service.add_argument(
+        "--observe",
+        action="store_true",
+        help="also subscribe to everything on the node (--mqtt-host, --mqtt-port) as "
+        "airlab's own subscriber and log what devices publish in the message log",
+    )
+    service.add_argument(
+        "--mqtt-host", default="127.0.0.1", help="the node --observe connects to (127.0.0.1)"
+    )
+    service.add_argument(
         "--write-rabbitmq-config",
         metavar="DIR",
         help="write rabbitmq.conf and enabled_plugins for a node into DIR, then serve",
@@ -68,8 +81,9 @@ def add_auth_service(group: Any) -> None:
 
 def _auth_service(args: argparse.Namespace) -> int:
     from airlab.cloud.fixtures import FIXTURES
-    from airlab.cloud.rabbitmq_auth import RabbitAuth, RabbitAuthServer
+    from airlab.cloud.rabbitmq_auth import OBSERVER_USER, RabbitAuth, RabbitAuthServer
     from airlab.cloud.rabbitmq_config import rabbitmq_conf, write_rabbitmq_config
+    from airlab.cloud.rabbitmq_observer import RabbitObserver
     from airlab.cloud.registry import Registry
     from airlab.cloud.service_support import ServiceRules
 
@@ -87,7 +101,9 @@ def _auth_service(args: argparse.Namespace) -> int:
     try:
         if fixture is not None:
             FIXTURES[fixture](registry)
-        auth = RabbitAuth(ServiceRules(registry), vhost=args.vhost, tls=args.tls)
+        password = secrets.token_urlsafe(24) if args.observe else None
+        rules = ServiceRules(registry)
+        auth = RabbitAuth(rules, vhost=args.vhost, tls=args.tls, observer_password=password)
         try:
             server = RabbitAuthServer(auth, host=args.host, port=port)
         except OSError as exc:
@@ -106,22 +122,29 @@ def _auth_service(args: argparse.Namespace) -> int:
             conf = rabbitmq_conf(urls, mqtt_port=mqtt_port, vhost=args.vhost)
             paths = write_rabbitmq_config(Path(args.write_rabbitmq_config), conf)
             lines += [f"  wrote {path}" for path in paths]
+        observer = None
+        if password is not None:
+            observer = RabbitObserver(rules, args.mqtt_host, mqtt_port, password)
+            lines.append(
+                f"  observer {OBSERVER_USER} on {args.mqtt_host}:{mqtt_port} (message log; "
+                "it connects once the node is up)"
+            )
         lines.append("Ctrl-C stops it.")
-        _serve_until_stopped(server, "\n".join(lines))
+        _serve_until_stopped(server, observer, "\n".join(lines))
     finally:
         registry.close()
     print("airlab cloud auth-service: stopped", flush=True)
     return 0
 
 
-def _serve_until_stopped(server: Any, banner: str) -> None:
+def _serve_until_stopped(server: Any, observer: Any, banner: str) -> None:
     stop = threading.Event()
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if signum is not None:
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
     try:
-        with server:
+        with server, observer or contextlib.nullcontext():
             print(banner, flush=True)
             while not stop.wait(1.0):
                 pass

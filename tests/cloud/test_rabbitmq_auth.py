@@ -40,6 +40,7 @@ from airlab.cloud.rabbitmq_config import (
     rabbitmq_conf,
     write_rabbitmq_config,
 )
+from airlab.cloud.rabbitmq_observer import RabbitObserver, device_in_topic
 from airlab.cloud.registry import Device, Registry
 from airlab.cloud.service_support import ServiceRules
 
@@ -232,6 +233,13 @@ def test_vhost_and_dynamic_registration_are_refused(
     assert register.explanation is not None and register.explanation.rule == "rabbitmq_dynreg"
 
 
+def test_the_device_of_a_topic_is_the_first_known_pair() -> None:
+    known = {(PK, DN)}.__contains__
+    assert device_in_topic(f"/sys/{PK}/{DN}/thing/event/property/post", lambda *p: known(p))
+    assert device_in_topic(f"/ext/ntp/{PK}/{DN}/request", lambda *p: known(p)) is not None
+    assert device_in_topic(f"/{PK}/other/user/update", lambda *p: known(p)) is None
+
+
 def test_the_observer_reads_everything_and_writes_nothing(
     registry: Registry, poster: Poster
 ) -> None:
@@ -330,6 +338,7 @@ def test_config_files_name_the_four_urls_and_the_plugins(tmp_path: Path) -> None
 
 def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Path) -> None:
     folder = tmp_path / "node"
+    mqtt_port = _free_port()  # no node there: the observer keeps trying, harmlessly
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = (tmp_path / "out.txt").open("w+")
     proc = subprocess.Popen(
@@ -340,7 +349,8 @@ def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Pat
             "cloud",
             "auth-service",
             "--mqtt-port",
-            "1885",
+            str(mqtt_port),
+            "--observe",
             "--write-rabbitmq-config",
             str(folder),
         ],
@@ -376,7 +386,7 @@ def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Pat
         conn.request("POST", user_url.path, body=body)
         assert conn.getresponse().read() == b"allow"
         conn.close()
-        assert "mqtt.listeners.tcp.default = 1885" in conf.read_text()
+        assert f"mqtt.listeners.tcp.default = {mqtt_port}" in conf.read_text()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -390,6 +400,7 @@ def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Pat
     assert code == 0, text
     assert "airlab cloud auth-service: stopped" in text
     assert f"wrote {folder / 'enabled_plugins'}" in text
+    assert f"observer {OBSERVER_USER} on 127.0.0.1:{mqtt_port}" in text
 
 
 # -- a private RabbitMQ node ----------------------------------------------------------------
@@ -509,11 +520,15 @@ def rabbit() -> Iterator[tuple[Node, Registry]]:
     auth = RabbitAuth(ServiceRules(registry), observer_password=OBSERVER_PASSWORD)
     server = RabbitAuthServer(auth).start()
     node = Node(folder, server)
+    observer = RabbitObserver(auth.rules, "127.0.0.1", node.mqtt_port, OBSERVER_PASSWORD, retry=0.2)
     try:
         took = node.start()
         print(f"RabbitMQ node up in {took:.1f} s")
+        observer.start()
+        assert observer.ready.wait(WAIT), "airlab's observer did not subscribe"
         yield node, registry
     finally:
+        observer.stop()
         node.stop()
         server.stop()
         registry.close()
@@ -593,6 +608,18 @@ def test_tutorial_device_logs_in_and_publishes_through_rabbitmq(
         observer.stop()
     events = [e for e in log_of(registry) if e.device is not None and str(e.device) == f"{PK}/{DN}"]
     assert ("connect", True, 0) in [(e.event, e.accepted, e.code) for e in events]
+    deadline = time.monotonic() + WAIT  # airlab's observer logs what the device published
+    while not (records := registry.message_log((PK, DN))):
+        assert time.monotonic() < deadline, "no message-log line from the observer"
+        time.sleep(0.05)  # the observer thread logs on its own: polled, bounded
+    (record,) = records
+    assert (record.direction, record.topic, record.qos, record.payload, record.accepted) == (
+        "up",
+        f"/{PK}/{DN}/user/update",
+        1,
+        b'{"t":21.5}',
+        True,
+    )
 
 
 @pytest.mark.slow
@@ -640,6 +667,7 @@ def test_cross_device_subscription_closes_the_connection(
         "airlab.cloud.rabbitmq_auth",
         "airlab.cloud.rabbitmq_forms",
         "airlab.cloud.rabbitmq_config",
+        "airlab.cloud.rabbitmq_observer",
         "airlab.cli.cloud_rabbitmq",
     ],
 )
