@@ -157,19 +157,23 @@ class RabbitAuth:
         try:
             form = read_form(endpoint, body)
         except FormError as exc:
-            self._refused(
-                "refused",
-                None,
-                code=None,
-                reason=f"RabbitMQ {endpoint}_path request refused: {exc}",
-                explanation=Explanation(
-                    "rabbitmq_request",
-                    f"the {endpoint}_path request does not fit the field table: {exc}",
-                    {"endpoint": endpoint},
-                ),
-            )
-            return DENY
+            return self.bad_request(endpoint, str(exc))
         return self._checks[endpoint](form)
+
+    def bad_request(self, endpoint: str, problem: str) -> str:
+        """Log a request that cannot be read (rule ``rabbitmq_request``); ``"deny"``."""
+        self._refused(
+            "refused",
+            None,
+            code=None,
+            reason=f"RabbitMQ {endpoint}_path request refused: {problem}",
+            explanation=Explanation(
+                "rabbitmq_request",
+                f"the {endpoint}_path request does not fit the field table: {problem}",
+                {"endpoint": endpoint},
+            ),
+        )
+        return DENY
 
     # -- the checks ----------------------------------------------------------------------
 
@@ -263,6 +267,10 @@ class RabbitAuth:
         topic = mqtt_topic(form["routing_key"])
         if form["username"] == OBSERVER_USER:  # reads anything, writes nothing
             if form["permission"] == "read":
+                reason = f"SUBSCRIBE {topic!r} granted ({OBSERVER_USER})"
+                self.rules.log_connection(
+                    self._event("subscribe", True, None, client_id=client_id, reason=reason)
+                )
                 return ALLOW
             reason = f"PUBLISH {topic!r} refused: {OBSERVER_USER} only subscribes"
             self._refused("publish", None, client_id=client_id, reason=reason)
@@ -354,8 +362,11 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = _ENDPOINT_OF.get(self.path.split("?", 1)[0])
         length_text = self.headers.get("Content-Length", "")
         if endpoint is None or not length_text.isdigit() or int(length_text) > MAX_BODY:
+            if endpoint is not None:  # a check's URL: RabbitMQ's, or someone's, bad request
+                problem = f"body: Content-Length {length_text[:20]!r}, at most {MAX_BODY}"
+                self.server.auth.bad_request(endpoint, problem)
             self._reply(404 if endpoint is None else 413, DENY)
-            self.close_connection = True
+            self.close_connection = True  # the body is not read
             return
         body = self.rfile.read(int(length_text))
         try:

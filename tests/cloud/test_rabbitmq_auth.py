@@ -252,6 +252,7 @@ def test_the_observer_reads_everything_and_writes_nothing(
     assert [(e.event, e.accepted) for e in events] == [
         ("refused", False),
         ("connect", True),
+        ("subscribe", True),
         ("publish", False),
     ]
     assert all(OBSERVER_PASSWORD not in repr(e) for e in events)
@@ -284,7 +285,9 @@ def test_bad_input_is_denied_logged_and_the_server_goes_on(
     assert poster.post("user", **login_form(tutorial)) == "allow"  # still serving
 
 
-def test_oversized_bodies_and_unknown_paths_are_refused_unread(server: RabbitAuthServer) -> None:
+def test_oversized_bodies_and_unknown_paths_are_refused_unread(
+    registry: Registry, server: RabbitAuthServer
+) -> None:
     for path, body, status in (
         (PATHS["user"], b"x" * 9000, 413),
         ("/rabbitmq/other", b"username=u", 404),
@@ -300,6 +303,9 @@ def test_oversized_bodies_and_unknown_paths_are_refused_unread(server: RabbitAut
                       permission="configure") == "allow"  # fmt: skip
     finally:
         p.close()
+    (event,) = log_of(registry)  # the oversized one; an unknown path is not RabbitMQ's
+    assert event.explanation is not None and event.explanation.rule == "rabbitmq_request"
+    assert "Content-Length '9000', at most 8192" in (event.reason or "")
 
 
 def test_a_check_takes_well_under_the_40_ms_of_a_delayed_ack(
