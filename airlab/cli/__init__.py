@@ -30,6 +30,7 @@ _GROUPS = (
     "airlab.cli.cloud",
     "airlab.cli.classroom",
     "airlab.cli.timing",
+    "airlab.cli.fleet",
 )
 
 

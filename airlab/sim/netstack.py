@@ -1,9 +1,11 @@
 """The simulated module's network stack: NetRequests carried out on real sockets.
 
-One background thread runs its own asyncio loop (never the notebook kernel's).  The
-firmware's requests arrive through :meth:`NetStack.submit` (thread-safe); what the
-network does comes back as :mod:`~airlab.sim.actions` events through the ``on_event``
-callback, called from the stack's thread.
+One background thread runs its own asyncio loop (never the notebook kernel's), or, with
+``runner``, a :class:`~airlab.mqtt.loopthread.LoopThread` that many stacks share (a
+fleet of modems on one loop: :mod:`airlab.fleet`).  The firmware's requests arrive
+through :meth:`NetStack.submit` (thread-safe); what the network does comes back as
+:mod:`~airlab.sim.actions` events through the ``on_event`` callback, called from the
+stack's thread.
 
 * ``OpenLink``: TCP, or TLS when asked (no certificate verification unless configured —
   the module's default; SNI = the host name).  ``LinkOpened`` only once TCP/TLS is up;
@@ -106,6 +108,7 @@ class NetStack:
         connect_timeout: float = _CONNECT_TIMEOUT,
         tls_verify: bool = False,
         cafile: str | None = None,
+        runner: LoopThread | None = None,
     ) -> None:
         self._on_event = on_event
         self.hosts = hosts if hosts is not None else HostTable()
@@ -119,7 +122,8 @@ class NetStack:
             self._tls.verify_mode = ssl.CERT_NONE
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._runner = LoopThread("airlab-sim-net")
+        self._shared = runner is not None  # the loop is not ours to stop
+        self._runner = runner if runner is not None else LoopThread("airlab-sim-net")
         self._start_lock = threading.Lock()
         self._links: dict[str, _Link] = {}
         self._gen = 0
@@ -138,7 +142,8 @@ class NetStack:
                 return
             if self._closed:
                 raise RuntimeError("network stack is closed")
-            self._runner.start()
+            if not self._runner.running:
+                self._runner.start()
             self._loop, self._thread = self._runner.loop, self._runner.thread
 
     @property
@@ -153,6 +158,13 @@ class NetStack:
             self._closed = True
             loop, thread = self._loop, self._thread
         if loop is None or thread is None:
+            return
+        if self._shared:  # close our links only; the loop goes on for the others
+            if threading.current_thread() is thread:
+                self._close_all()
+            else:
+                with contextlib.suppress(Exception):
+                    self._runner.call(self._close_all, 5)
             return
         if threading.current_thread() is thread:
             raise RuntimeError("NetStack.close() called from the stack's own thread")
@@ -175,6 +187,10 @@ class NetStack:
             self.start()
         assert self._loop is not None
         if self._closed:
+            return
+        if self._shared and threading.current_thread() is self._thread:
+            # a fleet's modem, on the loop already: after the firmware's call returns
+            self._loop.call_soon(self._handle, request, time.monotonic())
             return
         self._loop.call_soon_threadsafe(self._handle, request, time.monotonic())
 
