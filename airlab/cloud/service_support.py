@@ -83,7 +83,9 @@ class ServiceRules(Rules):
     console, the admin API) is seen at the next message; a write from another process
     (``airlab cloud add-topic-class`` beside a running emulator) within
     ``permission_ttl`` seconds (1 s), when the registry's revision of its products and
-    topic classes is looked at again (:meth:`~airlab.cloud.registry.Registry.change_mark`).
+    topic classes is read again (:meth:`~airlab.cloud.registry.Registry.rules_revision`;
+    a write through this object has it read at the next message). Device updates (a
+    login marks its device activated) and log lines leave the memo alone.
     :meth:`forget_permissions` drops the memo at once. Connect decisions are never
     memoized: the product's switches (动态注册, the host check) are read from the
     registry on every CONNECT and every HTTP call, so a change applies to the next
@@ -105,7 +107,8 @@ class ServiceRules(Rules):
         super().__init__(registry, **kwargs)
         self.permission_ttl = permission_ttl
         self._memo: dict[tuple[str, DeviceRef, str, int], Permission] = {}
-        self._memo_mark = registry.change_mark()
+        self._memo_local = registry.local_changes
+        self._memo_revision = registry.rules_revision()
         self._memo_checked = time.monotonic()
         self._memo_lock = threading.Lock()
 
@@ -125,19 +128,22 @@ class ServiceRules(Rules):
         registry = self.registry
         now = time.monotonic()
         with self._memo_lock:
-            mark = self._memo_mark
-            if registry.local_changes != mark[0] or now - self._memo_checked > self.permission_ttl:
-                self._memo_checked = now
-                mark = registry.change_mark()
-            if mark != self._memo_mark or len(self._memo) > 100_000:
+            local = registry.local_changes
+            if local != self._memo_local or now - self._memo_checked > self.permission_ttl:
+                self._memo_local, self._memo_checked = local, now
+                revision = registry.rules_revision()
+                if revision != self._memo_revision:
+                    self._memo.clear()
+                    self._memo_revision = revision
+            if len(self._memo) > 100_000:
                 self._memo.clear()
-                self._memo_mark = mark
+            revision = self._memo_revision
             found = self._memo.get(key)
         if found is not None:
             return found
         answer = compute()
         with self._memo_lock:
-            if self._memo_mark == mark:  # not computed from a registry changed meanwhile
+            if self._memo_revision == revision:  # not computed from rules changed meanwhile
                 self._memo[key] = answer
         return answer
 

@@ -78,3 +78,15 @@ def test_log_lines_from_any_connection_keep_the_memo(tmp_path: Path) -> None:
         rules.may_publish(DEV, CMD, 1)
         assert rules.computed == 1
         assert len(reg.message_log()) == 7
+
+
+def test_logins_marking_devices_activated_keep_the_memo() -> None:
+    reg = Registry()
+    reg.add_product(PK)
+    device = reg.add_device(PK, "dev1")
+    rules = CountingRules(reg, permission_ttl=3600)
+    rules.may_publish(DEV, CMD, 1)
+    for _ in range(3):
+        reg.mark_activated(device)  # every accepted CONNECT does this
+    rules.may_publish(DEV, CMD, 1)
+    assert rules.computed == 1

@@ -114,7 +114,7 @@ CREATE TABLE IF NOT EXISTS seats (
         REFERENCES devices(product_key, device_name) ON DELETE CASCADE
 );
 -- counts the writes to what topic permissions are computed from, from any connection
--- (another process, the log's own connection aside: see StoreBase.change_mark)
+-- (this one, another process; see StoreBase.rules_revision)
 CREATE TABLE IF NOT EXISTS rules_revision (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     value INTEGER NOT NULL
@@ -209,7 +209,7 @@ class StoreBase:
     @contextlib.contextmanager
     def _transaction(self, *, log_lines: bool = False) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` and re-raise on any exception
-        (the caller holds :attr:`_lock`). Counted in :meth:`change_mark` unless it only
+        (the caller holds :attr:`_lock`). Counted in :attr:`local_changes` unless it only
         adds ``log_lines``."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
@@ -225,25 +225,27 @@ class StoreBase:
     @property
     def local_changes(self) -> int:
         """How many writes (log lines aside) this registry object has made: a cheap
-        check, with :meth:`change_mark`, that what was read from it is still current."""
+        test of whether :meth:`rules_revision` is worth reading again."""
         return self._changes
 
-    def change_mark(self) -> tuple[int, int]:
-        """``(local_changes, rules revision)``: different from an earlier mark when this
-        object has written since (log lines aside), or any connection (another process)
-        has changed a product or a topic class (counted by triggers in the file, so the
-        log lines that other connections write all the time do not count).
+    def rules_revision(self) -> int:
+        """A number that changes whenever any connection (this object, another process)
+        writes a product or a topic class: what topic permissions are computed from.
+        Counted by triggers in the file, so log lines and device updates leave it.
 
         Example:
             >>> from airlab.cloud.registry import Registry
-            >>> reg = Registry(); before = reg.change_mark()
-            >>> _ = reg.add_product("pk1"); reg.change_mark() != before
+            >>> reg = Registry(); before = reg.rules_revision()
+            >>> _ = reg.add_product("pk1"); reg.rules_revision() != before
+            True
+            >>> before = reg.rules_revision(); d = reg.add_device("pk1", "dev1")
+            >>> reg.mark_activated(d); reg.rules_revision() == before
             True
         """
         with self._lock:
             self._check_open()
             row = self._conn.execute("SELECT value FROM rules_revision").fetchone()
-            return self._changes, int(row[0]) if row else 0
+            return int(row[0]) if row else 0
 
     def _check_open(self) -> None:
         if self._closed:
