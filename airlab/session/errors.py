@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -89,6 +90,7 @@ _CODE_HINTS: dict[int, str] = {
 HTTP_MODULE_CODES: dict[int, str] = HTTP_MODULE_ERRORS
 
 
+@functools.lru_cache(maxsize=1024)  # the guards and the state tracking ask several times
 def command_name(line: str) -> str | None:
     """``"+MPUB"`` for ``AT+MPUB=...`` (upper case); ``None`` for ``AT`` / ``ATE0``.
 

@@ -69,18 +69,26 @@ def split_raw_args(line: str) -> list[str]:
     eq = line.find("=")
     if eq < 0:
         return []
+    rest = line[eq + 1 :]
+    if '"' not in rest:
+        return [arg.strip() for arg in rest.split(",")]
+    # the pieces between quotes: even ones are outside quotes (their commas split), odd
+    # ones inside; a whole line at a time, not a character at a time (a publish's
+    # message can be 4 KB)
     out: list[str] = []
-    cur: list[str] = []
-    quoted = False
-    for ch in line[eq + 1 :]:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
+    cur = ""
+    for i, piece in enumerate(rest.split('"')):
+        if i:
+            cur += '"'
+        if i % 2:
+            cur += piece
+            continue
+        first, *others = piece.split(",")
+        cur += first
+        for other in others:
+            out.append(cur.strip())
+            cur = other
+    out.append(cur.strip())
     return out
 
 
@@ -244,6 +252,8 @@ def check_lookalikes(text: str, what: str = "line") -> None:
     ...     print(exc.message[:58])
     character 17 is a full-width ， (ASCII ,), not what the tut
     """
+    if text.isascii():  # every lookalike is outside ASCII
+        return
     checked = text
     if what == "line" and command_name(text) == "+MPUB" and "=" in text:
         args = split_raw_args(text)

@@ -110,6 +110,10 @@ MSUB_REFUSED_HINT = (
 )
 
 
+def _is_final(index: int, event: Event) -> bool:
+    return isinstance(event, FinalResult)
+
+
 class ModemSession(_ReaderSide, _MqttSide):
     """The host side over any pyserial port (see the module docstring).
 
@@ -221,7 +225,9 @@ class ModemSession(_ReaderSide, _MqttSide):
         self._port: serial.SerialBase = port
 
         self._parser = AtParser()
-        self._cond = threading.Condition()
+        self._mutex = threading.RLock()  # the state below; `with` it: no Python frame
+        self._cond = threading.Condition(self._mutex)  # new events, port failure, close
+        self._waiters = 0  # threads in self._cond.wait (session_io._wait)
         self._events: deque[Event] = deque(maxlen=max_events)
         self._dropped = 0  # events that left the window: the index of self._events[0]
         self._cmd_lock = threading.RLock()
@@ -239,6 +245,9 @@ class ModemSession(_ReaderSide, _MqttSide):
 
         self.messages = MessageQueue()
         self._dispatcher = UrcDispatcher()
+        # a port that can wait without reading (airsim://): the reader blocks there, and
+        # whoever waits for an answer reads it (session_io._pump)
+        self._waitable = callable(getattr(port, "wait_readable", None))
         self._reader = threading.Thread(
             target=self._read_loop, name="airlab-session-reader", daemon=True
         )
@@ -419,7 +428,6 @@ class ModemSession(_ReaderSide, _MqttSide):
                 if command_name(line) == "+MCONNECT":
                     self._before_mconnect(line)
             start, sent = self._write((line + self.line_ending).encode("utf-8"), line)
-            wait = dict(command=line, timeout=timeout, start=start)
             prompt_mono = None
             if data is not None:
                 _, ev = self._wait_event(
@@ -427,17 +435,21 @@ class ModemSession(_ReaderSide, _MqttSide):
                     lambda i, e: isinstance(e, Prompt | FinalResult),
                     deadline,
                     awaited="data prompt (DOWNLOAD / >)",
-                    **wait,
+                    command=line,
+                    timeout=timeout,
+                    start=start,
                 )
                 if isinstance(ev, Prompt):
                     prompt_mono = ev.mono
                     self._write(data, line)
             idx_final, final = self._wait_event(
                 start + 1,
-                lambda i, e: isinstance(e, FinalResult),
+                _is_final,
                 deadline,
                 awaited="final result (OK / ERROR)",
-                **wait,
+                command=line,
+                timeout=timeout,
+                start=start,
             )
             assert isinstance(final, FinalResult)
             if not final.ok or match is None:
@@ -462,7 +474,9 @@ class ModemSession(_ReaderSide, _MqttSide):
                 deadline,
                 awaited=f"URC {_describe(urc)} after OK",
                 error=UrcTimeout,
-                **wait,
+                command=line,
+                timeout=timeout,
+                start=start,
             )
             assert isinstance(got, Urc)
             end = max(idx_final, idx_urc)
@@ -481,12 +495,22 @@ class ModemSession(_ReaderSide, _MqttSide):
         sent: Event | None,
         urc: Urc | None = None,
     ) -> Response:
-        with self._cond:
+        with self._mutex:
             evs = tuple(self._slice(start, end + 1))  # partial if the window moved past start
         if sent is None:
             sent = evs[0] if evs else final
-        echo = next((e for e in evs if isinstance(e, Echo)), None)
-        return Response(
+        echo: Echo | None = None
+        lines: list[str] = []
+        payloads: list[Payload] = []
+        for e in evs:  # one pass: a command's events are few, but a command is frequent
+            kind = type(e)
+            if kind is InfoLine or isinstance(e, InfoLine):
+                lines.append(e.line)  # type: ignore[attr-defined]
+            elif isinstance(e, Payload):
+                payloads.append(e)
+            elif echo is None and isinstance(e, Echo):
+                echo = e
+        return Response._build(
             command=line,
             final=final,
             sent_mono=sent.mono,
@@ -494,8 +518,8 @@ class ModemSession(_ReaderSide, _MqttSide):
             final_mono=final.mono,
             echo=echo.line if echo else None,
             echo_mono=echo.mono if echo else None,
-            lines=tuple(e.line for e in evs if isinstance(e, InfoLine)),
-            payloads=tuple(e for e in evs if isinstance(e, Payload)),
+            lines=tuple(lines),
+            payloads=tuple(payloads),
             events=evs,
             prompt_mono=prompt_mono,
             urc=urc,
@@ -508,7 +532,7 @@ class ModemSession(_ReaderSide, _MqttSide):
                 line, "the module printed CLOSED: the server closed the TCP link while waiting"
             )
         if urc.name == "CONNECT FAIL":
-            with self._cond:
+            with self._mutex:
                 state = next(
                     (
                         e.line
@@ -549,9 +573,12 @@ class ModemSession(_ReaderSide, _MqttSide):
         if self._closed:
             return
         self._stop.set()
+        if self._waitable:
+            with contextlib.suppress(Exception):
+                self._port.cancel_read()
         if threading.current_thread() is not self._reader:
             self._reader.join(max(1.0, 4 * float(self._port.timeout or 0.05)))
-        with self._cond:
+        with self._mutex:
             self._closed = True
             now_w, now_m = time.time(), time.monotonic()
             last = self._transcript.records[-1] if self._transcript.records else None

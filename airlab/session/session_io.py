@@ -85,7 +85,7 @@ class _ReaderSide:
         ``events[0]`` has the index :attr:`first_index`; older events are in the
         transcript file (``Transcript.load(path).events()``).
         """
-        with self._cond:
+        with self._mutex:
             return list(self._events)
 
     @property
@@ -100,7 +100,7 @@ class _ReaderSide:
         ...     s.first_index, s.mark(), len(s.events)
         (20, 120, 100)
         """
-        with self._cond:
+        with self._mutex:
             return self._dropped
 
     def events_since(self, index: int) -> list[Event]:
@@ -117,15 +117,23 @@ class _ReaderSide:
         ...     [e.kind for e in s.events_since(mark)]
         ['command', 'echo', 'final']
         """
-        with self._cond:
+        with self._mutex:
             return self._slice(index, None)
 
     def _slice(self, start: int, stop: int | None) -> list[Event]:
-        """Events with indices in ``[start, stop)`` still in memory (``self._cond`` held)."""
+        """Events with indices in ``[start, stop)`` still in memory (``self._mutex`` held)."""
         base = self._dropped
-        lo = max(0, start - base)
-        hi = None if stop is None else max(lo, stop - base)
-        return list(itertools.islice(self._events, lo, hi))
+        events = self._events
+        n = len(events)
+        lo = min(n, max(0, start - base))
+        hi = n if stop is None else min(n, max(lo, stop - base))
+        if lo > n - hi:  # nearer the end (a command's own events): walk from there
+            if hi - lo <= 16:
+                return [events[i] for i in range(lo, hi)]
+            part = list(itertools.islice(reversed(events), n - hi, n - lo))
+            part.reverse()
+            return part
+        return list(itertools.islice(events, lo, hi))
 
     @property
     def reader_thread(self) -> threading.Thread:
@@ -142,12 +150,15 @@ class _ReaderSide:
     def mark(self) -> int:
         """The index of the next event (for ``wait_for_urc(since=...)``): the number of
         events so far, including those that left the in-memory window."""
-        with self._cond:
+        with self._mutex:
             return self._dropped + len(self._events)
 
     # ------------------------------------------------------------------ I/O core
 
     def _read_loop(self) -> None:
+        if self._waitable:
+            self._wait_loop()
+            return
         port = self._port
         while not self._stop.is_set():
             try:
@@ -159,17 +170,58 @@ class _ReaderSide:
             except Exception as exc:
                 if self._stop.is_set():
                     break
-                log.warning("serial read failed: %s", exc)
-                with self._cond:
-                    self._failure = exc
-                    self._cond.notify_all()
+                with self._mutex:
+                    self._fail(exc)
                 break
             if data:
-                with self._cond:
+                with self._mutex:
                     self._ingest(Direction.RECEIVED, data, time.time(), time.monotonic())
 
+    def _wait_loop(self) -> None:
+        """The reader of a port with ``wait_readable``: it blocks there (no polling;
+        ``cancel_read`` wakes it to stop), then reads under ``self._mutex`` what a
+        command's caller has not read first (:meth:`_pump`)."""
+        port = self._port
+        while not self._stop.is_set():
+            try:
+                port.wait_readable(None)
+            except Exception as exc:
+                if not self._stop.is_set():
+                    with self._mutex:
+                        self._fail(exc)
+                break
+            with self._mutex:
+                if not self._pump():
+                    break
+
+    def _pump(self) -> bool:
+        """Read and record what the port holds now, without waiting (``self._mutex``
+        held): the thread waiting for an answer reads it itself, no hand-off through the
+        reader thread.  Only for ports with ``wait_readable`` (their reader does not hold
+        a read in progress, so the bytes keep their order).  False once the port failed
+        or the session is closing."""
+        if self._failure is not None or self._stop.is_set():
+            return False
+        port = self._port
+        try:
+            n = port.in_waiting
+            data = port.read(n) if n else b""
+        except Exception as exc:
+            if not self._stop.is_set():
+                self._fail(exc)
+            return False
+        if data:
+            self._ingest(Direction.RECEIVED, data, time.time(), time.monotonic())
+        return True
+
+    def _fail(self, exc: BaseException) -> None:
+        """The port failed: record why and wake the waiters (``self._mutex`` held)."""
+        log.warning("serial read failed: %s", exc)
+        self._failure = exc
+        self._cond.notify_all()
+
     def _ingest(self, direction: Direction, data: bytes, wall: float, mono: float) -> None:
-        """Record a chunk, parse it, publish its events (``self._cond`` held)."""
+        """Record a chunk, parse it, publish its events (``self._mutex`` held)."""
         rec = Record(direction, bytes(data), wall, mono)
         self._transcript.append(rec)
         limit = self._max_records
@@ -193,7 +245,7 @@ class _ReaderSide:
                 if ev.topic is not None and ev.payload is not None:
                     self.messages.put(MqttMessage(ev.topic, ev.payload, ev.wall, ev.mono))
                 self._dispatcher.post(ev)
-        if events:
+        if events and self._waiters:
             self._cond.notify_all()
 
     def _track(self, ev: Event) -> None:
@@ -236,7 +288,7 @@ class _ReaderSide:
     def _write(self, data: bytes, command: str | None) -> tuple[int, Event | None]:
         """Write and record ``data``; returns the index of its first event and that
         event (the :class:`CommandSent` of a command line)."""
-        with self._cond:
+        with self._mutex:
             self._check_alive(command)
             start = self._dropped + len(self._events)
             wall, mono = time.time(), time.monotonic()
@@ -267,9 +319,12 @@ class _ReaderSide:
         error: type[ResponseTimeout] = ResponseTimeout,
     ) -> tuple[int, Event]:
         """The first event at index >= ``pos`` that ``accept(index, event)`` takes."""
-        with self._cond:
+        pump = self._waitable
+        with self._mutex:
             events = self._events
             while True:
+                if pump:
+                    self._pump()
                 base = self._dropped
                 pos = max(pos, base)  # older events left the window
                 end = base + len(events)
@@ -285,7 +340,16 @@ class _ReaderSide:
                         e.text for e in self._slice(start, None) if not isinstance(e, CommandSent)
                     )
                     raise error(command, awaited, timeout, seen)
-                self._cond.wait(left)
+                self._wait(left)
+
+    def _wait(self, timeout: float) -> None:
+        """``self._cond.wait(timeout)``, counted: new events notify only when someone
+        waits (``self._mutex`` held)."""
+        self._waiters += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._waiters -= 1
 
     # ------------------------------------------------------------------ URCs
 

@@ -43,7 +43,7 @@ class _MqttSide:
         qos = guards.mpub_qos(line)
         if not qos:
             return
-        with self._cond:
+        with self._mutex:
             while self._pub_in_flight():
                 if wait_until is None:
                     raise UsageError(
@@ -55,7 +55,7 @@ class _MqttSide:
                 left = wait_until - time.monotonic()
                 if left <= 0:
                     raise UrcTimeout(line, "PUBACK of the previous QoS1 publish", 0.0)
-                self._cond.wait(left)
+                self._wait(left)
 
     def _pub_in_flight(self) -> bool:
         since = self._pub_pending
@@ -63,7 +63,7 @@ class _MqttSide:
 
     def _before_mconnect(self, line: str) -> None:
         """The MCONNECT window guard (``mconnect_window`` / ``late_mconnect``)."""
-        with self._cond:
+        with self._mutex:
             up, closed, mipstart = self._link_up_mono, self._link_closed, self._last_mipstart
         if up is None:
             return

@@ -220,6 +220,7 @@ class SimulatedModule:
         self._lock = threading.Lock()
         self._readable = threading.Condition(self._lock)
         self._out = bytearray()
+        self._cancel = False  # cancel_read(): the next wait for output returns
         self._pending: collections.deque[tuple[float, bytes]] = collections.deque()
         self._line_free = 0.0  # monotonic time the paced line is free again
         self._timers: dict[str, tuple[int, _Call]] = {}  # name -> (generation, call)
@@ -262,17 +263,18 @@ class SimulatedModule:
         return len(data)
 
     def read(self, size: int = 1, timeout: float | None = None) -> bytes:
-        """Up to ``size`` output bytes: waits until ``size`` are there or ``timeout``
-        seconds pass (None: forever, 0: no wait) — pyserial's ``read`` semantics."""
+        """Up to ``size`` output bytes: waits until ``size`` are there, ``timeout``
+        seconds pass (None: forever, 0: no wait) or :meth:`cancel_read` is called —
+        pyserial's ``read`` semantics."""
         with self._readable:
             out = self._out
             if len(out) < size and timeout != 0 and not self._closed:
                 if timeout is None:
-                    while len(out) < size and not self._closed:
+                    while len(out) < size and not self._closed and not self._cancelled():
                         self._readable.wait()
                 else:
                     deadline = time.monotonic() + timeout
-                    while len(out) < size and not self._closed:
+                    while len(out) < size and not self._closed and not self._cancelled():
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
@@ -316,6 +318,42 @@ class SimulatedModule:
                     self._out.clear()
                     return data
                 self._readable.wait(left)
+
+    def wait_readable(self, timeout: float | None = None) -> bool:
+        """Wait, without reading, until output is ready to read (True), ``timeout``
+        seconds pass (None: forever), :meth:`cancel_read` is called or the module closes
+        (False when nothing is there): a reader thread blocks here instead of polling.
+
+        >>> with SimulatedModule() as module:
+        ...     module.wait_readable(0), module.write(b"AT\\r"), module.wait_readable()
+        (False, 3, True)
+        """
+        with self._readable:
+            if not self._out and timeout != 0:
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while not self._out and not self._closed and not self._cancelled():
+                    if deadline is None:
+                        self._readable.wait()
+                        continue
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._readable.wait(left)
+            return bool(self._out)
+
+    def cancel_read(self) -> None:
+        """Wake the :meth:`read` or :meth:`wait_readable` in progress (or the next one, as
+        pyserial's ``cancel_read``): it returns what is there."""
+        with self._readable:
+            self._cancel = True
+            self._readable.notify_all()
+
+    def _cancelled(self) -> bool:
+        """Consume a pending :meth:`cancel_read` (lock held)."""
+        if self._cancel:
+            self._cancel = False
+            return True
+        return False
 
     @property
     def in_waiting(self) -> int:

@@ -14,7 +14,9 @@ label).  Options:
 An unknown option raises :class:`AirsimURLError` (a ``ValueError`` and a
 ``SerialException``) naming it.  The port's ``module`` attribute is the
 :class:`~airlab.sim.device.SimulatedModule`, for fault injection
-(``port.module.drop_link()``).
+(``port.module.drop_link()``).  :meth:`Serial.wait_readable` (not in pyserial) blocks
+until output is ready without reading it, and :meth:`Serial.cancel_read` wakes it: a
+:class:`~airlab.session.session.ModemSession` reader waits there instead of polling.
 
 Imports of the simulator happen in :meth:`Serial.open`, so that an error there is
 reported as itself and not as pyserial's "protocol 'airsim' not known".
@@ -197,8 +199,26 @@ class Serial(SerialBase):
     def out_waiting(self) -> int:
         return 0
 
+    def wait_readable(self, timeout: float | None = None) -> bool:
+        """Block until the module's output is ready to read (True), ``timeout`` seconds
+        pass (None: forever) or :meth:`cancel_read` is called (False when nothing is
+        there), without reading: a reader thread waits here and then reads under its own
+        lock, so that another thread may read the port too without reordering bytes.
+        A closed module raises :class:`~serial.SerialException` once its output is read.
+        """
+        if not self.is_open:
+            raise PortNotOpenError()
+        module = self.module
+        if module.wait_readable(timeout):
+            return True
+        if module.closed:
+            raise SerialException("the simulated module is closed")
+        return False
+
     def cancel_read(self) -> None:
-        pass
+        """Wake a blocking :meth:`read` or :meth:`wait_readable` (pyserial's API)."""
+        if self.module is not None:
+            self.module.cancel_read()
 
     def cancel_write(self) -> None:
         pass
