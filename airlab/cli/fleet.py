@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--profile", default="instant", help="latency profile (default instant)")
     run.add_argument("--seed", type=int, default=0, help="seed of the profile's streams")
     run.add_argument(
-        "--ramp", type=float, help="seconds over which modems start (default: modems/200)"
+        "--ramp", type=float, help="seconds over which modems start (default: modems/100)"
     )
     run.add_argument("--plain", action="store_true", help="AT+MIPSTART instead of SSLMIPSTART")
     run.add_argument("--subscribe", action="store_true", help="also AT+MSUB to /user/get")
@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     from airlab.fleet.scenario import Scenario
     from airlab.fleet.served import ServedCloud
 
-    ramp = args.ramp if args.ramp is not None else min(args.modems / 200.0, 60.0)
+    ramp = args.ramp if args.ramp is not None else min(args.modems / 100.0, 60.0)
     scenario = Scenario(
         modems=args.modems,
         rate=args.rate,

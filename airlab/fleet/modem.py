@@ -77,8 +77,10 @@ class FleetModem:
     """One simulated module on ``runner``'s loop (see the module docstring).
 
     ``name`` labels it (the device name); ``hosts``: the simulator's DNS; ``profile`` /
-    ``seed``: its delays and faults, as for ``airsim://``. Methods other than
-    :meth:`close` and the properties are called on the loop.
+    ``seed``: its delays and faults, as for ``airsim://``; ``t0``: the monotonic time
+    its transcript's ``mono`` stamps count from (a fleet's modems share one, so their
+    tables line up). Methods other than :meth:`close` and the properties are called on
+    the loop.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class FleetModem:
         profile: str | Profile = "instant",
         seed: int | str = 0,
         imei: str | None = None,
+        t0: float | None = None,
     ) -> None:
         self.name = name
         loop = runner.loop
@@ -118,7 +121,7 @@ class FleetModem:
         self.link_down = 0  # CLOSED / CONNECT FAIL URCs seen so far
         self.down_mark = 0  # link_down when the current session began (kept by the host)
         self.closed = False
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if t0 is None else t0  # mono stamps count from it
         # a board powered on long ago: the boot URCs are not shown
         boot = self.firmware.boot(datetime.datetime.now(datetime.UTC))
         self._apply([x for x in boot if not isinstance(x, a.ToHost)])

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +131,7 @@ def run_fleet(
         runner = LoopThread("airlab-fleet").start()
         stack.callback(runner.stop)
         first_log = _last_log_ids(cloud)
+        stack.enter_context(_fewer_collections())
         began = time.time()
         done = threading.Event()
         future = asyncio.run_coroutine_threadsafe(
@@ -152,6 +154,22 @@ def run_fleet(
         else:
             cloud.registry.flush()
         return build_result(scenario, modems, cloud, counters, first_log, began, ended)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The run keeps every modem's events: a full collection of the interpreter's
+    garbage collector then walks them all and stalls the loop for ~0.2 s (seen as p99
+    PUBACK spikes every ~9 s at 1,000 modems). What exists is frozen and the young
+    generation collected less often for the run; both are undone after it."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 50_000), threshold[1], max(threshold[2], 50))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _provision(cloud: Any, scenario: Scenario) -> list[_Device]:
@@ -181,6 +199,7 @@ async def _run(
     counters: FleetProgress,
 ) -> list[FleetModem]:
     loop = asyncio.get_running_loop()
+    t_start = time.monotonic()
     modems = [
         FleetModem(
             d.device_name,
@@ -189,6 +208,7 @@ async def _run(
             profile=scenario.profile,
             seed=f"{scenario.seed}/{i}",
             imei=d.device_name,
+            t0=t_start,
         )
         for i, d in enumerate(devices)
     ]
