@@ -110,6 +110,15 @@ MSUB_REFUSED_HINT = (
 )
 
 
+#: Port classes whose blocking ``read`` a ``cancel_read`` from another thread ends
+#: (pyserial's POSIX port selects on its device and an abort pipe).
+_CANCELLABLE_READS: tuple[type, ...] = tuple(
+    cls
+    for cls in (getattr(getattr(serial, "serialposix", None), "Serial", None),)
+    if isinstance(cls, type)
+)
+
+
 def _is_final(index: int, event: Event) -> bool:
     return isinstance(event, FinalResult)
 
@@ -120,7 +129,11 @@ class ModemSession(_ReaderSide, _MqttSide):
     ``port``: an open (or openable) :class:`serial.SerialBase`, or a URL / device name
     opened with ``serial.serial_for_url(port, baudrate=baudrate, timeout=read_timeout)``.
     A given port whose ``timeout`` is None or above 0.2 s gets ``read_timeout`` (the
-    reader must wake up to stop).  ``transcript``: a JSONL path (appended and flushed
+    reader must wake up to stop), except where the reader can block and be woken: an
+    ``airsim://`` port (its ``wait_readable``; the thread waiting for an answer reads it)
+    and a POSIX serial port (``/dev/tty*``, a pty: timeout None, :meth:`close` cancels
+    the read) cost no CPU while idle; on others (``socket://`` ...) the reader wakes
+    every ``read_timeout``.  ``transcript``: a JSONL path (appended and flushed
     chunk by chunk, kept in memory too), a :class:`~airlab.at.transcript.Transcript` to
     append to, or None (in memory).  ``default_timeout``: seconds for a final result;
     ``urc_timeout``: seconds for a two-phase command's URC.  ``line_ending``: appended
@@ -246,8 +259,12 @@ class ModemSession(_ReaderSide, _MqttSide):
         self.messages = MessageQueue()
         self._dispatcher = UrcDispatcher()
         # a port that can wait without reading (airsim://): the reader blocks there, and
-        # whoever waits for an answer reads it (session_io._pump)
+        # whoever waits for an answer reads it (session_io._pump); a POSIX serial port
+        # (/dev/tty*, a pty): the reader blocks in read() and close() cancels it
         self._waitable = callable(getattr(port, "wait_readable", None))
+        self._cancellable = not self._waitable and type(port) in _CANCELLABLE_READS
+        if self._cancellable:
+            port.timeout = None
         self._reader = threading.Thread(
             target=self._read_loop, name="airlab-session-reader", daemon=True
         )
@@ -573,7 +590,7 @@ class ModemSession(_ReaderSide, _MqttSide):
         if self._closed:
             return
         self._stop.set()
-        if self._waitable:
+        if self._waitable or self._cancellable:
             with contextlib.suppress(Exception):
                 self._port.cancel_read()
         if threading.current_thread() is not self._reader:

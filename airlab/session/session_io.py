@@ -56,6 +56,10 @@ _LINK_OPENED = COMPLETIONS["+MIPSTART"].ok
 _PUB_ACKED = tuple(name for c in PUBLISH_COMPLETIONS.values() for name in c.ok)
 
 
+#: the events :meth:`_ReaderSide._track` reads (the others leave the state alone)
+_TRACKED = (CommandSent, Urc, FinalResult)
+
+
 def _describe(spec: Any) -> str:
     if isinstance(spec, str):
         return repr(spec)
@@ -223,22 +227,29 @@ class _ReaderSide:
     def _ingest(self, direction: Direction, data: bytes, wall: float, mono: float) -> None:
         """Record a chunk, parse it, publish its events (``self._mutex`` held)."""
         rec = Record(direction, bytes(data), wall, mono)
-        self._transcript.append(rec)
+        transcript = self._transcript
+        transcript.append(rec)
         limit = self._max_records
-        if limit is not None and len(self._transcript.records) > limit:
-            del self._transcript.records[0]  # the file keeps it
+        if limit is not None and len(transcript.records) > limit:
+            del transcript.records[0]  # the file keeps it
         if self._writer is not None:
             try:
                 self._writer.write(rec)
             except (OSError, ValueError):
                 log.exception("cannot append to the transcript file")
-        self._absorb(self._parser.feed(direction, data, wall, mono))
+        parser = self._parser
+        if direction is Direction.SENT:
+            self._absorb(parser.feed_sent(data, wall, mono))
+        else:
+            self._absorb(parser.feed_received(data, wall, mono))
 
     def _absorb(self, events: Sequence[Event]) -> None:
         window = self._events
+        maxlen = window.maxlen
         for ev in events:
-            self._track(ev)
-            if len(window) == window.maxlen:
+            if isinstance(ev, _TRACKED):
+                self._track(ev)
+            if len(window) == maxlen:
                 self._dropped += 1
             window.append(ev)
             if isinstance(ev, Urc):
