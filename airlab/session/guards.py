@@ -66,12 +66,18 @@ def split_raw_args(line: str) -> list[str]:
     >>> split_raw_args('AT+MPUB="a,b",1,0,"x,y"')
     ['"a,b"', '1', '0', '"x,y"']
     """
+    return _split_args(line, None)
+
+
+def _split_args(line: str, limit: int | None) -> list[str]:
+    """:func:`split_raw_args`, stopping after ``limit`` arguments when given (the last
+    one returned may then be cut short: only the ones before it are whole)."""
     eq = line.find("=")
     if eq < 0:
         return []
     rest = line[eq + 1 :]
     if '"' not in rest:
-        return [arg.strip() for arg in rest.split(",")]
+        return [arg.strip() for arg in rest.split(",", -1 if limit is None else limit)]
     # the pieces between quotes: even ones are outside quotes (their commas split), odd
     # ones inside; a whole line at a time, not a character at a time (a publish's
     # message can be 4 KB)
@@ -87,6 +93,8 @@ def split_raw_args(line: str) -> list[str]:
         cur += first
         for other in others:
             out.append(cur.strip())
+            if limit is not None and len(out) > limit:
+                return out
             cur = other
     out.append(cur.strip())
     return out
@@ -175,7 +183,7 @@ def mpub_qos(line: str) -> int | None:
     """QoS of an ``AT+MPUB`` / ``AT+MPUBEX`` line, None for other lines."""
     if command_name(line) not in PUBLISH_COMMANDS:
         return None
-    args = split_raw_args(line)
+    args = _split_args(line, 2)  # the topic and the QoS are whole
     if len(args) < 2:
         return None
     text = args[1].strip().strip('"')

@@ -132,8 +132,6 @@ class _ReaderSide:
         lo = min(n, max(0, start - base))
         hi = n if stop is None else min(n, max(lo, stop - base))
         if lo > n - hi:  # nearer the end (a command's own events): walk from there
-            if hi - lo <= 16:
-                return [events[i] for i in range(lo, hi)]
             part = list(itertools.islice(reversed(events), n - hi, n - lo))
             part.reverse()
             return part

@@ -39,3 +39,17 @@ def test_publish_lines() -> None:
     assert split_raw_args(line) == _by_character(line)
     assert split_raw_args(line)[:3] == ['"/pk/dn/user/update"', "1", "0"]
     assert split_raw_args("AT+CGATT?") == []
+
+
+def test_a_limited_split_keeps_the_leading_arguments_whole() -> None:
+    from airlab.session.guards import _split_args, mpub_qos
+
+    rng = random.Random(13)
+    for _ in range(5_000):
+        line = "".join(rng.choice('ab ,"=\t,"') for _ in range(rng.randint(0, 16)))
+        full = split_raw_args(line)
+        for limit in (1, 2, 3):
+            assert _split_args(line, limit)[:limit] == full[:limit], (line, limit)
+    assert mpub_qos('AT+MPUB="a,b",1,0,"x,y"') == 1
+    assert mpub_qos("AT+MPUBEX=t,2,0,5") == 2
+    assert mpub_qos('AT+MPUB="t"') is None
