@@ -74,8 +74,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--clock",
         default="real",
-        choices=("real",),
-        help="real time (simulated time is not available yet)",
+        choices=("real", "simulated"),
+        help="simulated: delays scheduled, not slept (the emulator then does not throttle)",
     )
     run.set_defaults(func=_run)
 
@@ -101,11 +101,13 @@ def _run(args: argparse.Namespace) -> int:
         outage_for=args.outage_for,
         profile=args.profile,
         seed=args.seed,
+        clock=args.clock,
     )
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError("--out", f"{args.out} exists and is not a folder")
     show = _progress_line if sys.stderr.isatty() else None
-    with ServedCloud(throttle=not args.no_throttle) as cloud:
+    throttle = not args.no_throttle and args.clock == "real"
+    with ServedCloud(throttle=throttle) as cloud:
         result = run_fleet(scenario, cloud=cloud, progress=show)
     if show is not None:
         print(file=sys.stderr)

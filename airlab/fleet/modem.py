@@ -55,6 +55,9 @@ __all__ = ["Exchange", "FleetModem"]
 
 #: URCs that end a wait for another URC: the link went down meanwhile
 LINK_DOWN = ("CLOSED", "CONNECT FAIL")
+#: what else ends it: the link was up already; a late ``ERROR`` (a refused CONNACK, a
+#: SUBACK refusing the topic) comes as a second final result
+_OTHER_ENDS = ("ALREADY CONNECT",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,8 @@ class FleetModem:
             runner=runner,
         )
         self.net.start()
+        watch = getattr(loop, "watch", None)  # a loop on simulated time holds its clock
+        self._unwatch = watch(self.net.awaiting_network) if watch is not None else None
         self.parser = AtParser()
         self.transcript = Transcript(format="fleet", meta={"device": name})
         self.events: list[Event] = []
@@ -118,13 +123,17 @@ class FleetModem:
         self._wake: asyncio.Future[None] | None = None  # set by the next new events
         self._pending: collections.deque[tuple[float, bytes]] = collections.deque()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.faults: collections.Counter[str] = collections.Counter()  # injected, by kind
         self.link_down = 0  # CLOSED / CONNECT FAIL URCs seen so far
         self.down_mark = 0  # link_down when the current session began (kept by the host)
         self.closed = False
-        self._t0 = time.monotonic() if t0 is None else t0  # mono stamps count from it
+        self._t0 = loop.time() if t0 is None else t0  # mono stamps count from it
+        self._wall0 = time.time() - (loop.time() - self._t0)  # wall time at t0
         # a board powered on long ago: the boot URCs are not shown
-        boot = self.firmware.boot(datetime.datetime.now(datetime.UTC))
+        boot = self.firmware.boot(self._now())
         self._apply([x for x in boot if not isinstance(x, a.ToHost)])
+        for kind in ("link_drop", "pdp_loss"):
+            self._schedule_fault(kind)
 
     # ---------------------------------------------------------------- the host side
 
@@ -132,7 +141,8 @@ class FleetModem:
         self, line: str, *, urc: tuple[str, ...] = (), timeout: float = 30.0
     ) -> Exchange:
         """Send ``line``; wait for its final result and, when it is OK and ``urc`` names
-        some, for one of them (or a link-down URC). A missing answer gives ``"timeout"``.
+        some, for one of them, a link-down URC, ``ALREADY CONNECT`` or a late ``ERROR``
+        (then ``urc`` is that word). A missing answer gives ``"timeout"``.
         """
         if self.closed:
             raise RuntimeError(f"modem {self.name} is closed")
@@ -145,9 +155,17 @@ class FleetModem:
         assert isinstance(final, FinalResult)
         if not urc or not final.ok:
             return Exchange(line, final.result, final.code)
-        names = urc + LINK_DOWN
-        got = await self._next(deadline, lambda e: isinstance(e, Urc) and e.name in names)
+        names = urc + LINK_DOWN + _OTHER_ENDS
+
+        def ends(e: Event) -> bool:
+            return (isinstance(e, Urc) and e.name in names) or (
+                isinstance(e, FinalResult) and not e.ok
+            )
+
+        got = await self._next(deadline, ends)
         name = got.name if isinstance(got, Urc) else None
+        if isinstance(got, FinalResult):
+            name = got.text
         return Exchange(line, final.result, final.code, name)
 
     def write(self, data: bytes) -> None:
@@ -177,7 +195,12 @@ class FleetModem:
                 self._wake = None
 
     def _stamp(self) -> tuple[float, float]:
-        return time.time(), time.monotonic() - self._t0
+        """(wall, mono) on the loop's clock, which may be simulated."""
+        mono = self.loop.time() - self._t0
+        return self._wall0 + mono, mono
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self._stamp()[0], datetime.UTC)
 
     def _received(self, data: bytes) -> None:
         wall, mono = self._stamp()
@@ -200,7 +223,24 @@ class FleetModem:
 
     def lose_pdp(self) -> None:
         """The network deactivates the PDP context."""
+        self.net.close_links()
         self._apply(self.firmware.lose_pdp())
+
+    def _schedule_fault(self, kind: str) -> None:
+        """The profile's faults (``flaky``: link drops, PDP losses) at its seeded times."""
+        wait = self.sampler.next_fault(kind)
+        if wait is not None and not self.closed:
+            self._timers[f"fault:{kind}"] = self.loop.call_later(wait, self._fault, kind)
+
+    def _fault(self, kind: str) -> None:
+        if self.closed:
+            return
+        if kind == "link_drop":
+            self.drop_link()
+        else:
+            self.lose_pdp()
+        self.faults[kind] += 1
+        self._schedule_fault(kind)
 
     def close(self) -> None:
         """Cancel the timers and close the links (any thread)."""
@@ -210,6 +250,8 @@ class FleetModem:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self._unwatch is not None:
+            self._unwatch()
         self.net.close()
 
     # ---------------------------------------------------------------- the firmware's actions
@@ -260,7 +302,7 @@ class FleetModem:
     def _fire(self, name: str) -> None:
         self._timers.pop(name, None)
         if not self.closed:
-            self._apply(self.firmware.timer(name, now=datetime.datetime.now(datetime.UTC)))
+            self._apply(self.firmware.timer(name, now=self._now()))
 
     def _on_net_event(self, event: a.NetEvent) -> None:
         if not self.closed:

@@ -47,7 +47,9 @@ class Scenario:
     * ``outage_at`` / ``outage_for``: the network is down for everyone (links dropped,
       lookups fail) from ``outage_at`` seconds into the run, for ``outage_for`` seconds;
     * ``profile``: the simulator's latency and fault profile; ``seed``: its streams;
-    * ``keepalive``: the ``AT+MCONNECT`` keepalive (the platform accepts 30..1200).
+    * ``keepalive``: the ``AT+MCONNECT`` keepalive (the platform accepts 30..1200);
+    * ``clock``: ``real``, or ``simulated`` (delays scheduled, not slept: the run takes
+      as long as its work; see :mod:`airlab.fleet.clock`).
     """
 
     modems: int = 10
@@ -65,6 +67,7 @@ class Scenario:
     profile: str = "instant"
     seed: int = 0
     keepalive: int = 120
+    clock: str = "real"
 
     def __post_init__(self) -> None:
         for name, ok, accepts in _rules(self):
@@ -104,6 +107,7 @@ def _rules(s: Scenario) -> list[tuple[str, bool, str]]:
         ("profile", s.profile in PROFILES, "one of " + ", ".join(PROFILES)),
         ("keepalive", _int(s.keepalive) and 30 <= s.keepalive <= 1200,
          "30..1200 seconds (the platform's range)"),
+        ("clock", s.clock in ("real", "simulated"), "real or simulated"),
     ]  # fmt: skip
 
 

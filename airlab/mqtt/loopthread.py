@@ -37,10 +37,17 @@ class LoopThread:
     :meth:`start` returns once the loop runs; :meth:`run` / :meth:`call` execute a
     coroutine / a function on it from another thread and return its result; :meth:`stop`
     cancels what is left, stops the loop, joins the thread and closes the loop.
+    ``loop_factory`` makes the loop (default :func:`asyncio.new_event_loop`; a fleet in
+    simulated time passes :class:`airlab.fleet.clock.VirtualTimeLoop`).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> None:
         self.name = name
+        self.loop_factory = loop_factory
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
 
@@ -52,7 +59,7 @@ class LoopThread:
         """Create the loop and its thread (raises if already started)."""
         if self.thread is not None:
             raise RuntimeError(f"loop thread {self.name!r} already started")
-        loop = asyncio.new_event_loop()
+        loop = self.loop_factory()
         ready = threading.Event()
 
         def run() -> None:

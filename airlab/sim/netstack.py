@@ -47,7 +47,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,9 +189,9 @@ class NetStack:
             return
         if self._shared and threading.current_thread() is self._thread:
             # a fleet's modem, on the loop already: after the firmware's call returns
-            self._loop.call_soon(self._handle, request, time.monotonic())
+            self._loop.call_soon(self._handle, request, self._loop.time())
             return
-        self._loop.call_soon_threadsafe(self._handle, request, time.monotonic())
+        self._loop.call_soon_threadsafe(self._handle, request, self._loop.time())
 
     def drop_link(self, link: str) -> bool:
         """The server side closes ``link``: the socket is closed and ``LinkClosed`` reported.
@@ -208,6 +207,21 @@ class NetStack:
         """
         if self._loop is not None and not self._closed:
             self._loop.call_soon_threadsafe(self._close_all)
+
+    def awaiting_network(self) -> bool:
+        """Whether a real answer is on its way: a link being opened, an HTTP exchange, or
+        an MQTT request whose answer has not come on a link still open. (A fleet on
+        simulated time holds its clock meanwhile: :mod:`airlab.fleet.clock`.)"""
+        for name, state in self._links.items():
+            if state.closed:
+                continue
+            if not state.connected and state.tasks:  # TCP/TLS being opened
+                return True
+            if name == "http":
+                return True
+            if state.connected and any(key[0] == name for key in self._asked):
+                return True
+        return False
 
     def is_open(self, link: str) -> bool:
         """Whether ``link`` is connected (TCP/TLS up and not closed)."""
@@ -233,7 +247,8 @@ class NetStack:
     def _report(self, link: str, event: a.NetEvent, asked: float | None, gen: int) -> None:
         """Queue ``event`` for delivery no sooner than ``asked + profile delay``."""
         sampler = self._sampler
-        now = time.monotonic()
+        assert self._loop is not None
+        now = self._loop.time()  # the loop's clock: simulated in a fleet on simulated time
         due = now
         if sampler is not None:
             state = self._links.get(link)
@@ -257,7 +272,7 @@ class NetStack:
         queue = self._queues.get(link)
         while queue:
             due, gen, event = queue[0]
-            if due > time.monotonic():
+            if due > self._loop.time():
                 self._pumping.add(link)
                 self._loop.call_at(due, self._pump, link)
                 return
