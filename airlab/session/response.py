@@ -59,7 +59,9 @@ class Response:
         True
         """
         self = object.__new__(cls)
-        self.__dict__.update(_FIELD_DEFAULTS, **values)
+        fields = self.__dict__
+        fields.update(_FIELD_DEFAULTS)
+        fields.update(values)
         return self
 
     @property

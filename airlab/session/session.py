@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -117,6 +118,24 @@ _CANCELLABLE_READS: tuple[type, ...] = tuple(
     for cls in (getattr(getattr(serial, "serialposix", None), "Serial", None),)
     if isinstance(cls, type)
 )
+
+
+@functools.lru_cache(maxsize=64)  # a polled command (AT+CSQ, AT+MQTTSTATU) is checked once
+def _checked_line(line: str, with_guards: bool) -> str:
+    """The part of ``ModemSession._guard`` that depends on the line alone: the stripped
+    line, or UsageError (not cached: raised again every time)."""
+    line = guards.check_line(line)
+    if guards.data_phase_length(line) is not False:
+        raise UsageError(
+            "line",
+            f"{line} starts a data phase: use session.http_post_body(body) (the length is "
+            "computed from the bytes), session.send_data(line, data), or type it as it "
+            "is with session.send_text(line)",
+        )
+    if with_guards:
+        guards.check_mpub_line(line)
+        guards.check_lookalikes(line)
+    return line
 
 
 def _is_final(index: int, event: Event) -> bool:
@@ -405,17 +424,11 @@ class ModemSession(_ReaderSide, _MqttSide):
         return self.send_data(line, data, timeout=self.default_timeout + timeout_ms / 1000.0)
 
     def _guard(self, line: str) -> str:
-        line = guards.check_line(line)
-        if guards.data_phase_length(line) is not False:
-            raise UsageError(
-                "line",
-                f"{line} starts a data phase: use session.http_post_body(body) (the length is "
-                "computed from the bytes), session.send_data(line, data), or type it as it "
-                "is with session.send_text(line)",
-            )
+        if isinstance(line, str):
+            line = _checked_line(line, self.guards)
+        else:
+            line = guards.check_line(line)  # raises UsageError
         if self.guards:
-            guards.check_mpub_line(line)
-            guards.check_lookalikes(line)
             guards.check_mqtt_host(line, self._mconfig_user)
         return line
 
