@@ -13,18 +13,25 @@ transcript (:class:`airlab.at.TranscriptWriter`).  Per profile it writes:
 * ``<name>_<profile>.csv``: the pairing table of each transcript
   (:func:`airlab.analysis.pair_commands`).
 
-The simulator has no virtual clock: delays are real, so 1,000 QoS1 publishes at
-~0.3 s take about 5 minutes per profile.  Same ``--seed``, same delays and faults.
+``--clock real`` (the default) waits the profile's delays for real, so 1,000 QoS1
+publishes at ~0.3 s take about 5 minutes per profile. ``--clock simulated`` drives the
+same firmware on simulated time (:class:`airlab.fleet.FleetModem` on a
+:class:`airlab.fleet.clock.VirtualTimeLoop`): the delays are scheduled, not slept, the
+network to the emulator stays real, and both profiles regenerate in well under a minute.
+The transcripts' stamps are then simulated time. Same ``--seed``, same delays and faults
+(``tests/fleet/test_timing_dataset.py`` compares the command/result/URC sequence of the
+two clocks).
 
 Usage::
 
-    .venv/bin/python scripts/make_timing_dataset.py --seed 1 \\
+    .venv/bin/python scripts/make_timing_dataset.py --seed 1 [--clock simulated] \\
         [--publishes 1000] [--connections 50] [--profiles tutorial,flaky] [--out data/simulated]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -85,7 +92,59 @@ class Host:
             self._read(buf)
 
 
-def _connect(host: Host, creds, topic_get: str) -> bool:  # type: ignore[no-untyped-def]
+class SimulatedHost:
+    """The same host on simulated time: a FleetModem on a VirtualTimeLoop, driven from
+    this thread one command at a time; its transcript goes to ``writer`` at the end."""
+
+    def __init__(self, profile: str, seed: int, endpoints, writer) -> None:  # type: ignore[no-untyped-def]
+        from airlab.fleet import FleetModem
+        from airlab.fleet.clock import VirtualTimeLoop
+        from airlab.mqtt.loopthread import LoopThread
+        from airlab.sim.hosts import HostTable
+
+        self.writer = writer
+        self.runner = LoopThread("timing-dataset", VirtualTimeLoop).start()
+        hosts = HostTable.from_endpoints(endpoints)
+        # this thread writes the next command when the last one is done: the clock must
+        # not run on in between, as nothing on the loop knows that more is coming
+        self._between_commands = True
+        self.runner.loop.watch(lambda: self._between_commands)  # type: ignore[union-attr]
+
+        def make() -> FleetModem:
+            return FleetModem("dataset", self.runner, hosts=hosts, profile=profile, seed=seed)
+
+        self.modem = self.runner.call(make)
+
+    async def _on_loop(self, work):  # type: ignore[no-untyped-def]
+        self._between_commands = False
+        try:
+            return await work
+        finally:
+            self._between_commands = True  # set on the loop: no jump before we return
+
+    def command(self, line: str, urc: str | None = None, timeout: float = 10.0) -> str:
+        work = self.modem.command(line, urc=(urc,) if urc else (), timeout=timeout)
+        ex = self.runner.run(self._on_loop(work), None)
+        if ex.final == "timeout":
+            return "timeout"
+        if not ex.ok or urc is None:
+            return ex.final if ex.code is None else f"{ex.final}: {ex.code}"
+        return ex.urc or "timeout"
+
+    def drain(self, seconds: float) -> None:
+        import asyncio
+
+        self.runner.run(self._on_loop(asyncio.sleep(seconds)), None)
+
+    def close(self) -> None:
+        self._between_commands = False
+        self.runner.call(self.modem.close)
+        self.runner.stop()
+        for record in self.modem.transcript:
+            self.writer.add(record.direction.value, record.data, record.wall, record.mono)
+
+
+def _connect(host, creds, topic_get: str) -> bool:  # type: ignore[no-untyped-def]
     host.command(f'AT+MCONFIG="{creds.client_id}","{creds.username}","{creds.password}"')
     opened = host.command(f'AT+SSLMIPSTART="{creds.host}",{creds.port}', "CONNECT OK", 30)
     if opened != "CONNECT OK":
@@ -97,12 +156,14 @@ def _connect(host: Host, creds, topic_get: str) -> bool:  # type: ignore[no-unty
     return host.command(f'AT+MSUB="{topic_get}",0', "SUBACK", 15) == "SUBACK"
 
 
-def _disconnect(host: Host) -> None:
+def _disconnect(host) -> None:  # type: ignore[no-untyped-def]
     host.command("AT+MDISCONNECT")
     host.command("AT+MIPCLOSE")
 
 
-def run(profile: str, seed: int, connections: int, publishes: int, out: Path) -> list[Path]:
+def run(
+    profile: str, seed: int, connections: int, publishes: int, out: Path, clock: str = "real"
+) -> list[Path]:
     import serial
 
     from airlab.aliyun import direct_mqtt_credentials
@@ -124,21 +185,32 @@ def run(profile: str, seed: int, connections: int, publishes: int, out: Path) ->
     )
     base = f"/{TUTORIAL_PRODUCT_KEY}/{TUTORIAL_DEVICE_NAME}/user"
     written: list[Path] = []
-    with tempfile.TemporaryDirectory() as tmp, CloudEmulator(fixture="tutorial") as cloud:
+    # on simulated time an hour of uplinks reaches the emulator in seconds: its per-second
+    # throttle (real time) would drop them from its log; the host's transcript is the same
+    limits = {} if clock == "real" else {"uplink_limits": None}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        CloudEmulator(fixture="tutorial", **limits) as cloud,  # type: ignore[arg-type]
+    ):
         endpoints = cloud.write_endpoints(Path(tmp) / "endpoints.json")
         for name, count in (("connections", connections), ("publishes", publishes)):
             if count <= 0:
                 continue
             path = out / f"{name}_{profile}.jsonl"
             path.unlink(missing_ok=True)
-            meta = {"profile": profile, "seed": seed, "generator": "scripts/make_timing_dataset.py"}
+            meta = {"profile": profile, "seed": seed, "clock": clock,
+                    "generator": "scripts/make_timing_dataset.py"}  # fmt: skip
             url = f"airsim://?profile={profile}&seed={seed}&cloud={endpoints}"
             t0 = time.monotonic()
-            with (
-                serial.serial_for_url(url, timeout=0.05) as port,
-                TranscriptWriter(path, meta=meta) as w,
-            ):
-                host = Host(port, w)
+            with contextlib.ExitStack() as stack:
+                w = stack.enter_context(TranscriptWriter(path, meta=meta))
+                host: Host | SimulatedHost
+                if clock == "simulated":
+                    host = SimulatedHost(profile, seed, cloud.endpoints, w)
+                    stack.callback(host.close)
+                else:
+                    port = stack.enter_context(serial.serial_for_url(url, timeout=0.05))
+                    host = Host(port, w)
                 host.drain(0.2)
                 host.command("AT")
                 if name == "connections":
@@ -177,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--publishes", type=int, default=1000)
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--profiles", default="tutorial,flaky")
+    ap.add_argument("--clock", choices=("real", "simulated"), default="real")
     ap.add_argument(
         "--out", default=str(Path(__file__).resolve().parents[1] / "data" / "simulated")
     )
@@ -184,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for profile in args.profiles.split(","):
-        run(profile, args.seed, args.connections, args.publishes, out)
+        run(profile, args.seed, args.connections, args.publishes, out, args.clock)
     return 0
 
 
