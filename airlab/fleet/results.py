@@ -2,7 +2,8 @@
 logs of the run, and a summary.
 
 The table is :func:`airlab.analysis.pair_commands` of each modem's parsed events (the
-table the timing lessons read), with a ``modem`` column first. The summary's latencies
+table the timing lessons read), with a ``modem`` column first; ``AT+MCONFIG``'s password
+is masked in it (``***``, same length), as it may be saved and shared. The summary's latencies
 come from it: PUBACK = ``AT+MPUB`` (QoS 1) sent → ``PUBACK``, CONNACK = ``AT+MCONNECT``
 sent → ``CONNACK OK``, in milliseconds; throttled, refused and kicked counts come from
 the emulator's logs of the run (what the platform's log service would show).
@@ -21,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from airlab.analysis import pair_commands
+from airlab.at.redact import redact_bytes
 from airlab.fleet.scenario import Scenario
 
 __all__ = ["SUMMARY_KEYS", "FleetResult", "build_result", "percentiles_ms"]
@@ -112,6 +114,11 @@ def build_result(
             table.insert(0, "modem", m.name)
             frames.append(table)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(table):  # the table is for sharing: AT+MCONFIG's password (a signature) masked
+        table["command"] = [
+            redact_bytes(c.encode()).decode() if name == "+MCONFIG" else c
+            for c, name in zip(table["command"], table["name"], strict=True)
+        ]
     connections = _rows_after(cloud, "connection_log", first_log[0])
     messages = _rows_after(cloud, "message_log", first_log[1])
     puback = percentiles_ms(table[_is_puback(table)]["sent_to_urc_s"]) if len(table) else {}

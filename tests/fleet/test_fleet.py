@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from airlab.analysis import COLUMNS
@@ -119,4 +120,7 @@ def test_airlab_fleet_run_json_as_a_user_types_it(tmp_path: Path) -> None:
     assert (summary["modems"], summary["published"], summary["acked"]) == (6, 12, 12)
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "commands.csv").read_text().startswith("modem,seq,")
+    commands = pd.read_csv(out / "commands.csv")
+    mconfig = commands[commands["name"] == "+MCONFIG"]["command"]
+    assert len(mconfig) == 6 and all(c.endswith('","' + "*" * 32 + '"') for c in mconfig)
     assert "Secret" not in (out / "connections.csv").read_text()
