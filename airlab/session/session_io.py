@@ -131,12 +131,8 @@ class _ReaderSide:
         n = len(events)
         lo = min(n, max(0, start - base))
         hi = n if stop is None else min(n, max(lo, stop - base))
-        if n - lo <= 16:  # the newest few (a command's own events): index from the end
-            return [events[i] for i in range(lo - n, hi - n)]
-        if lo > n - hi:  # nearer the end: walk from there
-            part = list(itertools.islice(reversed(events), n - hi, n - lo))
-            part.reverse()
-            return part
+        if lo > n - hi:  # nearer the end (a command's own events): walk from there
+            return list(itertools.islice(reversed(events), n - hi, n - lo))[::-1]
         return list(itertools.islice(events, lo, hi))
 
     @property
