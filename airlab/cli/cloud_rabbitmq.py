@@ -72,6 +72,12 @@ def add_auth_service(group: Any) -> None:
         "--mqtt-host", default="127.0.0.1", help="the node --observe connects to (127.0.0.1)"
     )
     service.add_argument(
+        "--endpoints-file",
+        metavar="PATH",
+        help="write an endpoints file (0600) whose MQTT host is the node's listener "
+        "(--mqtt-host, --mqtt-port), for airsim://?cloud=PATH; removed on stop",
+    )
+    service.add_argument(
         "--write-rabbitmq-config",
         metavar="DIR",
         help="write rabbitmq.conf and enabled_plugins for a node into DIR, then serve",
@@ -82,10 +88,14 @@ def add_auth_service(group: Any) -> None:
 def _auth_service(args: argparse.Namespace) -> int:
     from airlab.cloud.fixtures import FIXTURES
     from airlab.cloud.rabbitmq_auth import OBSERVER_USER, RabbitAuth, RabbitAuthServer
-    from airlab.cloud.rabbitmq_config import rabbitmq_conf, write_rabbitmq_config
+    from airlab.cloud.rabbitmq_config import (
+        rabbitmq_conf,
+        rabbitmq_endpoints,
+        write_rabbitmq_config,
+    )
     from airlab.cloud.rabbitmq_observer import RabbitObserver
     from airlab.cloud.registry import Registry
-    from airlab.cloud.service_support import ServiceRules
+    from airlab.cloud.service_support import ServiceRules, write_json_atomic
 
     port = _port(args.port, "port")
     mqtt_port = _port(args.mqtt_port, "mqtt_port")
@@ -122,6 +132,16 @@ def _auth_service(args: argparse.Namespace) -> int:
             conf = rabbitmq_conf(urls, mqtt_port=mqtt_port, vhost=args.vhost)
             paths = write_rabbitmq_config(Path(args.write_rabbitmq_config), conf)
             lines += [f"  wrote {path}" for path in paths]
+        written = None
+        if args.endpoints_file:
+            endpoints = rabbitmq_endpoints(
+                args.mqtt_host, mqtt_port, urls, tls=args.tls, db=args.db or None
+            )
+            try:
+                written = write_json_atomic(Path(args.endpoints_file).expanduser(), endpoints)
+            except OSError as exc:
+                raise UsageError("endpoints_file", f"cannot write it: {exc}") from None
+            lines.append(f"  endpoints {written} (MQTT: {args.mqtt_host}:{mqtt_port})")
         observer = None
         if password is not None:
             observer = RabbitObserver(rules, args.mqtt_host, mqtt_port, password)
@@ -130,7 +150,11 @@ def _auth_service(args: argparse.Namespace) -> int:
                 "it connects once the node is up)"
             )
         lines.append("Ctrl-C stops it.")
-        _serve_until_stopped(server, observer, "\n".join(lines))
+        try:
+            _serve_until_stopped(server, observer, "\n".join(lines))
+        finally:
+            if written is not None:
+                written.unlink(missing_ok=True)
     finally:
         registry.close()
     print("airlab cloud auth-service: stopped", flush=True)

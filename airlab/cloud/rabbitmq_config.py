@@ -38,6 +38,7 @@ __all__ = [
     "PLUGINS_NAME",
     "SOCKET_BUFFER",
     "rabbitmq_conf",
+    "rabbitmq_endpoints",
     "write_rabbitmq_config",
 ]
 
@@ -113,3 +114,35 @@ def write_rabbitmq_config(folder: str | Path, conf: str) -> tuple[Path, Path]:
     conf_path.write_text(conf, encoding="utf-8")
     plugins_path.write_text(ENABLED_PLUGINS, encoding="ascii")
     return conf_path, plugins_path
+
+
+def rabbitmq_endpoints(
+    mqtt_host: str,
+    mqtt_port: int,
+    rules: Mapping[str, str],
+    *,
+    tls: bool = False,
+    db: str | None = None,
+) -> dict[str, object]:
+    """The endpoints mapping (the emulator's endpoints-file layout) of a RabbitMQ engine:
+    the Aliyun MQTT host names lead to the node's listener (``mqtts`` with ``tls``), so
+    ``airsim://?cloud=<file>`` and :class:`~airlab.sim.hosts.HostTable` send the
+    simulated module there. No HTTP(S) auth endpoints: devices log in directly.
+
+    Example:
+        >>> from airlab.sim.hosts import HostTable
+        >>> ep = rabbitmq_endpoints("127.0.0.1", 1883, {"user": "http://127.0.0.1:8090/u"})
+        >>> ep["engine"], HostTable.from_endpoints(ep).resolve(
+        ...     "k1hipglLdjU.iot-as-mqtt.cn-shanghai.aliyuncs.com", 1883)
+        ('rabbitmq', ('127.0.0.1', 1883))
+    """
+    from airlab.cloud.service import ENDPOINTS_VERSION
+
+    host = f"[{mqtt_host}]" if ":" in mqtt_host else mqtt_host
+    return {
+        "engine": "rabbitmq",
+        "mqtts" if tls else "mqtt": f"{host}:{int(mqtt_port)}",
+        "rules": dict(rules),
+        "db": db,
+        "version": ENDPOINTS_VERSION,
+    }

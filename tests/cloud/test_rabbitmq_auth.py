@@ -6,10 +6,12 @@ a private RabbitMQ node enforcing the platform's rules for paho clients."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import signal
 import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -43,6 +45,7 @@ from airlab.cloud.rabbitmq_config import (
 from airlab.cloud.rabbitmq_observer import RabbitObserver, device_in_topic
 from airlab.cloud.registry import Device, Registry
 from airlab.cloud.service_support import ServiceRules
+from airlab.sim.hosts import HostTable
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # seconds for any one MQTT step
@@ -359,6 +362,8 @@ def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Pat
             "--observe",
             "--write-rabbitmq-config",
             str(folder),
+            "--endpoints-file",
+            str(tmp_path / "rabbit.json"),
         ],
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -393,6 +398,13 @@ def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Pat
         assert conn.getresponse().read() == b"allow"
         conn.close()
         assert f"mqtt.listeners.tcp.default = {mqtt_port}" in conf.read_text()
+        endpoints_file = tmp_path / "rabbit.json"
+        assert stat.S_IMODE(endpoints_file.stat().st_mode) == 0o600
+        endpoints = json.loads(endpoints_file.read_text())
+        assert (endpoints["engine"], endpoints["mqtt"]) == ("rabbitmq", f"127.0.0.1:{mqtt_port}")
+        assert HostTable.from_endpoints(endpoints_file).resolve(
+            f"{PK}.iot-as-mqtt.cn-shanghai.aliyuncs.com", 1883
+        ) == ("127.0.0.1", mqtt_port)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -407,6 +419,7 @@ def test_the_command_serves_writes_the_config_and_stops_on_sigterm(tmp_path: Pat
     assert "airlab cloud auth-service: stopped" in text
     assert f"wrote {folder / 'enabled_plugins'}" in text
     assert f"observer {OBSERVER_USER} on 127.0.0.1:{mqtt_port}" in text
+    assert not (tmp_path / "rabbit.json").exists()  # removed on a clean stop
 
 
 # -- a private RabbitMQ node ----------------------------------------------------------------
@@ -703,3 +716,52 @@ def test_cross_device_publish_closes_the_connection(rabbit: tuple[Node, Registry
     refused = [e for e in log_of(registry) if e.event == "publish" and not e.accepted]
     assert refused and refused[-1].client_id == cred.client_id
     assert f"/{PK}/otherdevice/user/update" in (refused[-1].reason or "")
+
+
+@pytest.mark.slow
+@node_timeout
+def test_the_simulated_module_logs_in_through_rabbitmq_by_its_endpoints(
+    rabbit: tuple[Node, Registry],
+) -> None:
+    """The tutorial's AT commands on the simulated module, its Aliyun host name sent to
+    the RabbitMQ node by the engine's endpoints (what ``--endpoints-file`` writes)."""
+    import asyncio
+
+    from airlab.cloud.rabbitmq_config import rabbitmq_endpoints
+    from airlab.fleet import FleetModem
+    from airlab.mqtt.loopthread import LoopThread
+
+    node, registry = rabbit
+    device = registry.get_device(PK, DN)
+    assert device is not None
+    cred = direct_mqtt_credentials(PK, DN, device.device_secret)
+    hosts = HostTable.from_endpoints(rabbitmq_endpoints("127.0.0.1", node.mqtt_port, {}))
+    runner = LoopThread("test-rabbit-modem").start()
+
+    async def session() -> list[tuple[str, str | None]]:
+        modem = FleetModem(DN, runner, hosts=hosts)
+        steps = [
+            (f'AT+MCONFIG="{cred.client_id}","{cred.username}","{cred.password}"', ()),
+            (f'AT+MIPSTART="{PK}.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883', ("CONNECT OK",)),
+            ("AT+MCONNECT=1,120", ("CONNACK OK",)),
+            (f'AT+MPUB="/{PK}/{DN}/user/update",1,0,"via rabbitmq"', ("PUBACK",)),
+            ("AT+MDISCONNECT", ()),
+        ]
+        got = []
+        for line, urc in steps:
+            ex = await modem.command(line, urc=urc, timeout=WAIT)
+            got.append((ex.final, ex.urc))
+        await asyncio.sleep(0)
+        modem.close()
+        return got
+
+    try:
+        got = runner.run(session(), WAIT * 6)
+    finally:
+        runner.stop()
+    assert got == [("OK", None), ("OK", "CONNECT OK"), ("OK", "CONNACK OK"), ("OK", "PUBACK"),
+                   ("OK", None)]  # fmt: skip
+    deadline = time.monotonic() + WAIT  # airlab's observer logs what the device published
+    while not [r for r in registry.message_log((PK, DN)) if r.payload == b"via rabbitmq"]:
+        assert time.monotonic() < deadline, "no message-log line from the observer"
+        time.sleep(0.05)  # the observer thread logs on its own: polled, bounded
