@@ -5,6 +5,7 @@ console answers — the same DataFrames, column for column and dtype for dtype."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def history(tmp_path: Path) -> Iterator[tuple[CloudEmulator, RemoteCloud, Device
             recipes.publish(lab.session, lab.identity.topic("user/update"), "up 1", qos=1)
             cloud.publish(lab.identity.topic("user/get"), b"\x00down")
             recipes.disconnect(lab.session)
+        # the module's OK to AT+MDISCONNECT can come before the broker has read the
+        # DISCONNECT: the history is complete once the broker has logged it
+        deadline = time.monotonic() + 10
+        while "disconnect" not in set(cloud.connection_log(ref)["event"]):
+            assert time.monotonic() < deadline, "the broker never logged the disconnect"
+            time.sleep(0.02)  # another thread logs it: polled, bounded
         laptop = tmp_path / "laptop.json"
         endpoints = json.loads(Path(ep_file).read_text())
         del endpoints["db"]
