@@ -88,18 +88,29 @@ class UrcDispatcher:
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
         self._q: queue.Queue[object] = queue.Queue()
+        # started by the first subscription (or by asking for it): a session nobody
+        # subscribes to costs no thread here
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._started = False
 
     @property
     def thread(self) -> threading.Thread:
+        """The thread that runs the callbacks (started now if no one subscribed yet)."""
+        self._start()
         return self._thread
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._thread.start()
 
     def subscribe(self, spec: UrcMatcher, callback: UrcCallback) -> UrcSubscription:
         if not callable(callback):
             raise UsageError("callback", f"must be callable, got {callback!r}")
         match = urc_matcher(spec, "name_or_predicate")
         sub = UrcSubscription(self, next(self._keys), match, callback)
+        self._start()
         with self._lock:
             self._subs[sub.key] = sub
         return sub
@@ -114,9 +125,12 @@ class UrcDispatcher:
             self._q.put(urc)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Deliver what is queued, then stop the thread."""
+        """Deliver what is queued, then stop the thread (a thread started later, by
+        :attr:`thread` or :meth:`subscribe`, stops at once)."""
         self._q.put(_STOP)
-        if threading.current_thread() is not self._thread:
+        with self._lock:
+            started = self._started
+        if started and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
     def _run(self) -> None:

@@ -91,3 +91,28 @@ def test_pty_reader_blocks_and_close_cancels_it(tmp_path: Path) -> None:
         finally:
             s.close()
         assert not s.reader_thread.is_alive() and not port.is_open
+
+
+def test_dispatcher_thread_starts_with_the_first_subscription() -> None:
+    with ModemSession("airsim://?profile=instant") as s:
+        got = threading.Event()
+        s.on_urc("RDY", lambda urc: got.set())
+        assert s.dispatcher_thread.is_alive()
+        s.port.module.reset()
+        assert got.wait(5)
+    s.dispatcher_thread.join(5)
+    assert not s.dispatcher_thread.is_alive()
+
+
+def test_no_dispatcher_thread_without_subscriptions() -> None:
+    before = set(threading.enumerate())
+    s = ModemSession("airsim://?profile=instant")
+    try:
+        assert s.command("AT").ok
+        started = [t.name for t in threading.enumerate() if t not in before]
+        assert started == ["airlab-session-reader"]
+    finally:
+        s.close()
+    late = s.dispatcher_thread  # asked after close: it starts and stops at once
+    late.join(5)
+    assert not late.is_alive()
