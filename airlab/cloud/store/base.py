@@ -119,37 +119,20 @@ CREATE TABLE IF NOT EXISTS rules_revision (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     value INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS products_insert_revision AFTER INSERT ON products
-BEGIN
-    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
-    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
-END;
-CREATE TRIGGER IF NOT EXISTS products_update_revision AFTER UPDATE ON products
-BEGIN
-    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
-    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
-END;
-CREATE TRIGGER IF NOT EXISTS products_delete_revision AFTER DELETE ON products
-BEGIN
-    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
-    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
-END;
-CREATE TRIGGER IF NOT EXISTS topic_classes_insert_revision AFTER INSERT ON topic_classes
-BEGIN
-    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
-    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
-END;
-CREATE TRIGGER IF NOT EXISTS topic_classes_update_revision AFTER UPDATE ON topic_classes
-BEGIN
-    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
-    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
-END;
-CREATE TRIGGER IF NOT EXISTS topic_classes_delete_revision AFTER DELETE ON topic_classes
-BEGIN
-    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
-    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
-END;
 """
+
+# one trigger per (table, write) that topic permissions depend on: rules_revision counts
+# them, whichever connection or process writes (see StoreBase.rules_revision)
+_SCHEMA += "".join(
+    f"""
+CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_revision AFTER {op} ON {table}
+BEGIN
+    INSERT OR IGNORE INTO rules_revision VALUES (1, 0);
+    UPDATE rules_revision SET value = value + 1 WHERE id = 1;
+END;"""
+    for table in ("products", "topic_classes")
+    for op in ("INSERT", "UPDATE", "DELETE")
+)
 
 # Columns added after the first release: (table, column, definition). A registry written
 # by an older version gets them on open (ALTER TABLE ... ADD COLUMN keeps every row and
