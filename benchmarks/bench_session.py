@@ -20,8 +20,8 @@ Measured side by side in one run, everything on 127.0.0.1:
 
 ``--repeat N`` runs every measurement N times, interleaved, and prints the medians (the
 machine is shared: one run can be off by a third).  ``--check`` exits 1 when P1 or P2 is
-below its target.  Bounded: about ``(2 * seconds) * 2 + idle-seconds`` per repeat plus
-the emulator's start (<= 30 s).
+below its target.  Bounded: about ``5 * seconds + idle-seconds`` per repeat plus the
+emulator's start (<= 30 s).
 
     $ .venv/bin/python benchmarks/bench_session.py [--seconds 1.0] [--repeat 3] [--check]
 """
