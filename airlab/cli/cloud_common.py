@@ -10,8 +10,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +78,25 @@ def _existing_db(value: str | None) -> Path:
 
 def _print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, ensure_ascii=False))
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by Ctrl-C, SIGTERM or SIGHUP while the block runs (a service's
+    clean stop); the previous handlers come back after it.
+
+    Example:
+        >>> with stop_on_signals() as stop:
+        ...     stop.is_set()
+        False
+    """
+    stop = threading.Event()
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

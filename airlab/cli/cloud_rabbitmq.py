@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from airlab.cli.cloud_common import _port
+from airlab.cli.cloud_common import _port, stop_on_signals
 from airlab.errors import UsageError
 
 __all__ = ["add_auth_service"]
@@ -162,16 +160,7 @@ def _auth_service(args: argparse.Namespace) -> int:
 
 
 def _serve_until_stopped(server: Any, observer: Any, banner: str) -> None:
-    stop = threading.Event()
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if signum is not None:
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    try:
-        with server, observer or contextlib.nullcontext():
-            print(banner, flush=True)
-            while not stop.wait(1.0):
-                pass
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_on_signals() as stop, server, observer or contextlib.nullcontext():
+        print(banner, flush=True)
+        while not stop.wait(1.0):
+            pass

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
-from airlab.cli.cloud_common import _PORT_OPTIONS, _port
+from airlab.cli.cloud_common import _PORT_OPTIONS, _port, stop_on_signals
 from airlab.errors import UsageError
 
 __all__: list[str] = []
@@ -63,12 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
         advertise=args.advertise,
         **ports,
     )
-    stop = threading.Event()
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if signum is not None:
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    try:
+    with stop_on_signals() as stop:
         cloud.start()
         try:
             _announce(cloud, cloud.write_endpoints(path))
@@ -78,9 +71,6 @@ def _serve(args: argparse.Namespace) -> int:
                     break
         finally:
             cloud.stop()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     print("airlab cloud: stopped", flush=True)
     return 0
 
