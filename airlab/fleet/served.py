@@ -43,7 +43,7 @@ class ServedCloud:
     def __init__(self, *, throttle: bool = True) -> None:
         self.throttle = throttle
         self.endpoints: dict[str, Any] = {}
-        self.registry: Registry | None = None  # type: ignore[assignment]
+        self.registry: Registry | None = None
         self._folder: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
