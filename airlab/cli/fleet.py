@@ -61,6 +61,12 @@ def register(subparsers: Any) -> None:
     run.add_argument("--plain", action="store_true", help="AT+MIPSTART instead of SSLMIPSTART")
     run.add_argument("--subscribe", action="store_true", help="also AT+MSUB to /user/get")
     run.add_argument(
+        "--shared",
+        type=int,
+        default=0,
+        help="modems that log in with a device another modem uses (they kick each other)",
+    )
+    run.add_argument(
         "--reconnect", default="backoff", help="after CLOSED: none, immediate or backoff"
     )
     run.add_argument("--reconnect-delay", type=float, default=1.0, help="seconds (backoff)")
@@ -102,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         profile=args.profile,
         seed=args.seed,
         clock=args.clock,
+        shared=args.shared,
     )
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError("--out", f"{args.out} exists and is not a folder")

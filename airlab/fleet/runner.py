@@ -185,14 +185,16 @@ def _fewer_collections() -> Iterator[None]:
 
 
 def _provision(cloud: Any, scenario: Scenario) -> list[_Device]:
-    """A product for the run and one device per modem (secrets stay in memory)."""
+    """A product for the run and a device per modem (secrets stay in memory); the last
+    ``scenario.shared`` modems reuse the first ones' devices."""
     product_key = new_product_key()
     cloud.add_product(product_key)
+    own = scenario.modems - scenario.shared
     devices = []
-    for i in range(scenario.modems):
+    for i in range(own):
         name = fleet_device_name(i)
         devices.append(_Device(product_key, name, cloud.add_device(product_key, name)))
-    return devices
+    return devices + [devices[i % own] for i in range(scenario.shared)]
 
 
 def _last_log_ids(cloud: Any) -> tuple[int, int]:
@@ -212,9 +214,15 @@ async def _run(
 ) -> list[FleetModem]:
     loop = asyncio.get_running_loop()
     t_start = loop.time()
+    seen: dict[str, int] = {}
+    labels = []
+    for d in devices:  # a modem sharing its device is "<device name>#2", "#3" ...
+        seen[d.device_name] = seen.get(d.device_name, 0) + 1
+        n = seen[d.device_name]
+        labels.append(d.device_name if n == 1 else f"{d.device_name}#{n}")
     modems = [
         FleetModem(
-            d.device_name,
+            labels[i],
             runner,
             hosts=hosts,
             profile=scenario.profile,
@@ -264,7 +272,7 @@ async def _drive(
     host = mqtt_host(d.product_key)
     begin = "AT+SSLMIPSTART" if s.tls else "AT+MIPSTART"
     up = f"/{d.product_key}/{d.device_name}/user/update"
-    jitter = random.Random(f"{s.seed}/{d.device_name}/backoff")
+    jitter = random.Random(f"{s.seed}/{m.name}/backoff")
     first_login = loop.time()
     try:
         online = await _login(m, cred, host, begin, s, d, counters)

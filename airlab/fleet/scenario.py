@@ -48,6 +48,9 @@ class Scenario:
       lookups fail) from ``outage_at`` seconds into the run, for ``outage_for`` seconds;
     * ``profile``: the simulator's latency and fault profile; ``seed``: its streams;
     * ``keepalive``: the ``AT+MCONNECT`` keepalive (the platform accepts 30..1200);
+    * ``shared``: how many modems log in with a device another modem already uses (a
+      batch flashed with one certificate): the platform keeps one session per device,
+      so each login kicks the other (``kicks`` in the summary);
     * ``clock``: ``real``, or ``simulated`` (delays scheduled, not slept: the run takes
       as long as its work; see :mod:`airlab.fleet.clock`).
     """
@@ -68,6 +71,7 @@ class Scenario:
     seed: int = 0
     keepalive: int = 120
     clock: str = "real"
+    shared: int = 0
 
     def __post_init__(self) -> None:
         for name, ok, accepts in _rules(self):
@@ -108,6 +112,8 @@ def _rules(s: Scenario) -> list[tuple[str, bool, str]]:
         ("keepalive", _int(s.keepalive) and 30 <= s.keepalive <= 1200,
          "30..1200 seconds (the platform's range)"),
         ("clock", s.clock in ("real", "simulated"), "real or simulated"),
+        ("shared", _int(s.shared) and 0 <= s.shared < max(_int(s.modems) and s.modems, 1),
+         "0 or more, and fewer than modems"),
     ]  # fmt: skip
 
 

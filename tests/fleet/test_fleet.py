@@ -70,6 +70,18 @@ def test_an_outage_drops_every_link_and_the_fleet_logs_in_again(cloud: CloudEmul
     assert set(closed["modem"]) <= set(result.table["modem"])
 
 
+def test_two_modems_with_one_device_kick_each_other(cloud: CloudEmulator) -> None:
+    scenario = Scenario(modems=3, shared=1, rate=4, duration=1.5, ramp=0,
+                        reconnect="immediate", reconnect_delay=0.2)  # fmt: skip
+    result = run_fleet(scenario, cloud=cloud)
+    s = result.summary
+    assert s["kicks"] >= 1 and s["link_down"] >= 1
+    kicked = result.connections[result.connections["event"] == "kicked"]
+    assert all(r.startswith("Kicked by the same device") for r in kicked["reason"])
+    twins = sorted(set(result.table["modem"]))
+    assert len(twins) == 3 and twins[1] == twins[0] + "#2"  # the twin is labelled
+
+
 def test_a_fleet_modem_prints_what_airsim_prints() -> None:
     lines = ["AT", "AT+CGSN", "AT+CGATT?", 'AT+MCONFIG="c","u","p"', "AT+MCONNECT=1,60", "ATX"]
     runner = LoopThread("test-fleet").start()
@@ -98,7 +110,8 @@ def test_a_fleet_modem_prints_what_airsim_prints() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [("modems", 0), ("rate", -1), ("qos", 2), ("payload_size", 600), ("reconnect", "later"),
-     ("profile", "nope"), ("keepalive", 10), ("duration", 0)],
+     ("profile", "nope"), ("keepalive", 10), ("duration", 0), ("shared", 10),
+     ("clock", "fast")],
 )  # fmt: skip
 def test_a_bad_setting_names_itself(field: str, value: object) -> None:
     with pytest.raises(UsageError) as info:
