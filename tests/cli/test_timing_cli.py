@@ -68,7 +68,13 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 
 
 def test_a_closed_pipe_ends_quietly() -> None:
-    """``airlab timing … | head -1``: no BrokenPipeError traceback, the SIGPIPE status."""
+    """``airlab timing … | head -1``: no BrokenPipeError traceback, the SIGPIPE status.
+
+    The reader is gone before the first write (a pipe whose read end is closed), so the
+    write fails every time; a reader that leaves after one line lost the race whenever
+    the whole table fitted in the pipe's buffer first (exit 0).
+    """
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -76,14 +82,15 @@ def test_a_closed_pipe_ends_quietly() -> None:
     capture = (
         Path(__file__).resolve().parents[2] / "data" / "captures" / "seed_publish_subscribe.log"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airlab", "timing", str(capture), "--date", "2024-07-22"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    first = proc.stdout.readline()  # like head -1: read one line, then leave
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(30) == 141 and first.startswith(b"#")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "airlab", "timing", str(capture), "--date", "2024-07-22"],
+            stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert proc.returncode == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err
