@@ -202,7 +202,7 @@ class MqttServer:
         self._handed: list[tuple[Action, ...] | _Once] = []
         self._handed_lock = threading.Lock()
         self._loop_thread = threading.get_ident()
-        self._records: list[Any] = []  # message records of this turn, not yet handed over
+        self._records: list[Any] = []  # message records gathered, not yet handed over
         self._then: list[Action] = []  # what to do once they are committed
         self.connect_timeout = core.connect_timeout
 
@@ -404,10 +404,7 @@ class MqttServer:
 
         def call() -> None:
             if threading.get_ident() == self._loop_thread:  # committed on the loop itself
-                if type(then) is _Once:
-                    then.run()
-                else:
-                    self.execute(then)  # type: ignore[arg-type]
+                self._carry_out(then)
                 return
             with self._handed_lock:
                 self._handed.append(then)
@@ -423,12 +420,16 @@ class MqttServer:
             work, self._handed = self._handed, []
         for then in work:
             try:
-                if type(then) is _Once:
-                    then.run()
-                else:
-                    self.execute(then)  # type: ignore[arg-type]
+                self._carry_out(then)
             except Exception:
                 log.exception("handed-over work failed")
+
+    def _carry_out(self, then: tuple[Action, ...] | _Once) -> None:
+        """What waited for a commit: a refusal's (once) or a batch's PUBACKs."""
+        if type(then) is _Once:
+            then.run()
+        else:
+            self.execute(then)  # type: ignore[arg-type]
 
 
 def _set_once(future: asyncio.Future[None]) -> None:
