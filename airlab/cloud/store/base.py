@@ -22,7 +22,7 @@ from typing import Any
 
 from airlab.errors import UsageError
 
-__all__ = ["StoreBase"]
+__all__ = ["StoreBase", "transaction"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -148,6 +148,27 @@ _ADDED_COLUMNS = (
 )
 
 
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on ``conn`` (autocommit mode); ``ROLLBACK`` and
+    re-raise on any exception.
+
+    Example:
+        >>> conn = sqlite3.connect(":memory:", isolation_level=None)
+        >>> with transaction(conn) as c:
+        ...     _ = c.execute("CREATE TABLE t (x)")
+        >>> conn.in_transaction
+        False
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class StoreBase:
     """The SQLite connection of a registry: ``path`` is a file path (created if
     missing, readable by its owner only) or ``":memory:"``; ``clock`` gives the epoch
@@ -194,13 +215,9 @@ class StoreBase:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` and re-raise on any exception
         (the caller holds :attr:`_lock`). Counted in :attr:`local_changes` unless it only
         adds ``log_lines``."""
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self._conn
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+            with transaction(self._conn) as conn:
+                yield conn
         finally:
             if not log_lines:
                 self._changes += 1

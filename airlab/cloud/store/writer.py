@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airlab.cloud.model import ConnectionEvent, MessageRecord
-from airlab.cloud.store.base import StoreBase
+from airlab.cloud.store.base import StoreBase, transaction
 from airlab.cloud.store.records import _explanation_json
 
 __all__ = ["LogWriterMixin", "OnCommit"]
@@ -105,8 +105,8 @@ class LogWriterMixin(StoreBase):
         self._enqueue(_MESSAGE_SQL, [_message_row(record)], on_commit)
 
     def log_messages(self, records: list[MessageRecord], on_commit: OnCommit | None = None) -> None:
-        """Log what the broker's loop gathered in one turn, with one ``on_commit`` for
-        all of it.
+        """Log what the broker gathered for one commit, with one ``on_commit`` for all
+        of it.
 
         A file registry writes and commits them at once, on the caller's thread, through
         a connection of its own: the broker's loop then never hands the GIL back and
@@ -138,13 +138,8 @@ class LogWriterMixin(StoreBase):
                 )
                 conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with transaction(conn):
                     conn.executemany(_MESSAGE_SQL, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
             except Exception as exc:  # pragma: no cover - disk full, locked for 10 s ...
                 self.last_write_error = exc
                 log.error("the registry could not write %d log records: %r", len(rows), exc)
