@@ -27,6 +27,8 @@ from airlab.fleet.scenario import Scenario
 
 __all__ = ["SUMMARY_KEYS", "FleetResult", "build_result", "percentiles_ms"]
 
+_PAGE = 5000  # log rows read at once
+
 #: the summary's keys, in the order ``airlab fleet run --json`` prints them
 SUMMARY_KEYS = (
     "modems",
@@ -158,8 +160,14 @@ def build_result(
 
 
 def _rows_after(cloud: Any, table: str, after: int) -> pd.DataFrame:
-    rows = cloud.registry._query(f"SELECT * FROM {table} WHERE id > ? ORDER BY id", (after,))
-    frame = pd.DataFrame([dict(r) for r in rows])
+    rows: list[dict[str, Any]] = []
+    while True:  # the registry's incremental read, page by page
+        page = cloud.registry.log_rows_after(table, after, None, limit=_PAGE)
+        rows += page
+        if len(page) < _PAGE:
+            break
+        after = page[-1]["id"]
+    frame = pd.DataFrame(rows)
     if table == "message_log" and "payload" in frame:
         frame = frame.drop(columns=["payload"])  # the table says what was sent, not bytes
     return frame
