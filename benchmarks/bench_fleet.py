@@ -54,8 +54,8 @@ def cpu_seconds(pid: int) -> float:
 def bench_fleet(n: int, rate: float, duration: float) -> dict[str, float | int | None]:
     samples: list[tuple[float, float, float]] = []  # (wall, own CPU, emulator CPU)
     with ServedCloud() as cloud:
-        assert cloud._proc is not None
-        emu_pid = cloud._proc.pid
+        emu_pid = cloud.pid
+        assert emu_pid is not None
 
         def sample(_progress: object) -> None:
             # run_fleet stops the emulator at the end: read its CPU while it runs
@@ -160,8 +160,8 @@ class _PahoFleet:
 
 def bench_paho(n: int, rate: float, duration: float) -> dict[str, float | int | None]:
     with ServedCloud() as cloud:
-        assert cloud._proc is not None
-        emu_pid = cloud._proc.pid
+        emu_pid = cloud.pid
+        assert emu_pid is not None
         fleet = _PahoFleet(cloud, n)
         emu0, own0, t0 = cpu_seconds(emu_pid), time.process_time(), time.monotonic()
         published = fleet.run(rate, duration, n / RAMP_RATE)

@@ -200,10 +200,12 @@ def start_cloud_service(
     log_path: Path | None = None,
     host: str | None = None,
     advertise: str | None = None,
+    throttle: bool = True,
 ) -> CloudService:
     """Reuse the emulator serving with ``endpoints_file`` or start one as a child and wait
     (up to ``timeout`` s) until it has written that file.  ``host`` / ``advertise``: the
-    address it binds (``0.0.0.0``: the whole room) and the one its endpoints name."""
+    address it binds (``0.0.0.0``: the whole room) and the one its endpoints name;
+    ``throttle=False``: without the platform's per-device uplink limits."""
     from airlab.cloud.discovery import EndpointsError, load_endpoints
 
     with contextlib.suppress(EndpointsError):  # missing, unreadable or stale: start one
@@ -218,6 +220,8 @@ def start_cloud_service(
         cmd += ["--host", host]
     if advertise:
         cmd += ["--advertise", advertise]
+    if not throttle:
+        cmd.append("--no-throttle")
     log_path = log_path or db.with_name("cloud.log")
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "ab") as log:

@@ -17,19 +17,14 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from airlab.cloud.registry import Registry
-from airlab.errors import UsageError
 
 __all__ = ["ServedCloud"]
 
@@ -37,39 +32,45 @@ _START_TIMEOUT = 30.0
 
 
 class ServedCloud:
-    """``airlab cloud serve`` in a child process (see the module docstring);
-    ``throttle``: keep the platform's per-device uplink limits (default on)."""
+    """``airlab cloud serve`` in a child process (see the module docstring), started and
+    stopped as ``airlab lab`` does it (:func:`airlab.cli.lab.start_cloud_service`: it
+    also ends if this process dies); ``throttle``: keep the platform's per-device
+    uplink limits (default on)."""
 
     def __init__(self, *, throttle: bool = True) -> None:
         self.throttle = throttle
         self.endpoints: dict[str, Any] = {}
         self.registry: Registry | None = None
         self._folder: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._service: Any = None
+
+    @property
+    def pid(self) -> int | None:
+        """The emulator's process id while it runs."""
+        process = self._service.process if self._service is not None else None
+        return process.pid if process is not None and process.poll() is None else None
 
     def __enter__(self) -> ServedCloud:
+        from airlab.cli.lab import start_cloud_service
+
         self._folder = tempfile.mkdtemp(prefix="airlab-fleet-")
         os.chmod(self._folder, 0o700)
         folder = Path(self._folder)
-        db, ep_file = folder / "fleet.db", folder / "endpoints.json"
-        self.registry = Registry(db)
-        args = [sys.executable, "-m", "airlab", "cloud", "serve", "--db", str(db),
-                "--fixture", "none", "--endpoints-file", str(ep_file)]  # fmt: skip
-        if not self.throttle:
-            args.append("--no-throttle")
-        log = open(folder / "serve.log", "wb")
+        db = folder / "fleet.db"
         try:
-            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not ep_file.exists():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                tail = (folder / "serve.log").read_text(errors="replace")[-2000:]
-                self.__exit__(None, None, None)
-                raise UsageError("cloud", f"the fleet's cloud emulator did not start:\n{tail}")
-            time.sleep(0.05)  # another process writes it: polled with a deadline
-        self.endpoints = json.loads(ep_file.read_text(encoding="utf-8"))
+            self.registry = Registry(db)
+            self._service = start_cloud_service(
+                folder / "endpoints.json",
+                db,
+                fixture="none",
+                timeout=_START_TIMEOUT,
+                log_path=folder / "serve.log",
+                throttle=self.throttle,
+            )
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        self.endpoints = self._service.endpoints
         return self
 
     def add_product(self, product_key: str) -> None:
@@ -83,14 +84,9 @@ class ServedCloud:
     def stop(self) -> None:
         """Stop the service; it commits its queued log lines first (a clean stop), so
         :attr:`registry` then reads every line of the run."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        service, self._service = self._service, None
+        if service is not None:
+            service.stop()
 
     def __exit__(
         self,
