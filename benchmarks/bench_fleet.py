@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as mqtt  # noqa: E402
+from bench_cloud import cpu_seconds  # noqa: E402  (benchmarks/: the script's folder)
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from airlab.aliyun import direct_mqtt_credentials  # noqa: E402
@@ -44,11 +45,6 @@ from airlab.fleet.results import percentiles_ms  # noqa: E402
 
 TARGET_N, TARGET_P99_MS = 1000, 100.0
 RAMP_RATE = 100  # logins per second while the clients start (airlab fleet run's default)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_fleet(n: int, rate: float, duration: float) -> dict[str, float | int | None]:
