@@ -444,8 +444,8 @@ class BrokerCore(RoutingMixin):
                 self.rules.connected(device, decision.kind)
         except Exception:
             log.exception("rules.connected failed")
-        connack = c.Connack(0, present and p.protocol_level == 4)
-        self._out.append(Send(conn.id, c.encode(connack)))
+        connack = c.encode(c.Connack(0, present and p.protocol_level == 4))
+        self._out.append(Send(conn.id, connack))
         self._log_conn(
             "connect",
             True,
@@ -482,26 +482,25 @@ class BrokerCore(RoutingMixin):
 
     def _handle(self, conn: _Conn, packets: Iterable[c.Packet]) -> None:
         for p in packets:
-            kind = type(p)
-            if kind is c.Publish:
-                if self._on_publish(conn, p):  # type: ignore[arg-type]
+            if isinstance(p, c.Publish):
+                if self._on_publish(conn, p):
                     return
-            elif kind is c.Puback:
+            elif isinstance(p, c.Puback):
                 conn.last_rx = self.clock()
                 assert conn.session is not None
-                conn.session.inflight.pop(p.packet_id, None)  # type: ignore[union-attr]
-            elif kind is c.Pingreq:
+                conn.session.inflight.pop(p.packet_id, None)
+            elif isinstance(p, c.Pingreq):
                 conn.last_rx = self.clock()
                 self._out.append(Send(conn.id, _PINGRESP))
-            elif kind is c.Subscribe:
+            elif isinstance(p, c.Subscribe):
                 conn.last_rx = self.clock()
-                self._on_subscribe(conn, p)  # type: ignore[arg-type]
-            elif kind is c.Unsubscribe:
-                self._on_unsubscribe(conn, p)  # type: ignore[arg-type]
-            elif kind is c.Disconnect:
+                self._on_subscribe(conn, p)
+            elif isinstance(p, c.Unsubscribe):
+                self._on_unsubscribe(conn, p)
+            elif isinstance(p, c.Disconnect):
                 self._close(conn, CloseReason.CLIENT, None)
                 return
-            elif kind is c.Connect:
+            elif isinstance(p, c.Connect):
                 self._close(conn, CloseReason.PROTOCOL, "second CONNECT on one connection")
                 return
             else:
@@ -511,7 +510,9 @@ class BrokerCore(RoutingMixin):
         if conn.reader.error is not None and conn.state is _CONNECTED:
             self._close(conn, CloseReason.PROTOCOL, str(conn.reader.error))
 
-    def _over_rate(self, conn: _Conn, qos: int) -> int | None:
+    def _over_rate(self, conn: _Conn, qos: int) -> tuple[int, int] | None:
+        """(limit, this second's count) when ``conn`` sent more uplinks of ``qos`` this
+        second than ``uplink_limits`` allows; None when it did not."""
         limits = self.uplink_limits
         if limits is None:
             return None
@@ -520,7 +521,7 @@ class BrokerCore(RoutingMixin):
             conn.rate_second, conn.rate_counts = second, [0, 0]
         counts = conn.rate_counts
         counts[qos] += 1
-        return counts[qos] if counts[qos] > limits[qos] else None
+        return (limits[qos], counts[qos]) if counts[qos] > limits[qos] else None
 
     def _on_publish(self, conn: _Conn, p: c.Publish) -> bool:
         """One uplink; True when the connection ended."""
@@ -535,15 +536,18 @@ class BrokerCore(RoutingMixin):
             return True
         # PUBACK even when the message is refused, and only once its log record is
         # committed: no acknowledged uplink can be missing from the log after a crash
-        ack = (Send(conn.id, _puback(p.packet_id)),) if qos == 1 else None  # type: ignore[arg-type]
+        ack = None
+        if qos == 1:
+            assert p.packet_id is not None  # the codec refuses a QoS 1 PUBLISH without one
+            ack = (Send(conn.id, _puback(p.packet_id)),)
         if len(payload) > MAX_PAYLOAD:
             reason = f"message of {len(payload)} bytes exceeds 256 KB: discarded"
             self._log_msg("up", topic, qos, payload, False, device, client_id, reason, ack)
             return False
-        rate = self._over_rate(conn, qos)
-        if rate is not None:
+        over = self._over_rate(conn, qos)
+        if over is not None:
             # the platform drops throttled uplinks silently (log text as in its log service)
-            limit = self.uplink_limits[qos]  # type: ignore[index]
+            limit, rate = over
             reason = f"Rate limit:{limit},current qps:{rate}"
             self._log_msg("up", topic, qos, payload, False, device, client_id, reason, ack)
             return False
@@ -558,8 +562,8 @@ class BrokerCore(RoutingMixin):
         for push in self.rules.replies_to(device, topic, payload):
             q = min(push.qos, 1)
             recipients = self._route(push.topic, push.payload, q)
-            reason = None if recipients else "no subscriber online"
-            self._log_msg("down", push.topic, q, push.payload, True, device, client_id, reason)
+            why = None if recipients else "no subscriber online"
+            self._log_msg("down", push.topic, q, push.payload, True, device, client_id, why)
         return False
 
     # ---- the end of a connection -------------------------------------------------------

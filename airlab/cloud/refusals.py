@@ -62,7 +62,9 @@ def refusal_frame(
                 "code": code,
                 "meaning": (
                     CONNACK_MEANINGS.get(code)
-                    if rec["protocol"] == "mqtt" and str(rec["event"]) == "refused"
+                    if code is not None
+                    and rec["protocol"] == "mqtt"
+                    and str(rec["event"]) == "refused"
                     else None
                 ),
                 "rule": _explanation_part(explanation, "rule"),
@@ -140,13 +142,16 @@ def _mentions(row: dict[str, Any], ref: DeviceRef) -> bool:
 def explain_refusal(row: dict[str, Any]) -> str:
     """A refusal row (see :meth:`CloudConsole.refusals`) as a few lines of text."""
     when = row.get("time")
-    stamp = when.strftime("%H:%M:%S") if hasattr(when, "strftime") else str(when)
+    stamp = (
+        when.strftime("%H:%M:%S") if when is not None and hasattr(when, "strftime") else str(when)
+    )
     protocol, event = str(row.get("protocol") or ""), str(row.get("event") or "")
     code = row.get("code")
-    has_code = code is not None and str(code) not in ("<NA>", "nan")
+    if code is not None and str(code) in ("<NA>", "nan"):
+        code = None  # a missing code of a pandas frame
     if protocol == "mqtt" and event == "refused":
         what = "MQTT CONNECT refused"
-        if has_code:
+        if code is not None:
             what += (
                 f" with CONNACK {code} ({row.get('meaning') or CONNACK_MEANINGS.get(int(code))})"
             )
@@ -156,9 +161,9 @@ def explain_refusal(row: dict[str, Any]) -> str:
         what = "MQTT PUBLISH dropped"
     elif protocol == "http":
         route = {"auth": "/auth/devicename", "register": "/auth/register/device"}.get(event, event)
-        what = f"HTTP {route} refused" + (f" with code {code}" if has_code else "")
+        what = f"HTTP {route} refused" + (f" with code {code}" if code is not None else "")
     else:
-        what = f"{protocol} {event} refused" + (f" (code {code})" if has_code else "")
+        what = f"{protocol} {event} refused" + (f" (code {code})" if code is not None else "")
     who = []
     if _present(row.get("device")):
         who.append(f"device {row['device']}")
