@@ -381,7 +381,7 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
                 ).fetchall()
                 if not rows:
                     raise UsageError("device", f"no device {ref}")
-                secret = rows[0]["device_secret"]
+                secret: str = rows[0]["device_secret"]
                 if rows[0]["registered"]:
                     secret = secrets.token_hex(16)
                 conn.execute(

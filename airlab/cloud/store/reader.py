@@ -74,7 +74,8 @@ class LogReaderMixin(LogWriterMixin):
         self, table: str, device: DeviceLike | None, limit: int | None
     ) -> list[sqlite3.Row]:
         self.flush()
-        where, params = "", []
+        where = ""
+        params: list[object] = []
         if device is not None:
             ref = _ref(device)
             where = "WHERE product_key = ? AND device_name = ?"
@@ -104,6 +105,7 @@ class LogReaderMixin(LogWriterMixin):
         """
         if table not in ("connection_log", "message_log"):
             raise UsageError("table", f"must be connection_log or message_log, not {table!r}")
+        params: list[object]
         if product_key is None:
             sql, params = f"SELECT * FROM {table} WHERE id > ?", [int(after_id)]
         else:
