@@ -142,7 +142,7 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _san(name: str) -> object:
+def _san(name: str) -> x509.GeneralName:
     from cryptography import x509
 
     try:
@@ -335,7 +335,6 @@ def make_client_context(certificate: GeneratedCertificate | None = None) -> ssl.
 
 # -- the server name (SNI) a client asked for --------------------------------------------
 
-_SniCallback = Callable[[ssl.SSLObject | ssl.SSLSocket, str | None, ssl.SSLContext], int | None]
 _server_names: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 _names_lock = threading.Lock()
 
@@ -353,20 +352,30 @@ def record_server_names(context: ssl.SSLContext) -> ssl.SSLContext:
         True
     """
     previous = context.sni_callback
-    if getattr(previous, "_airlab_records_names", False):
+    if isinstance(previous, _NameRecorder):
         return context
+    context.sni_callback = _NameRecorder(previous)
+    return context
 
-    def remember(
-        sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext
+
+class _NameRecorder:
+    """The SNI callback of :func:`record_server_names`: remember the name, then call the
+    callback that was set before (if any)."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Callable[..., int | None] | None) -> None:
+        # Callable[...]: typeshed types the callback's arguments as (SSLObject, str,
+        # SSLContext) but ssl also passes an SSLSocket, and None when no SNI was sent
+        self.previous = previous
+
+    def __call__(
+        self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext
     ) -> int | None:
         if name:
             with _names_lock:
                 _server_names[sock] = name
-        return previous(sock, name, ctx) if previous is not None else None
-
-    remember._airlab_records_names = True
-    context.sni_callback = remember
-    return context
+        return self.previous(sock, name, ctx) if self.previous is not None else None
 
 
 def server_name_of(ssl_object: object) -> str | None:
