@@ -191,7 +191,7 @@ class HttpRules(RulesBase):
             return refusal
         product = self.registry.get_product(pk)
         device = self.registry.get_device(pk, dn) if product else None
-        if device is None:
+        if product is None or device is None:
             what = f"no device {dn!r} in product {pk!r}" if product else f"no product {pk!r}"
             return fail(
                 5001,
@@ -325,7 +325,7 @@ class HttpRules(RulesBase):
                 "reset its registration (ResetThing, Registry.reset_registration) to register "
                 "again, or use the DeviceSecret you already have",
             )
-        data = {
+        data: dict[str, object] = {
             "deviceName": device.device_name,
             "deviceSecret": self._registration_secret(device),
             "productKey": device.product_key,
