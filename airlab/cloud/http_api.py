@@ -99,7 +99,9 @@ class _Server(ThreadingHTTPServer):
         self._closing = False
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        # the stub wants a handler class built from (request, address, server); ours also
+        # takes its _Connection, so serve_connection builds it and the base never does
+        super().__init__(address, _Handler)  # type: ignore[arg-type]
         self.thread_name = f"airlab-{name}-{self.server_address[1]}"
 
     # -- connections: at most limits.max_connections threads ------------------------------
@@ -214,6 +216,11 @@ class HttpEndpoints:
     publish out (None: 503). ``limits``: timeouts and the connection cap
     (:class:`HttpLimits`; its defaults when None).
     """
+
+    console: Any
+    """The object the console admin routes call (see :mod:`airlab.cloud.http_console`):
+    set after construction by :class:`~airlab.cloud.service.CloudEmulator`; absent
+    until then (those routes answer 503)."""
 
     def __init__(
         self,

@@ -88,7 +88,7 @@ def _console_route(handler: _Handler, path: str) -> None:
     method = _CONSOLE_ROUTES[path]
     if handler.command != method:
         handler._error(405, "admin", f"{handler.command} is not allowed on {path}; use {method}",
-                       Allow=method)  # fmt: skip
+                       headers={"Allow": method})  # fmt: skip
         return
     console = getattr(endpoints, "console", None)
     if console is None:
@@ -323,7 +323,7 @@ def _authorize(handler: _Handler) -> _Caller | None:
         "admin",
         "the admin API needs 'Authorization: Bearer <admin token>' (or a class token)"
         + (" (no admin token is configured)" if token is None else ""),
-        **{"WWW-Authenticate": "Bearer"},
+        headers={"WWW-Authenticate": "Bearer"},
     )
     return None
 
@@ -437,7 +437,7 @@ def _device_dict(device: Any, *, secret: bool) -> dict[str, Any]:
     }
 
 
-def _devices_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+def _devices_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict[str, Any]:
     """``GET /admin/devices?product_key=``: the device list; secrets for the admin only."""
     query = _query(raw_path)
     pk = query.get("product_key")
@@ -448,7 +448,7 @@ def _devices_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -
     return {"devices": [_device_dict(d, secret=caller.admin) for d in devices]}
 
 
-def _new_device_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+def _new_device_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict[str, Any]:
     """``POST /admin/device``: add a device (a fresh name unless given) and answer it
     with its DeviceSecret (the ProductSecret too, for the admin)."""
     from airlab.cloud.names import new_device_name
@@ -490,7 +490,9 @@ def _new_device_answer(console: Any, caller: _Caller, raw_path: str, body: bytes
     return answer
 
 
-def _topic_classes_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+def _topic_classes_answer(
+    console: Any, caller: _Caller, raw_path: str, body: bytes
+) -> dict[str, Any]:
     pk = _scoped_pk(caller, _query(raw_path).get("product_key"), "reading topic classes")
     if console.registry.get_product(pk) is None:
         raise _ConsoleProblem(404, f"no product {pk!r}")
@@ -499,7 +501,9 @@ def _topic_classes_answer(console: Any, caller: _Caller, raw_path: str, body: by
                               for c in classes]}  # fmt: skip
 
 
-def _add_topic_class_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+def _add_topic_class_answer(
+    console: Any, caller: _Caller, raw_path: str, body: bytes
+) -> dict[str, Any]:
     request = _json_object(body)
     pk = _valid_pk(request.get("product_key"))
     caller.check(pk, f"adding a topic class to {pk}")
@@ -513,7 +517,9 @@ def _add_topic_class_answer(console: Any, caller: _Caller, raw_path: str, body: 
     return {"topic_class": {"template": added.template, "permission": added.permission.value}}
 
 
-def _new_product_answer(console: Any, caller: _Caller, raw_path: str, body: bytes) -> dict:
+def _new_product_answer(
+    console: Any, caller: _Caller, raw_path: str, body: bytes
+) -> dict[str, Any]:
     """``POST /admin/new-product`` (admin only): create a product, answer it with its
     ProductSecret."""
     request = _json_object(body)

@@ -66,7 +66,7 @@ _ADMIN_ROUTE = "/admin/publish"
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 method token
 _DIGITS = re.compile(r"[0-9]+")
-_CLIENT_FAULTS = {
+_CLIENT_FAULTS: dict[int, int] = {
     HTTPStatus.NOT_IMPLEMENTED: HTTPStatus.BAD_REQUEST,  # "unsupported method" (not used)
     HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: HTTPStatus.BAD_REQUEST,  # HTTP/2.0 and above
 }
@@ -79,6 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True
     server: _Server
+    rfile: io.BufferedReader  # setup() wraps the _Reader: handle_one_request peeks
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, not in its stub
 
     def __init__(
         self, request: Any, client_address: Any, server: _Server, conn: _Connection
@@ -112,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Read one request within the limits and dispatch it (any method name)."""
         limits = self.server.limits
         reader = self._reader
-        self.command = None
+        self.command = ""  # no request read yet
         self.requestline = ""
         self.request_version = self.default_request_version
         self._responded = False
@@ -237,14 +239,16 @@ class _Handler(BaseHTTPRequestHandler):
         code = _CLIENT_FAULTS.get(code, code)
         if not self.request_version.startswith("HTTP/1."):
             self.request_version = "HTTP/1.0"  # HTTP/0.9 answers have no status line
-        text = message or self.responses.get(code, ("error",))[0]
+        text = message or _phrase(code)
         if code == HTTPStatus.BAD_REQUEST and "HTTP version" in text:
             text += "; use HTTP/1.1"
         self._log("request", code, text, Explanation("http_request", text, {}))
         with contextlib.suppress(OSError):
             self._send(code, _dumps({"code": code, "message": text}), close=True)
 
-    def _log(self, event: str, code: int, reason: str, explanation: Explanation | None = None):
+    def _log(
+        self, event: str, code: int, reason: str, explanation: Explanation | None = None
+    ) -> None:
         self.endpoints.rules.log_connection(
             ConnectionEvent(
                 time=time.time(),
@@ -258,10 +262,20 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
 
-    def _error(self, status: int, event: str, message: str, *, close: bool = False, **extra: str):
+    def _error(
+        self,
+        status: int,
+        event: str,
+        message: str,
+        *,
+        close: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Log and answer a refused request: ``status``, a JSON body with ``message``
+        and the extra ``headers`` (``Allow``, ``WWW-Authenticate`` ...)."""
         self._log(event, status, message, Explanation("http_request", message, {}))
         body = _dumps({"code": status, "message": message})
-        self._send(status, body, close=close, extra=extra or None)
+        self._send(status, body, close=close, extra=headers or None)
 
     def _read_body(self, event: str) -> bytes | None:
         """Read the request body, or answer the error and return None."""
@@ -336,7 +350,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if event != "request":
             self._error(
-                405, event, f"{self.command} is not allowed on {path}; use POST", Allow="POST"
+                405,
+                event,
+                f"{self.command} is not allowed on {path}; use POST",
+                headers={"Allow": "POST"},
             )
         else:
             self._error(404, "request", f"no route {self.command} {path}")
@@ -425,6 +442,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         self._send(200, _dumps(answer))
+
+
+def _phrase(code: int) -> str:
+    """The stdlib's reason phrase of ``code`` (what ``responses`` holds), "error" for a
+    code it does not know."""
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "error"
 
 
 def _publish_args(request: object) -> tuple[str | None, str, bytes, int]:

@@ -273,7 +273,7 @@ def serve(rules: Rules, limits: HttpLimits) -> HttpEndpoints:
         publisher=lambda topic, payload, qos: 1,
         limits=limits,
     )
-    api.console = FakeConsole(rules.registry)  # type: ignore[attr-defined]
+    api.console = FakeConsole(rules.registry)
     return api
 
 
