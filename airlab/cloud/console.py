@@ -78,7 +78,7 @@ class CloudConsole:
     registry: Registry
 
     def _console_registry(self) -> Registry:
-        registry = getattr(self, "registry", None)
+        registry: Registry | None = getattr(self, "registry", None)
         if registry is None:
             raise UsageError("db", "the cloud emulator is not running (no registry)")
         return registry

@@ -140,7 +140,9 @@ def service_answers(endpoints: dict[str, Any], timeout: float = 2.0) -> str | No
     return None
 
 
-def load_endpoints(path: str | os.PathLike[str] | None = None, *, check: bool = True) -> dict:
+def load_endpoints(
+    path: str | os.PathLike[str] | None = None, *, check: bool = True
+) -> dict[str, Any]:
     """Read the endpoints file (default :func:`default_endpoints_path`), validate it and,
     with ``check``, make sure the service still answers.
 
@@ -237,7 +239,7 @@ class RemoteCloud(CloudConsole):
         route: str,
         body: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         data = json.dumps(body).encode("utf-8") if body is not None else None
         suffix = ""
         if query:
