@@ -244,9 +244,30 @@ class _Emitter:
     wall: Callable[[], float]
 
     def _log_conn(
-        self, event: str, accepted: bool, then: tuple[Action, ...] | None = None, **kw: object
+        self,
+        event: str,
+        accepted: bool,
+        then: tuple[Action, ...] | None = None,
+        *,
+        device: DeviceRef | None = None,
+        client_id: str | None = None,
+        remote: str | None = None,
+        code: int | None = None,
+        reason: str | None = None,
+        explanation: Explanation | None = None,
     ) -> None:
-        record = ConnectionEvent(self.wall(), "mqtt", event, accepted, **kw)  # type: ignore[arg-type]
+        record = ConnectionEvent(
+            self.wall(),
+            "mqtt",
+            event,
+            accepted,
+            device=device,
+            client_id=client_id,
+            remote=remote,
+            code=code,
+            reason=reason,
+            explanation=explanation,
+        )
         self._out.append(LogConnection(record, then))
 
     def _log_msg(
