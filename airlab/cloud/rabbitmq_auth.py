@@ -27,7 +27,10 @@ node's MQTT listener is TLS and ``tls=True``. Dynamic registration (``authType=r
 
 One more user, :data:`OBSERVER_USER` with the ``observer_password`` given (none by
 default), may log in and subscribe to any topic (never publish): airlab's own subscriber,
-which sees what devices publish (RabbitMQ has no hook that shows a payload).
+which sees what devices publish (RabbitMQ has no hook that shows a payload). Likewise
+:data:`CONSOLE_USER` with the ``console_password`` given may publish to any topic (never
+subscribe): the console's publisher (``airlab cloud publish`` under ``airlab cloud serve
+--engine rabbitmq``).
 
 Every CONNECT decision, SUBSCRIBE decision and refused PUBLISH goes to the registry's
 connection log as the embedded broker writes it (refusals with the rule's explanation,
@@ -78,6 +81,7 @@ from airlab.cloud.rabbitmq_forms import ENDPOINTS, MAX_BODY, FormError, read_for
 
 __all__ = [
     "ALLOW",
+    "CONSOLE_USER",
     "DENY",
     "OBSERVER_USER",
     "PATHS",
@@ -96,6 +100,15 @@ PATHS = {name: f"/rabbitmq/{name}" for name in ENDPOINTS}
 
 OBSERVER_USER = "airlab-observer"
 """The user name of airlab's own subscriber (no ``&``: no device can have it)."""
+
+CONSOLE_USER = "airlab-console"
+"""The user name of the console's publisher (no ``&`` either)."""
+
+# airlab's own users: what each is, the one permission it has, its password's rule name
+_OWN_USERS = {
+    OBSERVER_USER: ("airlab's own subscriber", "read", "observer_password"),
+    CONSOLE_USER: ("the console's publisher", "write", "console_password"),
+}
 
 _USER_DENY_CODE = 4  # what RabbitMQ sends for a user_path deny, whatever the rule's code
 _VHOST_DENY_CODE = 5
@@ -118,8 +131,9 @@ class RabbitAuth:
     ``rules``: a :class:`~airlab.cloud.auth.Rules` (the service passes a
     :class:`~airlab.cloud.service_support.ServiceRules`); ``vhost``: the one virtual host
     the node's MQTT plugin uses (``mqtt.vhost``); ``keepalive`` and ``tls``: what the
-    CONNECT is assumed to carry (RabbitMQ does not say); ``observer_password``: the
-    password of :data:`OBSERVER_USER` (None: that user cannot log in).
+    CONNECT is assumed to carry (RabbitMQ does not say); ``observer_password`` and
+    ``console_password``: the passwords of :data:`OBSERVER_USER` and
+    :data:`CONSOLE_USER` (None: that user cannot log in).
 
     Example:
         >>> from airlab.cloud.registry import Registry
@@ -136,10 +150,12 @@ class RabbitAuth:
         keepalive: int = 120,
         tls: bool = False,
         observer_password: str | None = None,
+        console_password: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.rules = rules
         self.observer_password = observer_password
+        self.console_password = console_password
         self.vhost = vhost
         self.keepalive = keepalive
         self.tls = tls
@@ -179,8 +195,8 @@ class RabbitAuth:
 
     def _user(self, form: dict[str, str]) -> str:
         client_id, username = form["client_id"], form["username"]
-        if username == OBSERVER_USER:
-            return self._observer(client_id, form["password"])
+        if username in _OWN_USERS:
+            return self._own_user(username, client_id, form["password"])
         if parse_client_id(client_id).auth_type in ("register", "regnwl"):
             explanation = Explanation(
                 "rabbitmq_dynreg",
@@ -222,8 +238,9 @@ class RabbitAuth:
         )
         return ALLOW
 
-    def _observer(self, client_id: str, password: str) -> str:
-        expected = self.observer_password
+    def _own_user(self, username: str, client_id: str, password: str) -> str:
+        role, _, rule = _OWN_USERS[username]
+        expected = self.observer_password if username == OBSERVER_USER else self.console_password
         if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
             self.rules.log_connection(
                 self._event(
@@ -232,15 +249,15 @@ class RabbitAuth:
                     None,
                     client_id=client_id,
                     code=0,
-                    reason=f"{CONNACK_MEANINGS[0]} ({OBSERVER_USER}, airlab's own subscriber)",
+                    reason=f"{CONNACK_MEANINGS[0]} ({username}, {role})",
                 )
             )
             return ALLOW
         explanation = Explanation(
-            "observer_password",
-            f"{OBSERVER_USER} is airlab's own subscriber: "
+            rule,
+            f"{username} is {role}: "
             + ("its password does not match" if expected else "this service has none"),
-            {"username": OBSERVER_USER},
+            {"username": username},
         )
         self._refused_connect(client_id, None, _USER_DENY_CODE, explanation)
         return DENY
@@ -265,16 +282,8 @@ class RabbitAuth:
     def _topic(self, form: dict[str, str]) -> str:
         client_id = form.get("client_id")
         topic = mqtt_topic(form["routing_key"])
-        if form["username"] == OBSERVER_USER:  # reads anything, writes nothing
-            if form["permission"] == "read":
-                reason = f"SUBSCRIBE {topic!r} granted ({OBSERVER_USER})"
-                self.rules.log_connection(
-                    self._event("subscribe", True, None, client_id=client_id, reason=reason)
-                )
-                return ALLOW
-            reason = f"PUBLISH {topic!r} refused: {OBSERVER_USER} only subscribes"
-            self._refused("publish", None, client_id=client_id, reason=reason)
-            return DENY
+        if form["username"] in _OWN_USERS:  # the one permission each has, on any topic
+            return self._own_topic(form["username"], form["permission"], topic, client_id)
         device = self._device(form["username"])
         reading = form["permission"] == "read"
         if device is None:
@@ -312,6 +321,25 @@ class RabbitAuth:
             reason=f"{what} {topic!r} refused: {why} (RabbitMQ closes the connection)",
             explanation=explanation,
         )
+        return DENY
+
+    def _own_topic(self, username: str, permission: str, topic: str, client_id: str | None) -> str:
+        """airlab's own users: the observer reads anything and writes nothing, the
+        console's publisher the other way round (a granted publish is not logged)."""
+        allowed = _OWN_USERS[username][1]
+        if permission == allowed:
+            if allowed == "read":
+                reason = f"SUBSCRIBE {topic!r} granted ({username})"
+                self.rules.log_connection(
+                    self._event("subscribe", True, None, client_id=client_id, reason=reason)
+                )
+            return ALLOW
+        what, event = (
+            ("PUBLISH", "publish") if permission == "write" else ("SUBSCRIBE", "subscribe")
+        )
+        only = "subscribes" if allowed == "read" else "publishes"
+        reason = f"{what} {topic!r} refused: {username} only {only}"
+        self._refused(event, None, client_id=client_id, reason=reason)
         return DENY
 
     # -- helpers -------------------------------------------------------------------------
@@ -424,7 +452,13 @@ class RabbitAuthServer:
     @property
     def urls(self) -> dict[str, str]:
         """``{check: URL}`` for the four checks."""
-        return {name: f"http://{self.host}:{self.port}{path}" for name, path in PATHS.items()}
+        return self.urls_at(self.host)
+
+    def urls_at(self, address: str) -> dict[str, str]:
+        """:attr:`urls` with ``address`` as their host (the one the nodes reach when
+        this server binds every interface)."""
+        host = f"[{address}]" if ":" in address else address
+        return {name: f"http://{host}:{self.port}{path}" for name, path in PATHS.items()}
 
     def start(self) -> RabbitAuthServer:
         """Serve in a background thread."""

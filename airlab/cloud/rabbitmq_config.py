@@ -39,6 +39,7 @@ __all__ = [
     "SOCKET_BUFFER",
     "rabbitmq_conf",
     "rabbitmq_endpoints",
+    "tls_listener_conf",
     "write_rabbitmq_config",
 ]
 
@@ -93,6 +94,31 @@ def rabbitmq_conf(
         ]
     text = "\n".join(lines) + "\n"
     return text + (extra if not extra or extra.endswith("\n") else extra + "\n")
+
+
+def tls_listener_conf(port: int, ca: str | Path, cert: str | Path, key: str | Path) -> str:
+    """The ``rabbitmq.conf`` lines of an MQTT-over-TLS listener on ``port`` presenting
+    ``cert`` (with ``key``, signed by ``ca``); clients show no certificate.
+
+    Example:
+        >>> print(tls_listener_conf(8883, "/n/ca.pem", "/n/cert.pem", "/n/key.pem"), end="")
+        mqtt.listeners.ssl.default = 8883
+        ssl_options.cacertfile = /n/ca.pem
+        ssl_options.certfile = /n/cert.pem
+        ssl_options.keyfile = /n/key.pem
+        ssl_options.verify = verify_none
+        ssl_options.fail_if_no_peer_cert = false
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise UsageError("mqtts_port", f"must be a port number from 1 to 65535, not {port!r}")
+    return (
+        f"mqtt.listeners.ssl.default = {port}\n"
+        f"ssl_options.cacertfile = {ca}\n"
+        f"ssl_options.certfile = {cert}\n"
+        f"ssl_options.keyfile = {key}\n"
+        "ssl_options.verify = verify_none\n"
+        "ssl_options.fail_if_no_peer_cert = false\n"
+    )
 
 
 def write_rabbitmq_config(folder: str | Path, conf: str) -> tuple[Path, Path]:

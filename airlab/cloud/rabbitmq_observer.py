@@ -10,7 +10,9 @@ topics, so the first ``…/<productKey>/<deviceName>/…`` pair the registry kno
 sender). It reconnects every ``retry`` seconds while the node is away (a node started
 after the service, a restart): what is published meanwhile is not logged. The publisher's
 client id is not known to a subscriber: records carry none. A QoS 1 delivery is
-acknowledged once it is queued for the log.
+acknowledged once it is queued for the log. A message the console published through
+the node (announced with :meth:`RabbitObserver.expect`) is not logged again: the console
+logged it as ``"down"``.
 
 It speaks MQTT 3.1.1 with airlab's own codec (:mod:`airlab.mqtt.codec`) on one thread.
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _KEEPALIVE = 60  # seconds; a PINGREQ after half of it without traffic
 _TOPIC_MEMO = 10_000  # topics whose device is remembered
+_EXPECT_FOR = 10.0  # seconds a console publish is awaited before it is forgotten
 
 
 def device_in_topic(topic: str, known: Callable[[str, str], bool]) -> DeviceRef | None:
@@ -86,6 +89,8 @@ class RabbitObserver:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._devices: dict[str, DeviceRef] = {}
+        self._expected: list[tuple[float, str, bytes]] = []  # (until, topic, payload)
+        self._expected_lock = threading.Lock()
 
     def start(self) -> RabbitObserver:
         """Run in a background thread (connecting, and reconnecting, by itself)."""
@@ -107,6 +112,22 @@ class RabbitObserver:
         if self._thread is not None:
             self._thread.join(5.0)
             self._thread = None
+
+    def expect(self, topic: str, payload: bytes) -> None:
+        """The console is publishing this message: when it arrives (within 10 s), do not
+        log it as ``"up"``."""
+        with self._expected_lock:
+            self._expected.append((time.monotonic() + _EXPECT_FOR, topic, bytes(payload)))
+
+    def _was_expected(self, topic: str, payload: bytes) -> bool:
+        now = time.monotonic()
+        with self._expected_lock:
+            self._expected = [e for e in self._expected if e[0] > now]
+            for i, (_, t, p) in enumerate(self._expected):
+                if t == topic and p == payload:
+                    del self._expected[i]
+                    return True
+        return False
 
     def __enter__(self) -> RabbitObserver:
         return self.start()
@@ -158,20 +179,22 @@ class RabbitObserver:
                 raise ConnectionError("SUBSCRIBE '#' refused")
             self.ready.set()
         elif isinstance(packet, c.Publish):
-            record = MessageRecord(
-                self._clock(),
-                "up",
-                packet.topic,
-                packet.qos,
-                packet.payload,
-                True,
-                self._device(packet.topic),
-            )
-            self.rules.log_message(record)
+            if not self._was_expected(packet.topic, packet.payload):
+                record = MessageRecord(
+                    self._clock(),
+                    "up",
+                    packet.topic,
+                    packet.qos,
+                    packet.payload,
+                    True,
+                    self.device_of(packet.topic),
+                )
+                self.rules.log_message(record)
             if packet.qos == 1 and packet.packet_id is not None:
                 sock.sendall(c.encode(c.Puback(packet.packet_id)))
 
-    def _device(self, topic: str) -> DeviceRef | None:
+    def device_of(self, topic: str) -> DeviceRef | None:
+        """The registry's device whose topic this is (see :func:`device_in_topic`)."""
         known = self._devices.get(topic)
         if known is not None:
             return known
