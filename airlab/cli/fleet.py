@@ -3,8 +3,9 @@
 Each modem is a simulated Air780EP driven through its AT commands (direct login,
 ``AT+MPUB`` at ``--rate`` per second for ``--duration`` seconds), all on one event loop;
 the emulator runs in a process of its own (``airlab cloud serve`` on a private registry,
-see :class:`airlab.fleet.served.ServedCloud`). A progress line goes
-to stderr on a terminal; the summary to stdout, as text or (``--json``) one JSON object
+see :class:`airlab.fleet.served.ServedCloud`), or with ``--clock simulated`` in this
+process on the fleet's simulated clock (:class:`airlab.fleet.served.LoopCloud`). A
+progress line goes to stderr on a terminal; the summary to stdout, as text or (``--json``) one JSON object
 with :data:`airlab.fleet.results.SUMMARY_KEYS`. ``--out DIR`` also writes the pairing
 table (``commands.csv``), the emulator's logs of the run (``connections.csv``,
 ``messages.csv``) and ``summary.json``.
@@ -81,7 +82,7 @@ def register(subparsers: Any) -> None:
         "--clock",
         default="real",
         choices=("real", "simulated"),
-        help="simulated: delays scheduled, not slept (the emulator then does not throttle)",
+        help="simulated: delays scheduled, not slept; the emulator's rules on the same clock",
     )
     run.set_defaults(func=_run)
 
@@ -89,7 +90,6 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from airlab.fleet.runner import run_fleet
     from airlab.fleet.scenario import Scenario
-    from airlab.fleet.served import ServedCloud
 
     ramp = args.ramp if args.ramp is not None else min(args.modems / 100.0, 60.0)
     scenario = Scenario(
@@ -113,9 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError("--out", f"{args.out} exists and is not a folder")
     show = _progress_line if sys.stderr.isatty() else None
-    throttle = not args.no_throttle and args.clock == "real"
-    with ServedCloud(throttle=throttle) as cloud:
-        result = run_fleet(scenario, cloud=cloud, progress=show)
+    result = run_fleet(scenario, throttle=not args.no_throttle, progress=show)
     if show is not None:
         print(file=sys.stderr)
     if args.out is not None:

@@ -56,8 +56,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -88,6 +91,8 @@ class EmulatedBroker:
         ssl_context: ssl.SSLContext | None = None,
         connect_timeout: float = 5.0,
         uplink_limits: tuple[int, int] | None = UPLINK_LIMITS,
+        runner: LoopThread | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """Prepare a broker; nothing is bound before :meth:`start`.
 
@@ -95,6 +100,12 @@ class EmulatedBroker:
         ``uplink_limits`` are the platform's per-device uplink rates (QoS0, QoS1 messages
         per second, default 30 and 10): the excess is dropped silently, still PUBACKed,
         and logged ``Rate limit:<max>,current qps:<n>``.  ``None`` turns throttling off.
+
+        ``runner``: a started :class:`~airlab.mqtt.loopthread.LoopThread` to serve on
+        instead of a thread of the broker's own (it is left running on :meth:`stop`).
+        The CONNECT window, keepalive, throttle windows and timers follow that loop's
+        clock, so on a fleet's :class:`~airlab.fleet.clock.VirtualTimeLoop` they run on
+        simulated time. ``wall`` stamps the records (epoch seconds).
         """
         self.rules = rules
         self.host = host
@@ -105,6 +116,8 @@ class EmulatedBroker:
         self.uplink_limits = uplink_limits
         self.mqtt_port: int | None = None
         self.mqtts_port: int | None = None
+        self.wall = wall
+        self._given = runner
         self._runner: LoopThread | None = None
         self._server: MqttServer | None = None
         self._lock = threading.Lock()
@@ -120,12 +133,13 @@ class EmulatedBroker:
         with self._lock:
             if self._runner is not None:
                 raise RuntimeError("broker already started")
-            runner = LoopThread("airlab-mqtt-broker").start(timeout)
+            runner = self._given or LoopThread("airlab-mqtt-broker").start(timeout)
             self._runner = runner
             try:
                 server, ports = runner.run(self._astart(), timeout)
             except BaseException:
-                runner.stop()
+                if runner is not self._given:
+                    runner.stop()
                 self._runner = None
                 raise
             self._server = server
@@ -133,8 +147,13 @@ class EmulatedBroker:
         return self
 
     async def _astart(self) -> tuple[MqttServer, tuple[int, int | None]]:
+        loop = asyncio.get_running_loop()
         core = BrokerCore(
-            self.rules, connect_timeout=self.connect_timeout, uplink_limits=self.uplink_limits
+            self.rules,
+            clock=loop.time,
+            wall=self.wall,
+            connect_timeout=self.connect_timeout,
+            uplink_limits=self.uplink_limits,
         )
         server = MqttServer(core, self.rules)
         try:
@@ -162,7 +181,8 @@ class EmulatedBroker:
                     import logging
 
                     logging.getLogger(__name__).exception("broker shutdown failed")
-            runner.stop(timeout)
+            if runner is not self._given:
+                runner.stop(timeout)
             self._runner = None
             self.mqtt_port = self.mqtts_port = None
 

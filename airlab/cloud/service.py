@@ -64,6 +64,7 @@ from airlab.cloud.service_support import (
 )
 from airlab.cloud.tls import DEFAULT_HOSTNAMES, GeneratedCertificate, server_certificate
 from airlab.errors import UsageError
+from airlab.mqtt.loopthread import LoopThread
 
 __all__ = [
     "ENDPOINTS_VERSION",
@@ -89,7 +90,11 @@ class CloudEmulator(CloudConsole):
     :data:`airlab.cloud.fixtures.FIXTURES` loaded at start (``"tutorial"``) or None.
     Ports: 0 picks a free one. ``advertise``: the address written into the endpoints
     when ``host`` binds every interface (default: the primary IPv4 address).
-    ``clock`` is passed to the rules (token expiry, NTP answers).
+    ``clock`` (epoch seconds) is what the rules, the registry and the broker's records
+    read (token expiry, NTP answers, log times). ``broker_runner``: a started
+    :class:`~airlab.mqtt.loopthread.LoopThread` for the MQTT broker instead of a thread of
+    its own; its CONNECT window, keepalive and throttle then follow that loop's clock (a
+    fleet on simulated time passes its :class:`~airlab.fleet.clock.VirtualTimeLoop`).
 
     :meth:`start` / :meth:`stop` may be called again (a file registry keeps devices and
     logs across restarts). Attributes while running: :attr:`registry`, :attr:`rules`,
@@ -112,6 +117,7 @@ class CloudEmulator(CloudConsole):
         uplink_limits: tuple[int, int] | None = UPLINK_LIMITS,
         advertise: str | None = None,
         clock: Callable[[], float] = time.time,
+        broker_runner: LoopThread | None = None,
     ) -> None:
         if fixture is not None and fixture not in FIXTURES:
             known = ", ".join(sorted(FIXTURES))
@@ -145,6 +151,7 @@ class CloudEmulator(CloudConsole):
         self.connect_rate_limit = connect_rate_limit
         self.uplink_limits = uplink_limits
         self.clock = clock
+        self.broker_runner = broker_runner
         self.address = (
             (advertise or primary_address())
             if host in _ANY_HOSTS
@@ -196,7 +203,7 @@ class CloudEmulator(CloudConsole):
 
     def _start(self) -> None:
         try:
-            registry = Registry(self.db)
+            registry = Registry(self.db, clock=self.clock)
         except Exception as exc:
             raise UsageError("db", f"cannot open the registry {self.db}: {exc}") from None
         self.registry = registry
@@ -221,6 +228,8 @@ class CloudEmulator(CloudConsole):
             ssl_context=context,
             connect_timeout=self.connect_timeout,
             uplink_limits=self.uplink_limits,
+            runner=self.broker_runner,
+            wall=self.clock,
         ).start()
         self.admin_token = secrets.token_urlsafe(24)
         http = HttpEndpoints(

@@ -36,6 +36,7 @@ import asyncio
 import collections
 import datetime
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +83,10 @@ class FleetModem:
     ``name`` labels it (the device name); ``hosts``: the simulator's DNS; ``profile`` /
     ``seed``: its delays and faults, as for ``airsim://``; ``t0``: the monotonic time
     its transcript's ``mono`` stamps count from (a fleet's modems share one, so their
-    tables line up). Methods other than :meth:`close` and the properties are called on
-    the loop.
+    tables line up). ``held_by``: on a loop with simulated time, the links (``"mqtt"``,
+    ``"http"``) whose awaited answers hold the clock (default: all; ``()``: none, when
+    every peer is served on the same loop). Methods other than :meth:`close` and the properties are
+    called on the loop.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class FleetModem:
         seed: int | str = 0,
         imei: str | None = None,
         t0: float | None = None,
+        held_by: Collection[str] | None = None,
     ) -> None:
         self.name = name
         loop = runner.loop
@@ -115,7 +119,10 @@ class FleetModem:
         )
         self.net.start()
         watch = getattr(loop, "watch", None)  # a loop on simulated time holds its clock
-        self._unwatch = watch(self.net.awaiting_network) if watch is not None else None
+        self._unwatch = None
+        if watch is not None and held_by != ():
+            net = self.net
+            self._unwatch = watch(lambda: net.awaiting_network(held_by))
         self.parser = AtParser()
         self.transcript = Transcript(format="fleet", meta={"device": name})
         self.events: list[Event] = []

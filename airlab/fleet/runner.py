@@ -22,8 +22,9 @@ answers ``ERROR`` (the link just went down) is counted as failed.
 With ``Scenario(clock="simulated")`` the modems run on a
 :class:`~airlab.fleet.clock.VirtualTimeLoop`: the profile's delays, timers, faults and
 the publish schedule are on simulated time, so a run takes as long as its work. The
-private emulator then runs without the platform's per-second throttle (its limits are on
-real time, which a simulated run compresses); ``throttled`` is 0.
+private emulator then runs in this process (:class:`~airlab.fleet.served.LoopCloud`), its
+MQTT broker on the same loop: the platform's rules (CONNECT window, keepalive, the
+per-second throttle, log times) read the same simulated clock.
 
 Example:
     >>> from airlab.fleet.scenario import Scenario
@@ -51,7 +52,7 @@ from airlab.fleet.clock import VirtualTimeLoop
 from airlab.fleet.modem import Exchange, FleetModem
 from airlab.fleet.results import FleetResult, build_result
 from airlab.fleet.scenario import Scenario
-from airlab.fleet.served import ServedCloud
+from airlab.fleet.served import LoopCloud, ServedCloud
 from airlab.mqtt.loopthread import LoopThread
 from airlab.sim.hosts import HostNotFound, HostTable
 
@@ -121,31 +122,37 @@ def run_fleet(
     scenario: Scenario,
     *,
     cloud: Any = None,
+    throttle: bool = True,
     progress: Callable[[FleetProgress], None] | None = None,
     progress_every: float = 0.5,
 ) -> FleetResult:
     """Run ``scenario`` (see the module docstring); ``cloud``: a running
-    :class:`~airlab.cloud.service.CloudEmulator` to use instead of a private
-    :class:`~airlab.fleet.served.ServedCloud` (the emulator in a process of its own);
+    :class:`~airlab.cloud.service.CloudEmulator` to use instead of a private one (a
+    :class:`~airlab.fleet.served.ServedCloud` in a process of its own, or on simulated
+    time a :class:`~airlab.fleet.served.LoopCloud` on the fleet's loop); ``throttle``:
+    the private emulator keeps the platform's per-device uplink limits;
     ``progress(counters)`` is called about every ``progress_every`` seconds, from
     another thread."""
+    simulated = scenario.clock == "simulated"
     with contextlib.ExitStack() as stack:
-        if cloud is None:
-            # on simulated time the emulator's per-second limits would see hours in seconds
-            throttle = scenario.clock == "real"
+        factory = VirtualTimeLoop if simulated else asyncio.new_event_loop
+        runner = LoopThread("airlab-fleet", factory).start()
+        stack.callback(runner.stop)
+        held_by: tuple[str, ...] | None = None  # every link's answers hold simulated time
+        if cloud is None and simulated:
+            cloud = stack.enter_context(LoopCloud(runner, throttle=throttle))
+            held_by = ()  # the broker answers on the fleet's own loop (no HTTP is used)
+        elif cloud is None:
             cloud = stack.enter_context(ServedCloud(throttle=throttle))
         devices = _provision(cloud, scenario)
         hosts = _OutageHosts(HostTable.from_endpoints(cloud.endpoints))
         counters = FleetProgress(scenario.modems, scenario.modems * scenario.publishes_per_modem)
-        factory = VirtualTimeLoop if scenario.clock == "simulated" else asyncio.new_event_loop
-        runner = LoopThread("airlab-fleet", factory).start()
-        stack.callback(runner.stop)
         first_log = _last_log_ids(cloud)
         stack.enter_context(_fewer_collections())
         began = time.time()
         done = threading.Event()
         future = asyncio.run_coroutine_threadsafe(
-            _run(scenario, devices, hosts, runner, counters),
+            _run(scenario, devices, hosts, runner, counters, held_by),
             runner.loop,  # type: ignore[arg-type]
         )
         future.add_done_callback(lambda _: done.set())
@@ -161,7 +168,7 @@ def run_fleet(
         if progress is not None:
             progress(counters)
         ended = time.time()
-        if isinstance(cloud, ServedCloud):
+        if isinstance(cloud, ServedCloud | LoopCloud):
             cloud.stop()  # a clean stop: every log line of the run is committed
         else:
             cloud.registry.flush()
@@ -211,6 +218,7 @@ async def _run(
     hosts: _OutageHosts,
     runner: LoopThread,
     counters: FleetProgress,
+    held_by: tuple[str, ...] | None,
 ) -> list[FleetModem]:
     loop = asyncio.get_running_loop()
     t_start = loop.time()
@@ -229,6 +237,7 @@ async def _run(
             seed=f"{scenario.seed}/{i}",
             imei=d.device_name,
             t0=t_start,
+            held_by=held_by,
         )
         for i, d in enumerate(devices)
     ]

@@ -47,7 +47,7 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,12 +208,13 @@ class NetStack:
         if self._loop is not None and not self._closed:
             self._loop.call_soon_threadsafe(self._close_all)
 
-    def awaiting_network(self) -> bool:
+    def awaiting_network(self, links: Container[str] | None = None) -> bool:
         """Whether a real answer is on its way: a link being opened, an HTTP exchange, or
-        an MQTT request whose answer has not come on a link still open. (A fleet on
-        simulated time holds its clock meanwhile: :mod:`airlab.fleet.clock`.)"""
+        an MQTT request whose answer has not come on a link still open; only on ``links``
+        (names, e.g. ``("http",)``) when given. (A fleet on simulated time holds its
+        clock meanwhile: :mod:`airlab.fleet.clock`.)"""
         for name, state in self._links.items():
-            if state.closed:
+            if state.closed or (links is not None and name not in links):
                 continue
             if not state.connected and state.tasks:  # TCP/TLS being opened
                 return True
