@@ -54,7 +54,7 @@ from airlab.cli.cloud_log import FOLLOW_INTERVAL as FOLLOW_INTERVAL
 from airlab.cli.cloud_log import _log
 from airlab.cli.cloud_rabbitmq import add_auth_service
 from airlab.cli.cloud_reset import _reset
-from airlab.cli.cloud_serve import _serve
+from airlab.cli.cloud_serve import _serve, add_engine_options
 from airlab.cli.parsers import command_group
 
 __all__ = ["register"]
@@ -116,6 +116,7 @@ def register(subparsers: Any) -> None:
         help="do not drop uplinks beyond the platform's 30/s (QoS0) and 10/s (QoS1) per device",
     )
     serve.add_argument("--watch-pid", help=argparse.SUPPRESS)  # stop when this process ends
+    add_engine_options(serve)
     serve.set_defaults(func=_serve)
 
     product = group.add_parser("add-product", help="create a product (prints its secret)")

@@ -91,8 +91,8 @@ def _auth_service(args: argparse.Namespace) -> int:
         rabbitmq_endpoints,
         write_rabbitmq_config,
     )
+    from airlab.cloud.rabbitmq_engine import open_registry
     from airlab.cloud.rabbitmq_observer import RabbitObserver
-    from airlab.cloud.registry import Registry
     from airlab.cloud.service_support import ServiceRules, write_json_atomic
 
     port = _port(args.port, "port")
@@ -102,13 +102,8 @@ def _auth_service(args: argparse.Namespace) -> int:
         raise UsageError("fixture", f"unknown fixture {fixture!r} (known: {', '.join(FIXTURES)})")
     if args.host in ("", "0.0.0.0") and not args.advertise and args.write_rabbitmq_config:
         raise UsageError("advertise", "is required with --host 0.0.0.0 (the nodes' URL host)")
+    registry = open_registry(args.db or ":memory:", fixture)
     try:
-        registry = Registry(args.db or ":memory:")
-    except Exception as exc:
-        raise UsageError("db", f"cannot open the registry {args.db}: {exc}") from None
-    try:
-        if fixture is not None:
-            FIXTURES[fixture](registry)
         password = secrets.token_urlsafe(24) if args.observe else None
         rules = ServiceRules(registry)
         auth = RabbitAuth(rules, vhost=args.vhost, tls=args.tls, observer_password=password)
@@ -116,11 +111,7 @@ def _auth_service(args: argparse.Namespace) -> int:
             server = RabbitAuthServer(auth, host=args.host, port=port)
         except OSError as exc:
             raise UsageError("port", f"cannot listen on {args.host}:{port}: {exc}") from None
-        urls = server.urls
-        if args.advertise:
-            urls = {
-                k: v.replace(f"//{server.host}:", f"//{args.advertise}:") for k, v in urls.items()
-            }
+        urls = server.urls_at(args.advertise) if args.advertise else server.urls
         lines = [
             f"airlab cloud auth-service: serving the rules for RabbitMQ (registry "
             f"{args.db or 'in memory'}, fixture {fixture or 'none'})",

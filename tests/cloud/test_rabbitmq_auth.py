@@ -38,7 +38,9 @@ from airlab.cloud.rabbitmq_auth import (
     mqtt_topic,
 )
 from airlab.cloud.rabbitmq_config import (
+    CONF_NAME,
     ENABLED_PLUGINS,
+    PLUGINS_NAME,
     rabbitmq_conf,
     write_rabbitmq_config,
 )
@@ -443,19 +445,16 @@ def _free_port() -> int:
 class Node:
     """A RabbitMQ node of its own: own folders, node name, ports and epmd."""
 
-    def __init__(self, folder: Path, auth: RabbitAuthServer) -> None:
+    def __init__(self, folder: Path, config: Path, mqtt_port: int) -> None:
+        """A node configured by the files in ``config`` (``rabbitmq.conf`` and
+        ``enabled_plugins``, as ``--write-rabbitmq-config`` writes them for ``mqtt_port``)."""
         self.folder = folder
-        self.mqtt_port = _free_port()
+        self.mqtt_port = mqtt_port
         self.epmd_port = _free_port()
-        name = f"airlabtest{os.getpid()}@localhost"
-        conf, plugins = write_rabbitmq_config(
-            folder / "etc",
-            rabbitmq_conf(
-                auth.urls,
-                mqtt_port=self.mqtt_port,
-                extra=f"listeners.tcp.default = {_free_port()}\nloopback_users = none\n",
-            ),
-        )
+        name = f"airlabtest{os.getpid()}{folder.name[-6:].lower()}@localhost"
+        conf, plugins = config / CONF_NAME, config / PLUGINS_NAME
+        with conf.open("a", encoding="utf-8") as out:  # its own AMQP port; clients from
+            out.write(f"listeners.tcp.default = {_free_port()}\nloopback_users = none\n")
         self.env = dict(
             os.environ,
             HOME=str(folder),  # its Erlang cookie
@@ -472,6 +471,13 @@ class Node:
         self.name = name
         self.output = folder / "server.out"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def asking(cls, folder: Path, auth: RabbitAuthServer) -> Node:
+        """A node whose configuration points at ``auth``."""
+        mqtt_port = _free_port()
+        write_rabbitmq_config(folder / "etc", rabbitmq_conf(auth.urls, mqtt_port=mqtt_port))
+        return cls(folder, folder / "etc", mqtt_port)
 
     def start(self) -> float:
         server = _rabbitmq_bin("rabbitmq-server")
@@ -538,7 +544,7 @@ def rabbit() -> Iterator[tuple[Node, Registry]]:
     load_tutorial(registry)
     auth = RabbitAuth(ServiceRules(registry), observer_password=OBSERVER_PASSWORD)
     server = RabbitAuthServer(auth).start()
-    node = Node(folder, server)
+    node = Node.asking(folder, server)
     observer = RabbitObserver(auth.rules, "127.0.0.1", node.mqtt_port, OBSERVER_PASSWORD, retry=0.2)
     try:
         took = node.start()
@@ -687,7 +693,10 @@ def test_cross_device_subscription_closes_the_connection(
         "airlab.cloud.rabbitmq_forms",
         "airlab.cloud.rabbitmq_config",
         "airlab.cloud.rabbitmq_observer",
+        "airlab.cloud.rabbitmq_console",
+        "airlab.cloud.rabbitmq_engine",
         "airlab.cli.cloud_rabbitmq",
+        "airlab.cli.cloud_serve",
     ],
 )
 def test_docstring_examples(name: str) -> None:

@@ -1,0 +1,281 @@
+"""``airlab cloud serve --engine rabbitmq`` run as a command, with a private RabbitMQ
+node started from the configuration it writes: the tutorial device logs in and publishes
+through the node (message log by airlab's observer), a forged login is refused, HTTPS
+auth through the served endpoints leads to a token login on the node, the node's TLS
+listener presents airlab's certificate, and ``airlab cloud publish`` reaches a device
+through the node. Skipped where ``rabbitmq-server`` is absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airlab.aliyun import direct_mqtt_credentials
+from airlab.aliyun.http_auth import (
+    http_auth_request,
+    mqtt_credentials_after_http_auth,
+    parse_http_auth_reply,
+)
+from airlab.cli.cloud_serve import _check_engine
+from airlab.cloud.discovery import RemoteCloud, load_endpoints
+from airlab.cloud.fixtures import TUTORIAL_DEVICE_NAME as DN
+from airlab.cloud.fixtures import TUTORIAL_DEVICE_SECRET as SECRET
+from airlab.cloud.fixtures import TUTORIAL_PRODUCT_KEY as PK
+from airlab.cloud.rabbitmq_engine import RabbitEngine
+from airlab.errors import UsageError
+from airlab.sim.hosts import HostTable
+from tests.cloud.test_rabbitmq_auth import (
+    NODE_START,
+    WAIT,
+    Mqtt,
+    Node,
+    _free_port,
+    _rabbitmq_bin,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+node_timeout = pytest.mark.timeout(NODE_START + 180)
+
+
+def _airlab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "airlab", *args]
+
+
+class Served:
+    """The command's process, its endpoints, the node and a console on the service."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.mqtt_port, self.mqtts_port = _free_port(), _free_port()
+        self.endpoints_file = folder / "rabbit.json"
+        self.output = folder / "serve.out"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.node: Node | None = None
+        self.endpoints: dict[str, Any] = {}
+        self.cloud: RemoteCloud | None = None
+
+    def start(self) -> None:
+        command = _airlab(
+            "cloud", "serve", "--engine", "rabbitmq", "--db", str(self.folder / "cloud.db"),
+            "--mqtt-port", str(self.mqtt_port), "--mqtts-port", str(self.mqtts_port),
+            "--write-rabbitmq-config", str(self.folder / "node-etc"),
+            "--endpoints-file", str(self.endpoints_file),
+        )  # fmt: skip
+        with self.output.open("wb") as out:
+            self.proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                cwd=ROOT,
+            )
+        deadline = time.monotonic() + 30.0
+        while "Ctrl-C stops it." not in self.text():
+            assert self.proc.poll() is None, self.text()
+            assert time.monotonic() < deadline, f"not serving in 30 s: {self.text()}"
+            time.sleep(0.05)  # another process writes the file: no event to wait on
+        self.endpoints = load_endpoints(self.endpoints_file)
+        self.cloud = RemoteCloud(self.endpoints)
+        self.node = Node(self.folder, self.folder / "node-etc", self.mqtt_port)
+        print(f"RabbitMQ node up in {self.node.start():.1f} s")
+        self.wait_for_log("connection", lambda row: "airlab-observer" in str(row["reason"]))
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+    def wait_for_log(self, table: str, wanted: Any) -> dict[str, Any]:
+        assert self.cloud is not None
+        deadline = time.monotonic() + WAIT
+        while True:
+            frame = getattr(self.cloud, f"{table}_log")()
+            rows = [row for row in frame.to_dict("records") if wanted(row)]
+            if rows:
+                return rows[-1]
+            assert time.monotonic() < deadline, f"no such {table} log line: {frame.tail()}"
+            time.sleep(0.1)  # the service logs on its own threads: polled, bounded
+
+    def stop(self) -> int | None:
+        if self.cloud is not None:
+            self.cloud.close()
+        if self.node is not None:
+            self.node.stop()
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    if _rabbitmq_bin("rabbitmq-server") is None:
+        pytest.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed")
+    folder = Path(tempfile.mkdtemp(prefix="airlab-serve-rabbitmq-"))
+    service = Served(folder)
+    try:
+        service.start()
+        yield service
+        code = service.stop()
+        assert code == 0, service.text()
+        assert "airlab cloud: stopped" in service.text()
+        assert not service.endpoints_file.exists()  # removed on a clean stop
+    finally:
+        service.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+@node_timeout
+def test_the_endpoints_lead_mqtt_to_the_node_and_auth_to_airlab(served: Served) -> None:
+    ep = served.endpoints
+    assert (ep["engine"], ep["mqtt"], ep["mqtts"]) == (
+        "rabbitmq",
+        f"127.0.0.1:{served.mqtt_port}",
+        f"127.0.0.1:{served.mqtts_port}",
+    )
+    hosts = HostTable.from_endpoints(served.endpoints_file)
+    mqtt_host = f"{PK}.iot-as-mqtt.cn-shanghai.aliyuncs.com"
+    assert hosts.resolve(mqtt_host, 1883) == ("127.0.0.1", served.mqtt_port)
+    assert hosts.resolve(mqtt_host, 8883, tls=True) == ("127.0.0.1", served.mqtts_port)
+    https = ep["https"].rsplit(":", 1)[1]
+    assert hosts.resolve("iot-auth.cn-shanghai.aliyuncs.com", 443, tls=True)[1] == int(https)
+    conf = (served.folder / "node-etc" / "rabbitmq.conf").read_text()
+    assert f"auth_http.user_path = {ep['rules']['user']}" in conf
+    assert "with the RabbitMQ engine" in served.text()
+
+
+@pytest.mark.slow
+@node_timeout
+def test_the_tutorial_device_logs_in_and_publishes_through_the_node(served: Served) -> None:
+    cred = direct_mqtt_credentials(PK, DN, SECRET)
+    modem = Mqtt(cred.client_id, cred.username, cred.password)
+    try:
+        modem.connect(served.mqtt_port)
+        assert modem.code == 0
+        info = modem.client.publish(f"/{PK}/{DN}/user/update", b"through the node", qos=1)
+        info.wait_for_publish(WAIT)
+        assert modem.client.is_connected()
+    finally:
+        modem.stop()
+    row = served.wait_for_log("message", lambda r: r["payload"] == b"through the node")
+    assert (row["direction"], row["topic"], row["qos"]) == ("up", f"/{PK}/{DN}/user/update", 1)
+    connect = served.wait_for_log("connection", lambda r: r["client_id"] == cred.client_id)
+    assert (connect["event"], connect["accepted"], connect["code"]) == ("connect", True, 0)
+
+
+@pytest.mark.slow
+@node_timeout
+def test_a_forged_login_is_refused_by_the_node(served: Served) -> None:
+    cred = direct_mqtt_credentials(PK, DN, "0" * 32, client_id="forger")
+    assert login_code(cred, served.mqtt_port) == 4
+    row = served.wait_for_log("connection", lambda r: str(r["client_id"]).startswith("forger"))
+    assert (row["event"], row["accepted"], row["code"]) == ("refused", False, 4)
+
+
+@pytest.mark.slow
+@node_timeout
+def test_https_auth_through_the_served_endpoints_then_a_token_login_on_the_node(
+    served: Served,
+) -> None:
+    request = http_auth_request(PK, DN, SECRET, client_id=DN, resources="mqtt")
+    context = ssl.create_default_context(cadata=served.endpoints["ca"])
+    post = urllib.request.Request(
+        served.endpoints["https"] + "/auth/devicename",
+        data=request.body.encode(),
+        headers={"Content-Type": request.content_type},
+    )
+    with urllib.request.urlopen(post, timeout=WAIT, context=context) as reply:
+        auth = parse_http_auth_reply(reply.read())
+    cred = mqtt_credentials_after_http_auth(auth, PK, DN)
+    host, port = HostTable.from_endpoints(served.endpoints).resolve(cred.host, cred.port)
+    assert (host, port) == ("127.0.0.1", served.mqtt_port)
+    assert login_code(cred, port) == 0  # iotId + iotToken, checked by airlab's rules
+
+
+@pytest.mark.slow
+@node_timeout
+def test_the_nodes_tls_listener_presents_airlabs_certificate(served: Served) -> None:
+    cred = direct_mqtt_credentials(PK, DN, SECRET, client_id="tls-client")
+    context = ssl.create_default_context(cadata=served.endpoints["ca"])
+    assert login_code(cred, served.mqtts_port, context) == 0
+
+
+def login_code(cred: Any, port: int, context: ssl.SSLContext | None = None) -> int | None:
+    """The CONNACK code a paho client with ``cred`` gets from the node's ``port``."""
+    client = Mqtt(cred.client_id, cred.username, cred.password)
+    if context is not None:
+        client.client.tls_set_context(context)
+    try:
+        client.connect(port)
+        return client.code
+    finally:
+        client.stop()
+
+
+@pytest.mark.slow
+@node_timeout
+def test_console_publish_reaches_the_device_through_the_node(served: Served) -> None:
+    cred = direct_mqtt_credentials(PK, DN, SECRET, client_id="listener")
+    device = Mqtt(cred.client_id, cred.username, cred.password)
+    topic = f"/{PK}/{DN}/user/get"
+    try:
+        device.connect(served.mqtt_port)
+        device.client.subscribe(topic, qos=1)
+        assert device.subacked.wait(WAIT)
+        done = subprocess.run(
+            _airlab("cloud", "publish", "--endpoints-file", str(served.endpoints_file),
+                    "--topic", topic, "--payload", "from the console", "--qos", "1"),
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "through the RabbitMQ node" in done.stdout
+        assert device.got_message.wait(WAIT), "the device got nothing"
+        assert device.messages == [(topic, b"from the console")]
+    finally:
+        device.stop()
+    row = served.wait_for_log("message", lambda r: r["payload"] == b"from the console")
+    assert (row["direction"], row["topic"]) == ("down", topic)
+    time.sleep(0.5)  # the observer's copy would have arrived by now: it must not be logged
+    assert served.cloud is not None
+    frame = served.cloud.message_log()
+    assert list(frame[frame["payload"] == b"from the console"]["direction"]) == ["down"]
+
+
+def test_options_of_the_other_engine_are_usage_errors() -> None:
+    import argparse
+
+    with pytest.raises(UsageError, match="--engine rabbitmq"):
+        _check_engine(argparse.Namespace(engine="embedded", write_rabbitmq_config="x"))
+    with pytest.raises(UsageError, match="RabbitMQ throttles nothing"):
+        _check_engine(argparse.Namespace(engine="rabbitmq", no_throttle=True))
+    assert _check_engine(argparse.Namespace(engine="rabbitmq", no_throttle=False)) == "rabbitmq"
+    assert _check_engine(argparse.Namespace()) == "embedded"
+
+
+def test_the_engine_answers_what_rabbitmq_does_not_say() -> None:
+    with RabbitEngine() as cloud:
+        assert cloud.status()["online"] is None
+        with pytest.raises(UsageError, match="list_mqtt_connections"):
+            cloud.online_devices()
+        with pytest.raises(UsageError, match="close_connection"):
+            cloud.disconnect(PK, DN)
+        assert json.loads(json.dumps(cloud.endpoints))["engine"] == "rabbitmq"
