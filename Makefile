@@ -1,7 +1,8 @@
 # Two entry points for a fresh clone (only Python >= 3.11 and make needed):
 #   make lab   - JupyterLab on notebooks/
 #   make test  - lint, mypy --strict on the cores, and the whole test suite, notebooks included
-#   (mypy reads its scope from [tool.mypy] in pyproject.toml: airlab.aliyun, airlab.at, airlab.fleet)
+#   (mypy reads its scope from [tool.mypy] in pyproject.toml: airlab.aliyun, airlab.at,
+#   airlab.cloud, airlab.fleet)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -90,7 +90,8 @@ class _Link(asyncio.BufferedProtocol):
     # ---- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream server's, TLS or not
+        self.transport = transport
         ssl_object = transport.get_extra_info("ssl_object")
         sock = transport.get_extra_info("socket")
         if sock is not None:
