@@ -734,17 +734,32 @@ def test_the_simulated_module_logs_in_through_rabbitmq_by_its_endpoints(
 ) -> None:
     """The tutorial's AT commands on the simulated module, its Aliyun host name sent to
     the RabbitMQ node by the engine's endpoints (what ``--endpoints-file`` writes)."""
-    import asyncio
-
     from airlab.cloud.rabbitmq_config import rabbitmq_endpoints
-    from airlab.fleet import FleetModem
-    from airlab.mqtt.loopthread import LoopThread
 
     node, registry = rabbit
     device = registry.get_device(PK, DN)
     assert device is not None
-    cred = direct_mqtt_credentials(PK, DN, device.device_secret)
     hosts = HostTable.from_endpoints(rabbitmq_endpoints("127.0.0.1", node.mqtt_port, {}))
+    assert tutorial_at_session(hosts, device.device_secret, "via rabbitmq") == [
+        ("OK", None), ("OK", "CONNECT OK"), ("OK", "CONNACK OK"), ("OK", "PUBACK"), ("OK", None)
+    ]  # fmt: skip
+    deadline = time.monotonic() + WAIT  # airlab's observer logs what the device published
+    while not [r for r in registry.message_log((PK, DN)) if r.payload == b"via rabbitmq"]:
+        assert time.monotonic() < deadline, "no message-log line from the observer"
+        time.sleep(0.05)  # the observer thread logs on its own: polled, bounded
+
+
+def tutorial_at_session(
+    hosts: HostTable, secret: str, payload: str
+) -> list[tuple[str, str | None]]:
+    """The tutorial's AT commands on a simulated module whose host table is ``hosts``:
+    log in with ``secret``, publish ``payload`` at QoS 1, disconnect; (final, URC) each."""
+    import asyncio
+
+    from airlab.fleet import FleetModem
+    from airlab.mqtt.loopthread import LoopThread
+
+    cred = direct_mqtt_credentials(PK, DN, secret)
     runner = LoopThread("test-rabbit-modem").start()
 
     async def session() -> list[tuple[str, str | None]]:
@@ -753,7 +768,7 @@ def test_the_simulated_module_logs_in_through_rabbitmq_by_its_endpoints(
             (f'AT+MCONFIG="{cred.client_id}","{cred.username}","{cred.password}"', ()),
             (f'AT+MIPSTART="{PK}.iot-as-mqtt.cn-shanghai.aliyuncs.com",1883', ("CONNECT OK",)),
             ("AT+MCONNECT=1,120", ("CONNACK OK",)),
-            (f'AT+MPUB="/{PK}/{DN}/user/update",1,0,"via rabbitmq"', ("PUBACK",)),
+            (f'AT+MPUB="/{PK}/{DN}/user/update",1,0,"{payload}"', ("PUBACK",)),
             ("AT+MDISCONNECT", ()),
         ]
         got = []
@@ -765,12 +780,6 @@ def test_the_simulated_module_logs_in_through_rabbitmq_by_its_endpoints(
         return got
 
     try:
-        got = runner.run(session(), WAIT * 6)
+        return runner.run(session(), WAIT * 6)
     finally:
         runner.stop()
-    assert got == [("OK", None), ("OK", "CONNECT OK"), ("OK", "CONNACK OK"), ("OK", "PUBACK"),
-                   ("OK", None)]  # fmt: skip
-    deadline = time.monotonic() + WAIT  # airlab's observer logs what the device published
-    while not [r for r in registry.message_log((PK, DN)) if r.payload == b"via rabbitmq"]:
-        assert time.monotonic() < deadline, "no message-log line from the observer"
-        time.sleep(0.05)  # the observer thread logs on its own: polled, bounded

@@ -44,6 +44,7 @@ from tests.cloud.test_rabbitmq_auth import (
     Node,
     _free_port,
     _rabbitmq_bin,
+    tutorial_at_session,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,6 +180,19 @@ def test_the_tutorial_device_logs_in_and_publishes_through_the_node(served: Serv
     assert (row["direction"], row["topic"], row["qos"]) == ("up", f"/{PK}/{DN}/user/update", 1)
     connect = served.wait_for_log("connection", lambda r: r["client_id"] == cred.client_id)
     assert (connect["event"], connect["accepted"], connect["code"]) == ("connect", True, 0)
+
+
+@pytest.mark.slow
+@node_timeout
+def test_the_simulated_module_logs_in_through_the_node_by_the_endpoints_file(
+    served: Served,
+) -> None:
+    hosts = HostTable.from_endpoints(served.endpoints_file)  # what airsim://?cloud= reads
+    assert tutorial_at_session(hosts, SECRET, "simulated") == [
+        ("OK", None), ("OK", "CONNECT OK"), ("OK", "CONNACK OK"), ("OK", "PUBACK"), ("OK", None)
+    ]  # fmt: skip
+    row = served.wait_for_log("message", lambda r: r["payload"] == b"simulated")
+    assert (row["direction"], row["topic"]) == ("up", f"/{PK}/{DN}/user/update")
 
 
 @pytest.mark.slow
