@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from airlab.aliyun import direct_mqtt_credentials
+from airlab.aliyun.dynreg import parse_register_reply, register_request
 from airlab.aliyun.http_auth import (
     http_auth_request,
     mqtt_credentials_after_http_auth,
@@ -34,6 +35,7 @@ from airlab.cloud.discovery import RemoteCloud, load_endpoints
 from airlab.cloud.fixtures import TUTORIAL_DEVICE_NAME as DN
 from airlab.cloud.fixtures import TUTORIAL_DEVICE_SECRET as SECRET
 from airlab.cloud.fixtures import TUTORIAL_PRODUCT_KEY as PK
+from airlab.cloud.fixtures import TUTORIAL_PRODUCT_SECRET as PRODUCT_SECRET
 from airlab.cloud.rabbitmq_engine import RabbitEngine
 from airlab.errors import UsageError
 from airlab.sim.hosts import HostTable
@@ -210,18 +212,38 @@ def test_https_auth_through_the_served_endpoints_then_a_token_login_on_the_node(
     served: Served,
 ) -> None:
     request = http_auth_request(PK, DN, SECRET, client_id=DN, resources="mqtt")
-    context = ssl.create_default_context(cadata=served.endpoints["ca"])
-    post = urllib.request.Request(
-        served.endpoints["https"] + "/auth/devicename",
-        data=request.body.encode(),
-        headers={"Content-Type": request.content_type},
-    )
-    with urllib.request.urlopen(post, timeout=WAIT, context=context) as reply:
-        auth = parse_http_auth_reply(reply.read())
+    auth = parse_http_auth_reply(post_https(served, "/auth/devicename", request))
     cred = mqtt_credentials_after_http_auth(auth, PK, DN)
     host, port = HostTable.from_endpoints(served.endpoints).resolve(cred.host, cred.port)
     assert (host, port) == ("127.0.0.1", served.mqtt_port)
     assert login_code(cred, port) == 0  # iotId + iotToken, checked by airlab's rules
+
+
+@pytest.mark.slow
+@node_timeout
+def test_https_dynamic_registration_through_the_served_endpoints_then_a_login_on_the_node(
+    served: Served,
+) -> None:
+    assert served.cloud is not None
+    served.cloud.set_dynamic_registration(PK, True)
+    served.cloud.add_device(PK, "dynreg0001")
+    request = register_request(PK, "dynreg0001", PRODUCT_SECRET, random="424242")
+    issued = parse_register_reply(post_https(served, "/auth/register/device", request))
+    cred = direct_mqtt_credentials(PK, "dynreg0001", issued.device_secret)
+    assert login_code(cred, served.mqtt_port) == 0
+
+
+def post_https(served: Served, path: str, request: Any) -> bytes:
+    """POST a form (``HttpFormRequest``) to the served HTTPS endpoint, verifying it with
+    the endpoints' CA; the reply's body."""
+    context = ssl.create_default_context(cadata=served.endpoints["ca"])
+    post = urllib.request.Request(
+        served.endpoints["https"] + path,
+        data=request.body.encode(),
+        headers={"Content-Type": request.content_type},
+    )
+    with urllib.request.urlopen(post, timeout=WAIT, context=context) as reply:
+        return bytes(reply.read())
 
 
 @pytest.mark.slow
