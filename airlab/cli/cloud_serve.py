@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     from airlab.cloud.service import CloudEmulator
 
     engine = _check_engine(args)
-    ports = {name: _port(getattr(args, name), name) for name in _PORT_OPTIONS}
+    ports: dict[str, Any] = {name: _port(getattr(args, name), name) for name in _PORT_OPTIONS}
     rate = None
     if args.connect_rate_limit is not None:
         try:
