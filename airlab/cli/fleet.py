@@ -4,11 +4,14 @@ Each modem is a simulated Air780EP driven through its AT commands (direct login,
 ``AT+MPUB`` at ``--rate`` per second for ``--duration`` seconds), all on one event loop;
 the emulator runs in a process of its own (``airlab cloud serve`` on a private registry,
 see :class:`airlab.fleet.served.ServedCloud`), or with ``--clock simulated`` in this
-process on the fleet's simulated clock (:class:`airlab.fleet.served.LoopCloud`). A
-progress line goes to stderr on a terminal; the summary to stdout, as text or (``--json``) one JSON object
-with :data:`airlab.fleet.results.SUMMARY_KEYS`. ``--out DIR`` also writes the pairing
-table (``commands.csv``), the emulator's logs of the run (``connections.csv``,
-``messages.csv``) and ``summary.json``.
+process on the fleet's simulated clock (:class:`airlab.fleet.served.LoopCloud`).
+``--endpoints-file PATH`` runs against a service already running (``airlab cloud
+serve``, either engine, here or on another machine): each run makes a product of its
+own, so fleets on several machines can share one service and each reads back only its
+own log. A progress line goes to stderr on a terminal; the summary to stdout, as text
+or (``--json``) one JSON object with :data:`airlab.fleet.results.SUMMARY_KEYS`. ``--out
+DIR`` also writes the pairing table (``commands.csv``), the emulator's logs of the run
+(``connections.csv``, ``messages.csv``) and ``summary.json``.
 
 Example:
     $ airlab fleet run --modems 1000 --rate 1 --duration 60 --profile instant --json
@@ -76,6 +79,13 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--no-throttle", action="store_true", help="the emulator drops no uplink by rate"
     )
+    run.add_argument(
+        "--endpoints-file",
+        type=Path,
+        metavar="PATH",
+        help="run against the service of this endpoints file ('airlab cloud serve', either "
+        "engine, on this or another machine) instead of a private emulator",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--out", type=Path, help="write the tables and summary to this folder")
     run.add_argument(
@@ -113,7 +123,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError("--out", f"{args.out} exists and is not a folder")
     show = _progress_line if sys.stderr.isatty() else None
-    result = run_fleet(scenario, throttle=not args.no_throttle, progress=show)
+    cloud = None
+    if args.endpoints_file is not None:
+        from airlab.cloud.discovery import RemoteCloud, load_endpoints
+
+        if args.no_throttle:
+            raise UsageError(
+                "--no-throttle", "the running service keeps its own limits: drop --no-throttle"
+            )
+        cloud = RemoteCloud(load_endpoints(args.endpoints_file))
+    try:
+        result = run_fleet(scenario, cloud=cloud, throttle=not args.no_throttle, progress=show)
+    finally:
+        if cloud is not None:
+            cloud.close()
     if show is not None:
         print(file=sys.stderr)
     if args.out is not None:

@@ -258,6 +258,19 @@ class CloudConsole:
         self._before_read()
         return self._log_frame("message", _device_ref(device))
 
+    def product_log_rows(self, table: str, product_key: str) -> list[dict[str, Any]]:
+        """The stored rows of the ``"connection"`` or ``"message"`` log that concern
+        ``product_key`` (its devices' lines and the refusals naming no device that
+        mention the key), oldest first, each with its ``id`` and ``payload`` bytes.
+
+        Example:
+            >>> from airlab.cloud.service import CloudEmulator
+            >>> with CloudEmulator() as cloud:
+            ...     cloud.product_log_rows("message", "a1B2c3D4e5F")
+            []
+        """
+        return self._console_registry().product_log_rows(table, product_key)
+
     def _log_frame(
         self, table: str, device: DeviceRef | None, scope: str | None = None
     ) -> pd.DataFrame:

@@ -464,11 +464,28 @@ class RemoteCloud(CloudConsole):
     def _log_frame(self, table: str, device: DeviceRef | None, scope: str | None = None) -> Any:
         if self.local:
             return super()._log_frame(table, device, scope)
-        query: dict[str, Any] = {"table": table, "after": 0}
+        query: dict[str, Any] = {}
         if device is not None:
             query.update(product_key=device.product_key, device=device.device_name)
         elif scope is not None:
             query["product_key"] = scope
+        rows = self._log_pages(table, query)
+        if table == "connection":
+            return connection_frame_from_rows(rows)
+        return message_frame_from_rows(rows)
+
+    def product_log_rows(self, table: str, product_key: str) -> list[dict[str, Any]]:
+        if self.local:
+            return super().product_log_rows(table, product_key)
+        if table not in ("connection", "message"):
+            raise UsageError("table", f"must be connection or message, not {table!r}")
+        self.flush()
+        return self._log_pages(table, {"product_key": product_key})
+
+    def _log_pages(self, table: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every row ``GET /admin/log`` answers for ``query``, page by page (payloads
+        decoded to bytes)."""
+        query = {**query, "table": table, "after": 0}
         rows: list[dict[str, Any]] = []
         while True:
             answer = self._call("GET", "log", query=query)
@@ -476,11 +493,10 @@ class RemoteCloud(CloudConsole):
             if not answer.get("more"):
                 break
             query["after"] = int(answer["next_after"])
-        if table == "connection":
-            return connection_frame_from_rows(rows)
-        for row in rows:
-            row["payload"] = base64.b64decode(row.pop("payload_b64", "") or "")
-        return message_frame_from_rows(rows)
+        if table == "message":
+            for row in rows:
+                row["payload"] = base64.b64decode(row.pop("payload_b64", "") or "")
+        return rows
 
     def _before_read(self) -> None:
         self.flush()

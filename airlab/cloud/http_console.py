@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from airlab.at.redact import redact_bytes
 from airlab.cloud.auth_common import _dumps
 from airlab.cloud.model import ConnectionEvent
+from airlab.cloud.store.reader import mentions_product_key
 from airlab.errors import UsageError
 
 if TYPE_CHECKING:
@@ -398,7 +399,7 @@ def _log_rows_answer(console: Any, caller: _Caller, raw_path: str) -> dict[str, 
     for row in raw:
         if dn is not None and (row["product_key"], row["device_name"]) != (pk, dn):
             continue
-        if pk is not None and row["product_key"] is None and not _mentions_key(row, pk):
+        if pk is not None and row["product_key"] is None and not mentions_product_key(row, pk):
             continue
         if not caller.admin and row.get("payload"):
             # a classmate's registration push carries its deviceSecret: masked (same length)
@@ -410,12 +411,6 @@ def _log_rows_answer(console: Any, caller: _Caller, raw_path: str) -> dict[str, 
         "next_after": raw[-1]["id"] if raw else after,
         "more": len(raw) == limit,
     }
-
-
-def _mentions_key(row: dict[str, Any], product_key: str) -> bool:
-    """An unattributed row (a refused CONNECT names no device) that mentions the key."""
-    text = " ".join(str(row.get(k) or "") for k in ("client_id", "reason", "explanation"))
-    return product_key in text
 
 
 def _stored_row(row: dict[str, Any]) -> dict[str, Any]:

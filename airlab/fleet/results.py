@@ -27,7 +27,6 @@ from airlab.fleet.scenario import Scenario
 
 __all__ = ["SUMMARY_KEYS", "FleetResult", "build_result", "percentiles_ms"]
 
-_PAGE = 5000  # log rows read at once
 
 #: the summary's keys, in the order ``airlab fleet run --json`` prints them
 SUMMARY_KEYS = (
@@ -103,8 +102,8 @@ def build_result(
     scenario: Scenario,
     modems: list[Any],
     cloud: Any,
+    product_key: str,
     counters: Any,
-    first_log: tuple[int, int],
     began: float,
     ended: float,
 ) -> FleetResult:
@@ -121,8 +120,10 @@ def build_result(
             redact_bytes(c.encode()).decode() if name == "+MCONFIG" else c
             for c, name in zip(table["command"], table["name"], strict=True)
         ]
-    connections = _rows_after(cloud, "connection_log", first_log[0])
-    messages = _rows_after(cloud, "message_log", first_log[1])
+    connections = pd.DataFrame(cloud.product_log_rows("connection", product_key))
+    messages = pd.DataFrame(cloud.product_log_rows("message", product_key))
+    if "payload" in messages:
+        messages = messages.drop(columns=["payload"])  # the table says what was sent
     puback = percentiles_ms(table[_is_puback(table)]["sent_to_urc_s"]) if len(table) else {}
     connack = percentiles_ms(table[_is_connack(table)]["sent_to_urc_s"]) if len(table) else {}
     summary = {
@@ -157,20 +158,6 @@ def build_result(
         "wall_s": round(ended - began, 3),
     }
     return FleetResult(scenario, table, connections, messages, summary)
-
-
-def _rows_after(cloud: Any, table: str, after: int) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    while True:  # the registry's incremental read, page by page
-        page = cloud.registry.log_rows_after(table, after, None, limit=_PAGE)
-        rows += page
-        if len(page) < _PAGE:
-            break
-        after = page[-1]["id"]
-    frame = pd.DataFrame(rows)
-    if table == "message_log" and "payload" in frame:
-        frame = frame.drop(columns=["payload"])  # the table says what was sent, not bytes
-    return frame
 
 
 def _is_puback(table: pd.DataFrame) -> pd.Series:

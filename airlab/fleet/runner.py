@@ -126,8 +126,11 @@ def run_fleet(
     progress: Callable[[FleetProgress], None] | None = None,
     progress_every: float = 0.5,
 ) -> FleetResult:
-    """Run ``scenario`` (see the module docstring); ``cloud``: a running
-    :class:`~airlab.cloud.service.CloudEmulator` to use instead of a private one (a
+    """Run ``scenario`` (see the module docstring); ``cloud``: a running emulator to use
+    instead of a private one — a :class:`~airlab.cloud.service.CloudEmulator`, or a
+    :class:`~airlab.cloud.discovery.RemoteCloud` for a service elsewhere (either
+    engine; several fleets may share it: each reads back only its own product's log)
+    — (the private one is a
     :class:`~airlab.fleet.served.ServedCloud` in a process of its own, or on simulated
     time a :class:`~airlab.fleet.served.LoopCloud` on the fleet's loop); ``throttle``:
     the private emulator keeps the platform's per-device uplink limits;
@@ -147,7 +150,6 @@ def run_fleet(
         devices = _provision(cloud, scenario)
         hosts = _OutageHosts(HostTable.from_endpoints(cloud.endpoints))
         counters = FleetProgress(scenario.modems, scenario.modems * scenario.publishes_per_modem)
-        first_log = _last_log_ids(cloud)
         stack.enter_context(_fewer_collections())
         began = time.time()
         done = threading.Event()
@@ -170,9 +172,7 @@ def run_fleet(
         ended = time.time()
         if isinstance(cloud, ServedCloud | LoopCloud):
             cloud.stop()  # a clean stop: every log line of the run is committed
-        else:
-            cloud.registry.flush()
-        return build_result(scenario, modems, cloud, counters, first_log, began, ended)
+        return build_result(scenario, modems, cloud, devices[0].product_key, counters, began, ended)
 
 
 @contextlib.contextmanager
@@ -202,14 +202,6 @@ def _provision(cloud: Any, scenario: Scenario) -> list[_Device]:
         name = fleet_device_name(i)
         devices.append(_Device(product_key, name, cloud.add_device(product_key, name)))
     return devices + [devices[i % own] for i in range(scenario.shared)]
-
-
-def _last_log_ids(cloud: Any) -> tuple[int, int]:
-    rows = cloud.registry._query(
-        "SELECT (SELECT coalesce(max(id), 0) FROM connection_log), "
-        "(SELECT coalesce(max(id), 0) FROM message_log)"
-    )
-    return int(rows[0][0]), int(rows[0][1])
 
 
 async def _run(

@@ -81,6 +81,12 @@ class _PrivateCloud(abc.ABC):
         assert self.registry is not None
         return self.registry.add_device(product_key, device_name).device_secret
 
+    def product_log_rows(self, table: str, product_key: str) -> list[dict[str, Any]]:
+        """The run's log rows, as :meth:`CloudConsole.product_log_rows
+        <airlab.cloud.console.CloudConsole.product_log_rows>` reads them."""
+        assert self.registry is not None
+        return self.registry.product_log_rows(table, product_key)
+
     def stop(self) -> None:
         """Stop the emulator; it commits its queued log lines first (a clean stop), so
         :attr:`registry` then reads every line of the run."""

@@ -137,3 +137,47 @@ def test_airlab_fleet_run_json_as_a_user_types_it(tmp_path: Path) -> None:
     mconfig = commands[commands["name"] == "+MCONFIG"]["command"]
     assert len(mconfig) == 6 and all(c.endswith('","' + "*" * 32 + '"') for c in mconfig)
     assert "Secret" not in (out / "connections.csv").read_text()
+
+
+def test_two_fleets_share_one_running_service_and_each_reads_its_own_log(
+    tmp_path: Path,
+) -> None:
+    """``--endpoints-file``: two fleets at once against one ``airlab cloud serve`` (as
+    from two machines: the second one's endpoints name no registry file, so it reads
+    everything through the admin API); each makes its own product and counts only its
+    own uplinks and logins."""
+    from airlab.cli.lab import start_cloud_service
+
+    endpoints = tmp_path / "endpoints.json"
+    service = start_cloud_service(endpoints, tmp_path / "shared.db", fixture="none")
+    try:
+        remote = json.loads(endpoints.read_text())
+        assert remote.pop("db")
+        elsewhere = tmp_path / "elsewhere.json"
+        elsewhere.write_text(json.dumps(remote))
+        runs = []
+        for n, file in ((3, endpoints), (2, elsewhere)):
+            command = [sys.executable, "-m", "airlab", "fleet", "run", "--modems", str(n),
+                       "--rate", "4", "--duration", "1", "--ramp", "0", "--json",
+                       "--endpoints-file", str(file)]  # fmt: skip
+            runs.append(
+                subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+                )
+            )
+        summaries = []
+        for proc in runs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            summaries.append(json.loads(out))
+    finally:
+        service.stop()
+    for n, s in zip((3, 2), summaries, strict=True):
+        assert (s["modems"], s["published"], s["acked"], s["logins"]) == (n, 4 * n, 4 * n, n)
+        assert s["logged_uplinks"] == 4 * n  # its own product's log, not the other's
+    proc = subprocess.run(
+        [sys.executable, "-m", "airlab", "fleet", "run", "--no-throttle",
+         "--endpoints-file", str(endpoints)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "drop --no-throttle" in proc.stderr

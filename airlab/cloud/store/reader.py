@@ -22,7 +22,26 @@ from airlab.errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LogReaderMixin", "connection_frame_from_rows", "message_frame_from_rows"]
+__all__ = [
+    "LogReaderMixin",
+    "connection_frame_from_rows",
+    "mentions_product_key",
+    "message_frame_from_rows",
+]
+
+_PAGE = 5000
+
+
+def mentions_product_key(row: dict[str, Any], product_key: str) -> bool:
+    """Whether an unattributed log row (a refused CONNECT names no device) mentions
+    ``product_key`` in its client id, reason or explanation.
+
+    Example:
+        >>> mentions_product_key({"client_id": "a1B2c3D4e5F|securemode=2|"}, "a1B2c3D4e5F")
+        True
+    """
+    text = " ".join(str(row.get(k) or "") for k in ("client_id", "reason", "explanation"))
+    return product_key in text
 
 
 class LogReaderMixin(LogWriterMixin):
@@ -113,6 +132,37 @@ class LogReaderMixin(LogWriterMixin):
             params = [int(after_id), product_key]
         rows = self._query(sql + " ORDER BY id LIMIT ?", (*params, int(limit)))
         return [dict(r) for r in rows]
+
+    def product_log_rows(self, table: str, product_key: str) -> list[dict[str, Any]]:
+        """Every stored row of ``table`` (``"connection"`` or ``"message"``) that concerns
+        ``product_key``: its devices' lines and the unattributed refusals that mention
+        the key; oldest first, as stored (with ``id``; ``payload`` as bytes). Flushes
+        first. What a fleet reads back of its own product while others share the service.
+
+        Example:
+            >>> from airlab.cloud.registry import Registry
+            >>> reg = Registry()
+            >>> reg.log_connection(ConnectionEvent(1.0, "mqtt", "refused", False,
+            ...                                    client_id="pk1.dev|securemode=2|"))
+            >>> reg.log_connection(ConnectionEvent(2.0, "mqtt", "refused", False))
+            >>> [r["time"] for r in reg.product_log_rows("connection", "pk1")]
+            [1.0]
+        """
+        if table not in ("connection", "message"):
+            raise UsageError("table", f"must be connection or message, not {table!r}")
+        self.flush()
+        rows: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = self.log_rows_after(f"{table}_log", after, product_key, limit=_PAGE)
+            rows += [
+                r
+                for r in page
+                if r["product_key"] is not None or mentions_product_key(r, product_key)
+            ]
+            if len(page) < _PAGE:
+                return rows
+            after = page[-1]["id"]
 
     def connection_frame(self, device: DeviceLike | None = None) -> pd.DataFrame:
         """The connection log as a DataFrame: ``time`` datetime64 (UTC), ``protocol`` and
