@@ -31,6 +31,7 @@ from airlab.cloud.fixtures import TUTORIAL_PRODUCT_KEY as PK
 from airlab.cloud.fixtures import load_tutorial
 from airlab.cloud.model import ConnectionEvent
 from airlab.cloud.rabbitmq_auth import (
+    CONSOLE_USER,
     OBSERVER_USER,
     PATHS,
     RabbitAuth,
@@ -55,6 +56,7 @@ NODE_START = 90.0  # seconds for a RabbitMQ node to open its MQTT port (2 shared
 # a node starts in the first test on it and stops after the last: room for both
 node_timeout = pytest.mark.timeout(NODE_START + 120)
 OBSERVER_PASSWORD = "observer-test-password"
+CONSOLE_PASSWORD = "console-test-password"
 
 
 # -- the service over a real socket, without RabbitMQ -----------------------------------
@@ -70,7 +72,11 @@ def registry() -> Iterator[Registry]:
 
 @pytest.fixture
 def server(registry: Registry) -> Iterator[RabbitAuthServer]:
-    auth = RabbitAuth(ServiceRules(registry), observer_password=OBSERVER_PASSWORD)
+    auth = RabbitAuth(
+        ServiceRules(registry),
+        observer_password=OBSERVER_PASSWORD,
+        console_password=CONSOLE_PASSWORD,
+    )
     with RabbitAuthServer(auth) as srv:
         yield srv
 
@@ -245,22 +251,35 @@ def test_the_device_of_a_topic_is_the_first_known_pair() -> None:
     assert device_in_topic(f"/{PK}/other/user/update", lambda *p: known(p)) is None
 
 
-def test_the_observer_reads_everything_and_writes_nothing(
-    registry: Registry, poster: Poster
+@pytest.mark.parametrize(
+    ("user", "password", "allowed", "events"),
+    [
+        (OBSERVER_USER, OBSERVER_PASSWORD, "read",
+         [("refused", False), ("connect", True), ("subscribe", True), ("publish", False)]),
+        (CONSOLE_USER, CONSOLE_PASSWORD, "write",
+         [("refused", False), ("connect", True), ("subscribe", False)]),
+    ],
+)  # fmt: skip
+def test_airlabs_own_users_have_one_permission_on_every_topic(
+    registry: Registry,
+    poster: Poster,
+    user: str,
+    password: str,
+    allowed: str,
+    events: list[tuple[str, bool]],
 ) -> None:
-    login = {"username": OBSERVER_USER, "vhost": "/", "client_id": "obs"}
+    """The observer reads everything and writes nothing; the console's publisher the
+    other way round (its granted publishes are not logged)."""
+    login = {"username": user, "vhost": "/", "client_id": "own"}
     assert poster.post("user", **login, password="wrong") == "deny"
-    assert poster.post("user", **login, password=OBSERVER_PASSWORD) == "allow"
-    assert poster.post("topic", **topic_form(OBSERVER_USER, "read", "#")) == "allow"
-    assert poster.post("topic", **topic_form(OBSERVER_USER, "write", ".a.b")) == "deny"
-    events = log_of(registry)
-    assert [(e.event, e.accepted) for e in events] == [
-        ("refused", False),
-        ("connect", True),
-        ("subscribe", True),
-        ("publish", False),
-    ]
-    assert all(OBSERVER_PASSWORD not in repr(e) for e in events)
+    assert poster.post("user", **login, password=password) == "allow"
+    denied = "write" if allowed == "read" else "read"
+    anything = "#" if allowed == "read" else ".a.b"
+    assert poster.post("topic", **topic_form(user, allowed, anything)) == "allow"
+    assert poster.post("topic", **topic_form(user, denied, ".a.b")) == "deny"
+    logged = log_of(registry)
+    assert [(e.event, e.accepted) for e in logged] == events
+    assert all(password not in repr(e) for e in logged)
 
 
 BAD_BODIES = [

@@ -315,3 +315,47 @@ def test_the_engine_answers_what_rabbitmq_does_not_say() -> None:
         with pytest.raises(UsageError, match="close_connection"):
             cloud.disconnect(PK, DN)
         assert json.loads(json.dumps(cloud.endpoints))["engine"] == "rabbitmq"
+
+
+def test_the_console_publisher_connects_again_when_the_node_closed_its_connection() -> None:
+    """A stand-in node acks one QoS 1 publish per connection and closes it: the second
+    publish finds the connection gone and goes out on a new one."""
+    import socket
+    import threading
+
+    from airlab.cloud.rabbitmq_auth import CONSOLE_USER
+    from airlab.cloud.rabbitmq_console import RabbitPublisher
+    from airlab.mqtt import codec as c
+
+    got: list[tuple[int, Any]] = []  # (connection, packet)
+
+    def serve(listener: socket.socket) -> None:
+        for number in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                reader = c.PacketReader()
+                done = False
+                while not done and (data := conn.recv(65536)):
+                    for packet in reader.feed(data):
+                        got.append((number, packet))
+                        if isinstance(packet, c.Connect):
+                            conn.sendall(c.encode(c.Connack(0)))
+                        elif isinstance(packet, c.Publish) and packet.packet_id is not None:
+                            conn.sendall(c.encode(c.Puback(packet.packet_id)))
+                            done = number == 0  # the first connection ends after its ack
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        node = threading.Thread(target=serve, args=(listener,), daemon=True)
+        node.start()
+        publisher = RabbitPublisher("127.0.0.1", listener.getsockname()[1], "pw", timeout=WAIT)
+        publisher.publish("/a/b/user/get", b"first", 1)
+        publisher.publish("/a/b/user/get", b"second", 1)
+        publisher.close()
+        node.join(WAIT)
+    logins = [p for _, p in got if isinstance(p, c.Connect)]
+    assert [(p.username, p.password, p.keepalive) for p in logins] == [
+        (CONSOLE_USER, b"pw", 0),
+        (CONSOLE_USER, b"pw", 0),
+    ]
+    published = [(n, p.payload) for n, p in got if isinstance(p, c.Publish)]
+    assert published[0] == (0, b"first") and published[-1] == (1, b"second")
