@@ -134,7 +134,11 @@ class RabbitNode:
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         qos = min(qos, 1)
         self.observer.expect(topic, data)  # logged here, not again as "up"
-        self.publisher.publish(topic, data, qos)
+        try:
+            self.publisher.publish(topic, data, qos)
+        except BaseException:
+            self.observer.take_expected(topic, data)  # it will not come
+            raise
         device = self.observer.device_of(topic)
         self.auth.auth.rules.log_message(
             MessageRecord(time.time(), "down", topic, qos, data, True, device)

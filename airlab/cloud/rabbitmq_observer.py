@@ -119,7 +119,8 @@ class RabbitObserver:
         with self._expected_lock:
             self._expected.append((time.monotonic() + _EXPECT_FOR, topic, bytes(payload)))
 
-    def _was_expected(self, topic: str, payload: bytes) -> bool:
+    def take_expected(self, topic: str, payload: bytes) -> bool:
+        """Whether this message was announced by :meth:`expect` (forgetting it if so)."""
         now = time.monotonic()
         with self._expected_lock:
             self._expected = [e for e in self._expected if e[0] > now]
@@ -179,7 +180,7 @@ class RabbitObserver:
                 raise ConnectionError("SUBSCRIBE '#' refused")
             self.ready.set()
         elif isinstance(packet, c.Publish):
-            if not self._was_expected(packet.topic, packet.payload):
+            if not self.take_expected(packet.topic, packet.payload):
                 record = MessageRecord(
                     self._clock(),
                     "up",

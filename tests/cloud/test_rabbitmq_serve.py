@@ -308,8 +308,12 @@ def test_options_of_the_other_engine_are_usage_errors() -> None:
 
 
 def test_the_engine_answers_what_rabbitmq_does_not_say() -> None:
-    with RabbitEngine() as cloud:
+    with RabbitEngine(node_mqtt_port=_free_port()) as cloud:  # no node there
         assert cloud.status()["online"] is None
+        topic = f"/{PK}/{DN}/user/get"
+        with pytest.raises(OSError):
+            cloud.publish(topic, "x", 1)
+        assert not cloud.node.observer.take_expected(topic, b"x")  # not awaited any more
         with pytest.raises(UsageError, match="list_mqtt_connections"):
             cloud.online_devices()
         with pytest.raises(UsageError, match="close_connection"):
