@@ -1,7 +1,8 @@
 """``airlab fleet run``: N simulated modems in one process against the cloud emulator.
 
-Each modem is a simulated Air780EP driven through its AT commands (direct login,
-``AT+MPUB`` at ``--rate`` per second for ``--duration`` seconds), all on one event loop;
+Each modem is a simulated Air780EP driven through its AT commands (a login by
+``--methods``: direct, HTTPS auth or dynamic registration; ``AT+MPUB`` or ``AT+MPUBEX``
+at ``--rate`` per second for ``--duration`` seconds), all on one event loop;
 the emulator runs in a process of its own (``airlab cloud serve`` on a private registry,
 see :class:`airlab.fleet.served.ServedCloud`), or with ``--clock simulated`` in this
 process on the fleet's simulated clock (:class:`airlab.fleet.served.LoopCloud`).
@@ -56,7 +57,18 @@ def register(subparsers: Any) -> None:
     run.add_argument("--rate", type=float, default=1.0, help="publishes per second per modem")
     run.add_argument("--duration", type=float, default=10.0, help="seconds of publishing")
     run.add_argument("--qos", type=int, default=1, choices=(0, 1), help="QoS (default 1)")
-    run.add_argument("--payload-size", type=int, default=32, help="bytes per message")
+    run.add_argument(
+        "--payload-size", type=int, default=32, help="bytes per message (at most 4100)"
+    )
+    run.add_argument(
+        "--mpubex", action="store_true", help="publish with AT+MPUBEX (the > prompt, raw bytes)"
+    )
+    run.add_argument(
+        "--methods",
+        default="direct",
+        help="how the modems log in: direct, http, dynreg, or a mix by weight such as "
+        "direct=3,http=1,dynreg=1 (default direct)",
+    )
     run.add_argument("--profile", default="instant", help="latency profile (default instant)")
     run.add_argument("--seed", type=int, default=0, help="seed of the profile's streams")
     run.add_argument(
@@ -119,6 +131,8 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         clock=args.clock,
         shared=args.shared,
+        methods=args.methods,
+        mpubex=args.mpubex,
     )
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError("--out", f"{args.out} exists and is not a folder")

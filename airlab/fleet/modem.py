@@ -40,7 +40,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from airlab.at.events import Event, FinalResult, Urc
+from airlab.at.events import Event, FinalResult, Payload, Prompt, Urc
 from airlab.at.parser import AtParser
 from airlab.at.transcript import Transcript
 from airlab.mqtt.loopthread import LoopThread
@@ -64,13 +64,16 @@ _OTHER_ENDS = ("ALREADY CONNECT",)
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """What one command got: ``final`` result word (``"OK"``, ``"ERROR"``,
-    ``"+CME ERROR"``, or ``"timeout"``), its ``code``, and the ``urc`` waited for (its
-    name, ``None`` when none came or none was asked for)."""
+    ``"+CME ERROR"``, or ``"timeout"``), its ``code``, the ``urc`` waited for (its
+    name, ``None`` when none came or none was asked for) and that URC's ``urc_args``;
+    ``payload``: the length-framed body the command answered (``AT+HTTPREAD``)."""
 
     command: str
     final: str
     code: int | None = None
     urc: str | None = None
+    urc_args: tuple[str, ...] = ()
+    payload: bytes | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,23 +148,41 @@ class FleetModem:
     # ---------------------------------------------------------------- the host side
 
     async def command(
-        self, line: str, *, urc: tuple[str, ...] = (), timeout: float = 30.0
+        self,
+        line: str,
+        *,
+        urc: tuple[str, ...] = (),
+        timeout: float = 30.0,
+        data: bytes | None = None,
     ) -> Exchange:
         """Send ``line``; wait for its final result and, when it is OK and ``urc`` names
         some, for one of them, a link-down URC, ``ALREADY CONNECT`` or a late ``ERROR``
-        (then ``urc`` is that word). A missing answer gives ``"timeout"``.
+        (then ``urc`` is that word). A missing answer gives ``"timeout"``. ``data``: the
+        raw bytes of a data phase (``AT+HTTPDATA``, ``AT+MPUBEX``), sent when the module
+        prompts (``DOWNLOAD`` / ``>``).
         """
         if self.closed:
             raise RuntimeError(f"modem {self.name} is closed")
-        self._seen = len(self.events)
+        start = self._seen = len(self.events)
         self.write(line.encode() + b"\r\n")
         deadline = self.loop.time() + timeout
+        if data is not None:
+            asked = await self._next(deadline, lambda e: isinstance(e, Prompt | FinalResult))
+            if asked is None:
+                return Exchange(line, "timeout")
+            if isinstance(asked, Prompt):
+                self.write(data)
+            else:
+                self._seen -= 1  # the final result came instead of the prompt
         final = await self._next(deadline, lambda e: isinstance(e, FinalResult))
         if final is None:
             return Exchange(line, "timeout")
         assert isinstance(final, FinalResult)
+        body = next(
+            (e.data for e in self.events[start : self._seen] if isinstance(e, Payload)), None
+        )
         if not urc or not final.ok:
-            return Exchange(line, final.result, final.code)
+            return Exchange(line, final.result, final.code, payload=body)
         names = urc + LINK_DOWN + _OTHER_ENDS
 
         def ends(e: Event) -> bool:
@@ -173,7 +194,8 @@ class FleetModem:
         name = got.name if isinstance(got, Urc) else None
         if isinstance(got, FinalResult):
             name = got.text
-        return Exchange(line, final.result, final.code, name)
+        args = got.args if isinstance(got, Urc) else ()
+        return Exchange(line, final.result, final.code, name, args, body)
 
     def write(self, data: bytes) -> None:
         """Bytes from the host to the module."""

@@ -2,11 +2,13 @@
 logs of the run, and a summary.
 
 The table is :func:`airlab.analysis.pair_commands` of each modem's parsed events (the
-table the timing lessons read), with a ``modem`` column first; ``AT+MCONFIG``'s password
-is masked in it (``***``, same length), as it may be saved and shared. The summary's latencies
-come from it: PUBACK = ``AT+MPUB`` (QoS 1) sent → ``PUBACK``, CONNACK = ``AT+MCONNECT``
-sent → ``CONNACK OK``, in milliseconds; throttled, refused and kicked counts come from
-the emulator's logs of the run (what the platform's log service would show).
+table the timing lessons read), with ``modem`` and ``method`` (how it logged in) columns
+first; ``AT+MCONFIG``'s password is masked in it (``***``, same length), as it may be
+saved and shared; data phases and HTTP bodies (forms, tokens, secrets) are not in it.
+The summary's latencies come from it: PUBACK = ``AT+MPUB`` (QoS 1) sent → ``PUBACK``,
+CONNACK = ``AT+MCONNECT`` sent → ``CONNACK OK``, in milliseconds; throttled, refused and
+kicked counts come from the emulator's logs of the run (what the platform's log service
+would show).
 
 Example:
     >>> percentiles_ms([0.001, 0.002, 0.003, 0.004])["p50"]
@@ -36,6 +38,7 @@ SUMMARY_KEYS = (
     "qos",
     "profile",
     "clock",
+    "methods",
     "planned",
     "published",
     "acked",
@@ -106,13 +109,17 @@ def build_result(
     counters: Any,
     began: float,
     ended: float,
+    method_of: dict[str, str] | None = None,
 ) -> FleetResult:
-    """Assemble the result of a finished run (called by :func:`~airlab.fleet.run_fleet`)."""
+    """Assemble the result of a finished run (called by :func:`~airlab.fleet.run_fleet`);
+    ``method_of``: each modem's login method, by name (default ``direct``)."""
+    method_of = method_of or {}
     frames = []
     for m in modems:
         table = pair_commands(m.events)
         if not table.empty:
             table.insert(0, "modem", m.name)
+            table.insert(1, "method", method_of.get(m.name, "direct"))
             frames.append(table)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table):  # the table is for sharing: AT+MCONFIG's password (a signature) masked
@@ -133,6 +140,7 @@ def build_result(
         "qos": scenario.qos,
         "profile": scenario.profile,
         "clock": scenario.clock,
+        "methods": scenario.methods,
         "planned": counters.planned,
         "published": counters.published,
         "acked": counters.acked,
@@ -163,7 +171,8 @@ def build_result(
 def _is_puback(table: pd.DataFrame) -> pd.Series:
     if table.empty:
         return pd.Series(dtype=bool)
-    return (table["name"] == "+MPUB") & (table["qos"] == 1) & (table["urc"] == "PUBACK")
+    publish = table["name"].isin(("+MPUB", "+MPUBEX"))
+    return publish & (table["qos"] == 1) & (table["urc"] == "PUBACK")
 
 
 def _is_connack(table: pd.DataFrame) -> pd.Series:

@@ -45,10 +45,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from airlab.aliyun import direct_mqtt_credentials
-from airlab.aliyun.endpoints import mqtt_host
+from airlab.at.commands import mpub, mpubex
 from airlab.cloud.names import new_product_key
 from airlab.fleet.clock import VirtualTimeLoop
+from airlab.fleet.logins import FleetDevice, assign_methods, log_in, uses_http
 from airlab.fleet.modem import Exchange, FleetModem
 from airlab.fleet.results import FleetResult, build_result
 from airlab.fleet.scenario import Scenario
@@ -98,13 +98,6 @@ class _OutageHosts(HostTable):
         return self._table.resolve(name, port, tls=tls)
 
 
-@dataclass(frozen=True)
-class _Device:
-    product_key: str
-    device_name: str
-    device_secret: str
-
-
 def fleet_device_name(index: int) -> str:
     """The IMEI-like DeviceName of modem ``index``: ``86950`` + 9 digits + Luhn digit.
 
@@ -141,10 +134,10 @@ def run_fleet(
         factory = VirtualTimeLoop if simulated else asyncio.new_event_loop
         runner = LoopThread("airlab-fleet", factory).start()
         stack.callback(runner.stop)
-        held_by: tuple[str, ...] | None = None  # every link's answers hold simulated time
+        local_broker = False  # then only HTTP answers hold simulated time
         if cloud is None and simulated:
             cloud = stack.enter_context(LoopCloud(runner, throttle=throttle))
-            held_by = ()  # the broker answers on the fleet's own loop (no HTTP is used)
+            local_broker = True  # the broker answers on the fleet's own loop
         elif cloud is None:
             cloud = stack.enter_context(ServedCloud(throttle=throttle))
         devices = _provision(cloud, scenario)
@@ -154,7 +147,7 @@ def run_fleet(
         began = time.time()
         done = threading.Event()
         future = asyncio.run_coroutine_threadsafe(
-            _run(scenario, devices, hosts, runner, counters, held_by),
+            _run(scenario, devices, hosts, runner, counters, local_broker),
             runner.loop,  # type: ignore[arg-type]
         )
         future.add_done_callback(lambda _: done.set())
@@ -172,7 +165,9 @@ def run_fleet(
         ended = time.time()
         if isinstance(cloud, ServedCloud | LoopCloud):
             cloud.stop()  # a clean stop: every log line of the run is committed
-        return build_result(scenario, modems, cloud, devices[0].product_key, counters, began, ended)
+        method_of = {m.name: d.method for m, d in zip(modems, devices, strict=True)}
+        product_key = devices[0].product_key
+        return build_result(scenario, modems, cloud, product_key, counters, began, ended, method_of)
 
 
 @contextlib.contextmanager
@@ -191,26 +186,33 @@ def _fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _provision(cloud: Any, scenario: Scenario) -> list[_Device]:
-    """A product for the run and a device per modem (secrets stay in memory); the last
+def _provision(cloud: Any, scenario: Scenario) -> list[FleetDevice]:
+    """A product for the run (dynamic registration on when a modem registers) and a
+    device per modem, each with its login method (secrets stay in memory); the last
     ``scenario.shared`` modems reuse the first ones' devices."""
     product_key = new_product_key()
-    cloud.add_product(product_key)
+    methods = assign_methods(scenario.method_shares, scenario.modems - scenario.shared)
+    dynreg = "dynreg" in methods
+    product = cloud.add_product(product_key, dynamic_registration=dynreg)
     own = scenario.modems - scenario.shared
     devices = []
     for i in range(own):
         name = fleet_device_name(i)
-        devices.append(_Device(product_key, name, cloud.add_device(product_key, name)))
+        secret = cloud.add_device(product_key, name)
+        if methods[i] == "dynreg":  # it learns its secret by registering
+            devices.append(FleetDevice(product_key, name, None, "dynreg", product.product_secret))
+        else:
+            devices.append(FleetDevice(product_key, name, secret, methods[i]))
     return devices + [devices[i % own] for i in range(scenario.shared)]
 
 
 async def _run(
     scenario: Scenario,
-    devices: list[_Device],
+    devices: list[FleetDevice],
     hosts: _OutageHosts,
     runner: LoopThread,
     counters: FleetProgress,
-    held_by: tuple[str, ...] | None,
+    local_broker: bool,
 ) -> list[FleetModem]:
     loop = asyncio.get_running_loop()
     t_start = loop.time()
@@ -229,7 +231,7 @@ async def _run(
             seed=f"{scenario.seed}/{i}",
             imei=d.device_name,
             t0=t_start,
-            held_by=held_by,
+            held_by=(("http",) if uses_http(d.method) else ()) if local_broker else None,
         )
         for i, d in enumerate(devices)
     ]
@@ -265,18 +267,15 @@ def _outage_starts(hosts: _OutageHosts, modems: list[FleetModem]) -> None:
 
 
 async def _drive(
-    m: FleetModem, d: _Device, s: Scenario, start: float, counters: FleetProgress
+    m: FleetModem, d: FleetDevice, s: Scenario, start: float, counters: FleetProgress
 ) -> None:
     loop = asyncio.get_running_loop()
     await asyncio.sleep(max(0.0, start - loop.time()))
-    cred = direct_mqtt_credentials(d.product_key, d.device_name, d.device_secret)
-    host = mqtt_host(d.product_key)
-    begin = "AT+SSLMIPSTART" if s.tls else "AT+MIPSTART"
     up = f"/{d.product_key}/{d.device_name}/user/update"
     jitter = random.Random(f"{s.seed}/{m.name}/backoff")
     first_login = loop.time()
     try:
-        online = await _login(m, cred, host, begin, s, d, counters)
+        online = await _login(m, d, s, counters)
         slot, delay, failed_before = 0, s.reconnect_delay, not online
         base = loop.time()
         while slot < s.publishes_per_modem:
@@ -290,7 +289,7 @@ async def _drive(
                     if s.reconnect == "backoff":
                         delay = min(delay * 2, _MAX_BACKOFF)
                 await m.command("AT+MIPCLOSE", timeout=10)
-                online = await _login(m, cred, host, begin, s, d, counters)
+                online = await _login(m, d, s, counters)
                 failed_before = not online
                 if loop.time() - first_login > s.ramp + s.duration + _GRACE:
                     break
@@ -324,27 +323,10 @@ async def _drive(
         counters.finished += 1
 
 
-async def _login(
-    m: FleetModem,
-    cred: Any,
-    host: str,
-    begin: str,
-    s: Scenario,
-    d: _Device,
-    counters: FleetProgress,
-) -> bool:
-    steps: list[tuple[str, tuple[str, ...]]] = [
-        (f'AT+MCONFIG="{cred.client_id}","{cred.username}","{cred.password}"', ()),
-        (f'{begin}="{host}",1883', ("CONNECT OK",)),
-        (f"AT+MCONNECT=1,{s.keepalive}", ("CONNACK OK",)),
-    ]
-    if s.subscribe:
-        steps.append((f'AT+MSUB="/{d.product_key}/{d.device_name}/user/get",1', ("SUBACK",)))
-    for line, urc in steps:
-        ex = await m.command(line, urc=urc, timeout=30)
-        if not ex.ok or (urc and ex.urc not in urc):
-            counters.login_failures += 1
-            return False
+async def _login(m: FleetModem, d: FleetDevice, s: Scenario, counters: FleetProgress) -> bool:
+    if not await log_in(m, d, s, str(s.seed)):
+        counters.login_failures += 1
+        return False
     counters.logins += 1
     counters.online += 1
     m.down_mark = m.link_down  # CLOSED from now on means this session ended
@@ -355,7 +337,11 @@ async def _publish(m: FleetModem, topic: str, s: Scenario, slot: int, name: str)
     head = f"{name}#{slot}:"
     payload = (head + "x" * s.payload_size)[: s.payload_size]
     urc = ("PUBACK",) if s.qos == 1 else ()
-    return await m.command(f'AT+MPUB="{topic}",{s.qos},0,"{payload}"', urc=urc, timeout=30)
+    if s.mpubex:
+        data = payload.encode()
+        line = mpubex(topic, s.qos, 0, len(data))
+        return await m.command(line, urc=urc, timeout=30, data=data)
+    return await m.command(mpub(topic, s.qos, 0, payload), urc=urc, timeout=30)
 
 
 def _went_down(ex: Exchange, m: FleetModem) -> bool:

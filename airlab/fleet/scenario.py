@@ -17,14 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from airlab.at.commands import MPUB_MAX
 from airlab.errors import UsageError
 from airlab.sim.profiles import PROFILES
 
 __all__ = ["MAX_MODEMS", "MAX_PAYLOAD", "RECONNECT_POLICIES", "Scenario"]
 
 MAX_MODEMS = 5000
-#: a quoted AT+MPUB payload; longer payloads need AT+MPUBEX (not driven by the fleet)
-MAX_PAYLOAD = 512
+#: the largest message of ``AT+MPUB`` and ``AT+MPUBEX`` on the Air780EP
+MAX_PAYLOAD = MPUB_MAX
 #: after CLOSED: ``none`` stays offline; ``immediate`` logs in again at once, then every
 #: ``reconnect_delay`` seconds while that fails (a connect storm when an outage ends);
 #: ``backoff`` waits ``reconnect_delay`` seconds, doubled after each failure up to 60 s,
@@ -40,6 +41,8 @@ class Scenario:
     * ``rate``: publishes per second per modem (0: log in and stay idle);
       ``duration``: seconds of publishing; ``qos`` 0 or 1 (QoS 1 waits for its PUBACK
       before the next, as the module allows one in flight); ``payload_size`` bytes;
+      ``mpubex``: publish with ``AT+MPUBEX`` (length, the ``>`` prompt, raw bytes)
+      instead of a quoted ``AT+MPUB`` message;
     * ``tls``: ``AT+SSLMIPSTART`` (default) or ``AT+MIPSTART``; ``subscribe``: also
       ``AT+MSUB`` to the device's ``/user/get``;
     * ``ramp``: seconds over which the modems start (0: all at once — a connect storm);
@@ -52,7 +55,9 @@ class Scenario:
       batch flashed with one certificate): the platform keeps one session per device,
       so each login kicks the other (``kicks`` in the summary);
     * ``clock``: ``real``, or ``simulated`` (delays scheduled, not slept: the run takes
-      as long as its work; see :mod:`airlab.fleet.clock`).
+      as long as its work; see :mod:`airlab.fleet.clock`);
+    * ``methods``: how the modems log in, one method or a mix by weight
+      (``"direct=3,http=1,dynreg=1"``; see :mod:`airlab.fleet.logins`).
     """
 
     modems: int = 10
@@ -72,11 +77,21 @@ class Scenario:
     keepalive: int = 120
     clock: str = "real"
     shared: int = 0
+    methods: str = "direct"
+    mpubex: bool = False
 
     def __post_init__(self) -> None:
         for name, ok, accepts in _rules(self):
             if not ok:
                 raise UsageError(name, f"must be {accepts}, not {getattr(self, name)!r}")
+        self.method_shares  # noqa: B018 - checks the mix (UsageError naming "methods")
+
+    @property
+    def method_shares(self) -> tuple[tuple[str, float], ...]:
+        """The login methods and their shares (see :func:`airlab.fleet.logins.parse_methods`)."""
+        from airlab.fleet.logins import parse_methods
+
+        return parse_methods(self.methods)
 
     @property
     def period(self) -> float:
@@ -112,6 +127,7 @@ def _rules(s: Scenario) -> list[tuple[str, bool, str]]:
         ("keepalive", _int(s.keepalive) and 30 <= s.keepalive <= 1200,
          "30..1200 seconds (the platform's range)"),
         ("clock", s.clock in ("real", "simulated"), "real or simulated"),
+        ("mpubex", isinstance(s.mpubex, bool), "True or False"),
         ("shared", _int(s.shared) and 0 <= s.shared < max(_int(s.modems) and s.modems, 1),
          "0 or more, and fewer than modems"),
     ]  # fmt: skip

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from airlab.cloud.mqtt_core import UPLINK_LIMITS
-from airlab.cloud.registry import Registry
+from airlab.cloud.registry import Product, Registry
 from airlab.mqtt.loopthread import LoopThread
 
 __all__ = ["LoopCloud", "ServedCloud"]
@@ -73,9 +73,9 @@ class _PrivateCloud(abc.ABC):
     def _stop(self) -> None:
         """Stop the emulator, its log lines committed."""
 
-    def add_product(self, product_key: str) -> None:
+    def add_product(self, product_key: str, *, dynamic_registration: bool = False) -> Product:
         assert self.registry is not None
-        self.registry.add_product(product_key)
+        return self.registry.add_product(product_key, dynamic_registration=dynamic_registration)
 
     def add_device(self, product_key: str, device_name: str) -> str:
         assert self.registry is not None

@@ -38,7 +38,7 @@ def test_every_publish_is_acknowledged_and_logged(cloud: CloudEmulator) -> None:
     assert 0 < s["puback_p50_ms"] <= s["puback_p90_ms"] <= s["puback_p99_ms"]
     assert s["connack_p50_ms"] is not None
     table = result.table
-    assert list(table.columns) == ["modem", *COLUMNS]  # the analysis's pairing table
+    assert list(table.columns) == ["modem", "method", *COLUMNS]  # the analysis's table
     assert table["modem"].nunique() == 5
     mpub = table[table["name"] == "+MPUB"]
     assert len(mpub) == 20 and set(mpub["urc"]) == {"PUBACK"} and set(mpub["outcome"]) == {"ok"}
@@ -109,7 +109,7 @@ def test_a_fleet_modem_prints_what_airsim_prints() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("modems", 0), ("rate", -1), ("qos", 2), ("payload_size", 600), ("reconnect", "later"),
+    [("modems", 0), ("rate", -1), ("qos", 2), ("payload_size", 4101), ("reconnect", "later"),
      ("profile", "nope"), ("keepalive", 10), ("duration", 0), ("shared", 10),
      ("clock", "fast")],
 )  # fmt: skip
@@ -132,7 +132,7 @@ def test_airlab_fleet_run_json_as_a_user_types_it(tmp_path: Path) -> None:
         assert key in summary
     assert (summary["modems"], summary["published"], summary["acked"]) == (6, 12, 12)
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert (out / "commands.csv").read_text().startswith("modem,seq,")
+    assert (out / "commands.csv").read_text().startswith("modem,method,seq,")
     commands = pd.read_csv(out / "commands.csv")
     mconfig = commands[commands["name"] == "+MCONFIG"]["command"]
     assert len(mconfig) == 6 and all(c.endswith('","' + "*" * 32 + '"') for c in mconfig)

@@ -1,0 +1,235 @@
+"""How a fleet modem logs in: the tutorial's three device-auth methods, as AT commands on a
+:class:`~airlab.fleet.modem.FleetModem`.
+
+* ``direct`` (一机一密直连): ``AT+MCONFIG`` with the signed password, then the link and
+  ``AT+MCONNECT``;
+* ``http`` (一机一密 + HTTPS auth): bearer (``AT+SAPBR``), ``POST /auth/devicename``
+  through ``AT+HTTPINIT`` … ``AT+HTTPREAD``, then ``AT+MCONFIG`` with the ``iotId`` /
+  ``iotToken`` of the reply; every login asks for a fresh token;
+* ``dynreg`` (一型一密 dynamic registration over HTTPS): once, ``POST
+  /auth/register/device`` signed with the ProductSecret gives the DeviceSecret; then
+  ``direct`` logins with it.
+
+The lines come from :mod:`airlab.at.commands`, the forms and replies from
+:mod:`airlab.aliyun`: the same as :mod:`airlab.session.recipes`, but awaited on the
+fleet's loop instead of a session's thread. A mix of methods is written
+``"direct=3,http=1"`` (weights); :func:`assign_methods` gives each modem its method,
+in proportion and in a fixed order.
+
+Example:
+    >>> parse_methods("direct=3,http=1")
+    (('direct', 0.75), ('http', 0.25))
+    >>> assign_methods(parse_methods("direct=3,http=1"), 8)
+    ['direct', 'direct', 'http', 'direct', 'direct', 'direct', 'http', 'direct']
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from airlab.aliyun import (
+    direct_mqtt_credentials,
+    http_auth_request,
+    mqtt_credentials_after_http_auth,
+    parse_http_auth_reply,
+    parse_register_reply,
+    register_request,
+)
+from airlab.aliyun.forms import HttpFormRequest
+from airlab.aliyun.mqtt_credentials import MqttCredentials
+from airlab.at.commands import (
+    httpaction,
+    httpdata,
+    httppara,
+    mconfig,
+    mconnect,
+    mipstart,
+    msub,
+    sapbr,
+)
+from airlab.errors import AirlabError, UsageError
+from airlab.fleet.modem import FleetModem
+
+__all__ = [
+    "METHODS",
+    "FleetDevice",
+    "assign_methods",
+    "log_in",
+    "parse_methods",
+    "uses_http",
+]
+
+#: the methods a fleet modem can log in with (see the module docstring)
+METHODS = ("direct", "http", "dynreg")
+_RANDOM_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def parse_methods(text: str) -> tuple[tuple[str, float], ...]:
+    """``"direct"`` or ``"direct=3,http=1,dynreg=1"`` → the methods and their shares
+    (summing to 1), in the order written; a bad mix raises
+    :class:`~airlab.errors.UsageError`.
+
+    Example:
+        >>> parse_methods("http")
+        (('http', 1.0),)
+        >>> parse_methods("direct=1,sms=1")
+        Traceback (most recent call last):
+        ...
+        airlab.errors.UsageError: methods: unknown method 'sms' (known: direct, http, dynreg)
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError("methods", f"write a method or a mix like direct=3,http=1, not {text!r}")
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, weight = part.strip().partition("=")
+        name = name.strip()
+        if name not in METHODS:
+            known = ", ".join(METHODS)
+            raise UsageError("methods", f"unknown method {name!r} (known: {known})")
+        if name in weights:
+            raise UsageError("methods", f"{name} is named twice")
+        try:
+            value = float(weight) if sep else 1.0
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError("methods", f"the weight of {name} must be a positive number")
+        weights[name] = value
+    total = sum(weights.values())
+    return tuple((name, w / total) for name, w in weights.items())
+
+
+def assign_methods(shares: tuple[tuple[str, float], ...], modems: int) -> list[str]:
+    """The method of each of ``modems`` modems: every method gets its share (rounded so
+    the counts add up), spread evenly over the fleet (modem *i* takes the method whose
+    count is furthest behind its share at *i*)."""
+    given = dict.fromkeys((name for name, _ in shares), 0)
+    order = []
+    for i in range(modems):
+        name = max(shares, key=lambda s: (s[1] * (i + 1) - given[s[0]], s[1]))[0]
+        given[name] += 1
+        order.append(name)
+    return order
+
+
+def uses_http(method: str) -> bool:
+    """Whether ``method`` talks HTTPS to the platform (the fleet's simulated clock then
+    waits for those answers)."""
+    return method in ("http", "dynreg")
+
+
+@dataclass
+class FleetDevice:
+    """What one modem knows of its device: the triple (三元组), its login ``method`` and,
+    for ``dynreg``, the ProductSecret (the DeviceSecret is unknown until registered)."""
+
+    product_key: str
+    device_name: str
+    device_secret: str | None
+    method: str = "direct"
+    product_secret: str | None = None
+
+
+async def log_in(m: FleetModem, d: FleetDevice, s: Any, seed: str) -> bool:
+    """Log ``m`` in as ``d`` with ``d.method``; ``s``: the scenario (``tls``,
+    ``keepalive``, ``subscribe``); ``seed``: the run's, for the registration nonce.
+    False when any step failed (the modem's transcript says which)."""
+    registering = d.method == "dynreg" and d.device_secret is None
+    if registering and not (await _bearer(m) and await _register(m, d, seed)):
+        return False
+    if d.method == "http":
+        if d.device_secret is None:  # pragma: no cover - provisioning gives it
+            raise UsageError("device_secret", "an http login needs the DeviceSecret")
+        if not await _bearer(m):
+            return False
+        request = http_auth_request(d.product_key, d.device_name, d.device_secret)
+        body = await _post(m, request)
+        if body is None:
+            return False
+        try:
+            reply = parse_http_auth_reply(body)
+        except AirlabError:
+            return False
+        creds = mqtt_credentials_after_http_auth(reply, d.product_key, d.device_name)
+    else:
+        assert d.device_secret is not None
+        creds = direct_mqtt_credentials(d.product_key, d.device_name, d.device_secret)
+    return await _mqtt_login(m, creds, d, s)
+
+
+async def _mqtt_login(m: FleetModem, creds: MqttCredentials, d: FleetDevice, s: Any) -> bool:
+    steps: list[tuple[str, tuple[str, ...]]] = [
+        (mconfig(creds.client_id, creds.username, creds.password), ()),
+        (mipstart(creds.host, creds.port, tls=s.tls), ("CONNECT OK",)),
+        (mconnect(1, s.keepalive), ("CONNACK OK",)),
+    ]
+    if s.subscribe:
+        steps.append((msub(f"/{d.product_key}/{d.device_name}/user/get", 1), ("SUBACK",)))
+    for line, urc in steps:
+        ex = await m.command(line, urc=urc, timeout=30)
+        if not ex.ok or (urc and ex.urc not in urc):
+            return False
+    return True
+
+
+async def _bearer(m: FleetModem) -> bool:
+    """The bearer for HTTP: ``AT+SAPBR`` CONTYPE, APN, open (already open is fine)."""
+    for line in (sapbr(3, 1, "CONTYPE", "GPRS"), sapbr(3, 1, "APN", "")):
+        if not (await m.command(line, timeout=10)).ok:
+            return False
+    await m.command(sapbr(1, 1), timeout=30)  # ERROR when it is already open
+    query = await m.command(sapbr(2, 1), timeout=10)
+    return query.ok
+
+
+async def _post(m: FleetModem, request: HttpFormRequest) -> bytes | None:
+    """``POST`` the form: HTTPINIT … HTTPACTION=1 → ``+HTTPACTION: 1,<status>,<len>``,
+    HTTPREAD, HTTPTERM. The body when the status is 200, else None."""
+    init = await m.command("AT+HTTPINIT", timeout=10)
+    if not init.ok:  # left initialised by an earlier login: start over
+        await m.command("AT+HTTPTERM", timeout=10)
+        if not (await m.command("AT+HTTPINIT", timeout=10)).ok:
+            return None
+    try:
+        line, data = httpdata(request.body)
+        for ex in (
+            await m.command(httppara("URL", request.url, quote_value=False), timeout=10),
+            await m.command(
+                httppara("USER_DEFINED", f"Content-type: {request.content_type}"), timeout=10
+            ),
+            await m.command(line, data=data, timeout=30),
+        ):
+            if not ex.ok:
+                return None
+        action = await m.command(httpaction(1), urc=("+HTTPACTION",), timeout=60)
+        args = action.urc_args
+        if action.urc != "+HTTPACTION" or len(args) < 3 or args[1] != "200":
+            return None
+        read = await m.command("AT+HTTPREAD", timeout=10)
+        return read.payload if read.ok else None
+    finally:
+        await m.command("AT+HTTPTERM", timeout=10)
+
+
+async def _register(m: FleetModem, d: FleetDevice, seed: str) -> bool:
+    """一型一密: the DeviceSecret from ``/auth/register/device`` (kept in ``d``)."""
+    if d.product_secret is None:  # pragma: no cover - provisioning gives it
+        raise UsageError("product_secret", "a dynreg login needs the ProductSecret")
+    nonce = random.Random(f"{seed}/{d.device_name}/register")
+    request = register_request(
+        d.product_key,
+        d.device_name,
+        d.product_secret,
+        random="".join(nonce.choice(_RANDOM_ALPHABET) for _ in range(15)),
+    )
+    body = await _post(m, request)
+    if body is None:
+        return False
+    try:
+        d.device_secret = parse_register_reply(body).device_secret
+    except AirlabError:
+        return False
+    return True
