@@ -363,3 +363,30 @@ def test_the_console_publisher_connects_again_when_the_node_closed_its_connectio
     ]
     published = [(n, p.payload) for n, p in got if isinstance(p, c.Publish)]
     assert published[0] == (0, b"first") and published[-1] == (1, b"second")
+
+
+@node_timeout
+def test_a_fleet_runs_through_the_node(served: Served) -> None:
+    """``airlab fleet run --endpoints-file`` against the RabbitMQ engine, as from one of
+    several machines: a product of its own, TLS logins on the node, every QoS 1 publish
+    acknowledged by the node and recorded by airlab's observer."""
+    proc = subprocess.run(
+        _airlab("fleet", "run", "--modems", "3", "--rate", "2", "--duration", "1",
+                "--ramp", "0", "--json", "--endpoints-file", str(served.endpoints_file)),
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["logins"], summary["published"], summary["acked"]) == (3, 6, 6)
+    assert summary["refused"] == 0 and summary["throttled"] == 0  # the node throttles nothing
+    assert served.cloud is not None
+    devices = served.cloud.devices()
+    fleet = devices[devices["device_name"].str.startswith("86950")]
+    assert len(fleet) == 3 and fleet["product_key"].nunique() == 1
+    pk = str(fleet["product_key"].iloc[0])
+    deadline = time.monotonic() + WAIT
+    while (
+        len([r for r in served.cloud.product_log_rows("message", pk) if r["direction"] == "up"]) < 6
+    ):
+        assert time.monotonic() < deadline, "the observer did not record the fleet's uplinks"
+        time.sleep(0.1)  # the observer logs on its own thread: polled, bounded
