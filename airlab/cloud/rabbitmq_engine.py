@@ -11,7 +11,9 @@ airlab's own subscriber writing the message log
 MQTT host names to the node's listeners (``mqtt``; ``mqtts``: its TLS listener, which
 :meth:`RabbitEngine.write_rabbitmq_config` sets up with airlab's certificate) and the
 auth host to airlab's HTTP(S) endpoints; they add ``engine`` (``"rabbitmq"``) and
-``rules`` (the four check URLs).
+``rules`` (the four check URLs). The platform's answers to an uplink (Alink
+``…/post_reply``, NTP ``/ext/ntp/…/response``) go out through the console's publisher
+once the observer has seen the uplink, as the embedded broker sends them.
 
 What RabbitMQ does not tell airlab: who is online (:meth:`RabbitEngine.online_devices`
 raises, ``status()["online"]`` is None; ``rabbitmqctl list_mqtt_connections`` knows),
@@ -113,7 +115,9 @@ class RabbitNode:
         self.mqtt_port = mqtt_port
         self.mqtts_port = mqtts_port
         rules = auth.auth.rules
-        self.observer = RabbitObserver(rules, host, mqtt_port, observer_password)
+        self.observer = RabbitObserver(
+            rules, host, mqtt_port, observer_password, on_uplink=self._answer
+        )
         self.publisher = RabbitPublisher(host, mqtt_port, console_password)
 
     def start(self) -> RabbitNode:
@@ -144,6 +148,13 @@ class RabbitNode:
             MessageRecord(time.time(), "down", topic, qos, data, True, device)
         )
         return PublishCounts(0)
+
+    def _answer(self, device: DeviceRef, topic: str, payload: bytes) -> None:
+        """The platform's answers to an uplink (``rules.replies_to``: Alink
+        ``…/post_reply``, NTP ``/ext/ntp/…/response``), published through the node as
+        the embedded broker publishes them, and logged ``"down"``."""
+        for push in self.auth.auth.rules.replies_to(device, topic, payload):
+            self.publish_counts(push.topic, push.payload, push.qos)
 
     def online(self) -> list[tuple[DeviceRef, str]]:
         """Nobody, as far as airlab knows (RabbitMQ does not say)."""

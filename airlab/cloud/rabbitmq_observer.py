@@ -63,8 +63,10 @@ class RabbitObserver:
 
     ``rules``: the auth service's rules (their registry gets the records); ``password``:
     the observer password given to :class:`~airlab.cloud.rabbitmq_auth.RabbitAuth`;
-    ``client_id``: unique per observer (the cluster kicks a repeated one). :attr:`ready`
-    is set while subscribed.
+    ``client_id``: unique per observer (the cluster kicks a repeated one);
+    ``on_uplink(device, topic, payload)``: called (on the observer's thread) after each
+    logged message of a known device, for the platform's answers. :attr:`ready` is set
+    while subscribed.
     """
 
     def __init__(
@@ -77,8 +79,10 @@ class RabbitObserver:
         client_id: str | None = None,
         retry: float = 1.0,
         clock: Callable[[], float] = time.time,
+        on_uplink: Callable[[DeviceRef, str, bytes], None] | None = None,
     ) -> None:
         self.rules = rules
+        self.on_uplink = on_uplink
         self.address = (host, port)
         self.password = password
         self.client_id = client_id or f"airlab-observer-{socket.gethostname()}-{os.getpid()}"
@@ -180,19 +184,20 @@ class RabbitObserver:
                 raise ConnectionError("SUBSCRIBE '#' refused")
             self.ready.set()
         elif isinstance(packet, c.Publish):
+            device = None
             if not self.take_expected(packet.topic, packet.payload):
+                device = self.device_of(packet.topic)
                 record = MessageRecord(
-                    self._clock(),
-                    "up",
-                    packet.topic,
-                    packet.qos,
-                    packet.payload,
-                    True,
-                    self.device_of(packet.topic),
+                    self._clock(), "up", packet.topic, packet.qos, packet.payload, True, device
                 )
                 self.rules.log_message(record)
             if packet.qos == 1 and packet.packet_id is not None:
                 sock.sendall(c.encode(c.Puback(packet.packet_id)))
+            if device is not None and self.on_uplink is not None:
+                try:
+                    self.on_uplink(device, packet.topic, packet.payload)
+                except Exception:  # an answer that cannot go out must not stop the log
+                    log.exception("the platform's answer to %s failed", packet.topic)
 
     def device_of(self, topic: str) -> DeviceRef | None:
         """The registry's device whose topic this is (see :func:`device_in_topic`)."""

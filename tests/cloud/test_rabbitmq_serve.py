@@ -296,6 +296,41 @@ def test_console_publish_reaches_the_device_through_the_node(served: Served) -> 
     assert list(frame[frame["payload"] == b"from the console"]["direction"]) == ["down"]
 
 
+@pytest.mark.slow
+@node_timeout
+def test_the_platform_answers_alink_and_ntp_through_the_node(served: Served) -> None:
+    """A property post gets its ``_reply`` and an NTP request its response, as from the
+    embedded broker: published through the node, logged ``down``."""
+    cred = direct_mqtt_credentials(PK, DN, SECRET, client_id="alink")
+    device = Mqtt(cred.client_id, cred.username, cred.password)
+    post = f"/sys/{PK}/{DN}/thing/event/property/post"
+    ntp = f"/ext/ntp/{PK}/{DN}/request"
+    try:
+        device.connect(served.mqtt_port)
+        for topic in (post + "_reply", f"/ext/ntp/{PK}/{DN}/response"):
+            device.subacked.clear()
+            device.client.subscribe(topic, qos=0)
+            assert device.subacked.wait(WAIT)
+        request = (
+            b'{"id":"7","version":"1.0","params":{"t":21.5},"method":"thing.event.property.post"}'
+        )
+        device.client.publish(post, request, qos=1).wait_for_publish(WAIT)
+        device.client.publish(ntp, b'{"deviceSendTime":"1700000000000"}', qos=0)
+        deadline = time.monotonic() + WAIT
+        while len(device.messages) < 2:
+            assert device.got_message.wait(max(0.0, deadline - time.monotonic())), device.messages
+            device.got_message.clear()
+    finally:
+        device.stop()
+    answers = dict(device.messages)
+    reply = json.loads(answers[post + "_reply"])
+    assert (reply["code"], reply["id"], reply["method"]) == (200, "7", "thing.event.property.post")
+    times = json.loads(answers[f"/ext/ntp/{PK}/{DN}/response"])
+    assert times["deviceSendTime"] == "1700000000000" and int(times["serverRecvTime"]) > 0
+    row = served.wait_for_log("message", lambda r: r["topic"] == post + "_reply")
+    assert row["direction"] == "down"
+
+
 def test_options_of_the_other_engine_are_usage_errors() -> None:
     import argparse
 
