@@ -222,6 +222,15 @@ class StoreBase:
             if not log_lines:
                 self._changes += 1
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write of the registry: hold :attr:`_lock`, refuse a closed registry, and
+        run the body in one :meth:`_transaction` (all of it or none)."""
+        with self._lock:
+            self._check_open()
+            with self._transaction() as conn:
+                yield conn
+
     @property
     def local_changes(self) -> int:
         """How many writes (log lines aside) this registry object has made: a cheap

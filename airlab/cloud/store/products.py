@@ -77,31 +77,29 @@ class ProductsMixin(StoreBase):
             for c in (DEFAULT_TOPIC_CLASSES if topic_classes is None else topic_classes)
         ]
         now = self._clock()
-        with self._lock:
-            self._check_open()
-            try:
-                with self._transaction() as conn:
-                    conn.execute(
-                        "INSERT INTO products (product_key, product_secret, region, "
-                        "dynamic_registration, created, host_check, tls_required) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            product_key,
-                            secret,
-                            region,
-                            int(dynamic_registration),
-                            now,
-                            int(host_check),
-                            int(tls_required),
-                        ),
-                    )
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO topic_classes (product_key, template, permission) "
-                        "VALUES (?, ?, ?)",
-                        [(product_key, c.template, c.permission.value) for c in classes],
-                    )
-            except sqlite3.IntegrityError:
-                raise UsageError("product_key", f"product {product_key!r} already exists") from None
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO products (product_key, product_secret, region, "
+                    "dynamic_registration, created, host_check, tls_required) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        product_key,
+                        secret,
+                        region,
+                        int(dynamic_registration),
+                        now,
+                        int(host_check),
+                        int(tls_required),
+                    ),
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO topic_classes (product_key, template, permission) "
+                    "VALUES (?, ?, ?)",
+                    [(product_key, c.template, c.permission.value) for c in classes],
+                )
+        except sqlite3.IntegrityError:
+            raise UsageError("product_key", f"product {product_key!r} already exists") from None
         return Product(
             product_key,
             secret,
@@ -371,22 +369,20 @@ permission=<TopicPermission.SUB: 'sub'>, system=False, max_qos=1)
             True
         """
         ref = _ref(device)
-        with self._lock:
-            self._check_open()
-            with self._transaction() as conn:
-                rows = conn.execute(
-                    "SELECT device_secret, registered FROM devices "
-                    "WHERE product_key = ? AND device_name = ?",
-                    (ref.product_key, ref.device_name),
-                ).fetchall()
-                if not rows:
-                    raise UsageError("device", f"no device {ref}")
-                secret: str = rows[0]["device_secret"]
-                if rows[0]["registered"]:
-                    secret = secrets.token_hex(16)
-                conn.execute(
-                    "UPDATE devices SET device_secret = ?, registered = 1 "
-                    "WHERE product_key = ? AND device_name = ?",
-                    (secret, ref.product_key, ref.device_name),
-                )
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT device_secret, registered FROM devices "
+                "WHERE product_key = ? AND device_name = ?",
+                (ref.product_key, ref.device_name),
+            ).fetchall()
+            if not rows:
+                raise UsageError("device", f"no device {ref}")
+            secret: str = rows[0]["device_secret"]
+            if rows[0]["registered"]:
+                secret = secrets.token_hex(16)
+            conn.execute(
+                "UPDATE devices SET device_secret = ?, registered = 1 "
+                "WHERE product_key = ? AND device_name = ?",
+                (secret, ref.product_key, ref.device_name),
+            )
         return secret

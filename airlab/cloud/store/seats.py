@@ -42,19 +42,17 @@ class SeatsMixin(StoreBase):
         """
         rows = [(name, s, label, product_key, dn, i) for i, (s, label, dn) in enumerate(seats)]
         now = self._clock()
-        with self._lock:
-            self._check_open()
-            try:
-                with self._transaction() as conn:
-                    conn.execute(
-                        "INSERT INTO classes (name, product_key, created) VALUES (?, ?, ?)",
-                        (name, product_key, now),
-                    )
-                    conn.executemany("INSERT INTO seats VALUES (?, ?, ?, ?, ?, ?)", rows)
-            except sqlite3.IntegrityError as exc:
-                if any(c[0] == name for c in self.classes()):
-                    raise UsageError("name", f"class {name!r} already exists") from None
-                raise UsageError("seats", f"cannot record the class: {exc}") from None
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO classes (name, product_key, created) VALUES (?, ?, ?)",
+                    (name, product_key, now),
+                )
+                conn.executemany("INSERT INTO seats VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError as exc:
+            if any(c[0] == name for c in self.classes()):
+                raise UsageError("name", f"class {name!r} already exists") from None
+            raise UsageError("seats", f"cannot record the class: {exc}") from None
         return self.seats(name)
 
     def classes(self) -> list[tuple[str, str, float]]:
@@ -89,19 +87,17 @@ class SeatsMixin(StoreBase):
         """
         token = "class-" + secrets.token_urlsafe(24)
         digest = _token_digest(token)
-        with self._lock:
-            self._check_open()
-            with self._transaction() as conn:
-                rows = conn.execute(
-                    "SELECT token_hashes FROM classes WHERE name = ?", (name,)
-                ).fetchall()
-                if not rows:
-                    raise UsageError("name", f"no class {name!r}")
-                kept = [] if revoke_others else _token_list(rows[0]["token_hashes"])
-                conn.execute(
-                    "UPDATE classes SET token_hashes = ? WHERE name = ?",
-                    (json.dumps([*kept, digest]), name),
-                )
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT token_hashes FROM classes WHERE name = ?", (name,)
+            ).fetchall()
+            if not rows:
+                raise UsageError("name", f"no class {name!r}")
+            kept = [] if revoke_others else _token_list(rows[0]["token_hashes"])
+            conn.execute(
+                "UPDATE classes SET token_hashes = ? WHERE name = ?",
+                (json.dumps([*kept, digest]), name),
+            )
         return token
 
     def class_of_token(self, token: str) -> tuple[str, str] | None:
