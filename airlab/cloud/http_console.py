@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airlab.at.redact import redact_bytes
 from airlab.cloud.auth_common import _dumps
-from airlab.cloud.model import ConnectionEvent
+from airlab.cloud.model import ConnectionEvent, DeviceRef
 from airlab.cloud.store.reader import mentions_product_key
 from airlab.errors import UsageError
 
@@ -221,14 +221,21 @@ def _wipe_answer(console: Any, request: dict[str, Any]) -> dict[str, Any]:
     return {**flags, "removed": dict(removed)}
 
 
+def _device_columns(device: DeviceRef | None) -> dict[str, str | None]:
+    """A log row's ``product_key`` and ``device_name`` (both None: no device known)."""
+    return {
+        "product_key": device.product_key if device else None,
+        "device_name": device.device_name if device else None,
+    }
+
+
 def _event_row(e: ConnectionEvent) -> dict[str, Any]:
     return {
         "time": e.time,
         "protocol": e.protocol,
         "event": e.event,
         "accepted": e.accepted,
-        "product_key": e.device.product_key if e.device else None,
-        "device_name": e.device.device_name if e.device else None,
+        **_device_columns(e.device),
         "client_id": e.client_id,
         "remote": e.remote,
         "code": e.code,
@@ -241,8 +248,7 @@ def _message_row(m: Any) -> dict[str, Any]:
     return {
         "time": m.time,
         "direction": m.direction,
-        "product_key": m.device.product_key if m.device else None,
-        "device_name": m.device.device_name if m.device else None,
+        **_device_columns(m.device),
         "client_id": m.client_id,
         "topic": m.topic,
         "qos": m.qos,
