@@ -25,6 +25,7 @@ from airlab.cloud.auth_common import (
     RATE_WINDOW,
     TLS_REFUSAL_CODE,
     RulesBase,
+    _disabled_text,
     _expected_host,
     host_carries_product_key,
 )
@@ -132,18 +133,23 @@ class LoginChecks(RulesBase):
                 details={"product_key": product_key, "device_name": device_name},
             )
         if not device.enabled:
-            return ConnectDecision.refuse(
-                5,
-                rule="device_disabled",
-                message=f"device {device.ref} is disabled (禁用): enable it in the console first",
-                details={"device": str(device.ref)},
-            )
+            return self._disabled_refusal(device)
         if request is None or product is None:  # product is known once device is
             return device
         refusal = self._tls_refusal(product, request, device.device_name)
         if refusal is None:
             refusal = self._host_refusal(product, request, device.device_name)
         return device if refusal is None else refusal
+
+    @staticmethod
+    def _disabled_refusal(device: Device) -> ConnectDecision:
+        """CONNACK 5 for a device switched off (禁用) in the console."""
+        return ConnectDecision.refuse(
+            5,
+            rule="device_disabled",
+            message=_disabled_text(device.ref),
+            details={"device": str(device.ref)},
+        )
 
     def _tls_refusal(
         self, product: Product, request: ConnectRequest, device_name: str

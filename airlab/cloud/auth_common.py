@@ -116,6 +116,11 @@ def _sign_details(check: SignatureCheck, **extra: str) -> dict[str, str]:
     return details
 
 
+def _disabled_text(ref: DeviceRef) -> str:
+    """What every login and registration refusal of a disabled (禁用) device says."""
+    return f"device {ref} is disabled (禁用): enable it in the console first"
+
+
 def _password_text(password: bytes | None) -> str | None:
     if password is None:
         return None

@@ -395,12 +395,7 @@ class ConnectRules(LoginChecks):
                 details={"product_key": ref.product_key, "device_name": ref.device_name},
             )
         if not device.enabled:
-            return ConnectDecision.refuse(
-                5,
-                rule="device_disabled",
-                message=f"device {device.ref} is disabled (禁用): enable it in the console first",
-                details={"device": str(device.ref)},
-            )
+            return self._disabled_refusal(device)
         if device.activated:
             return ConnectDecision.refuse(
                 5,

@@ -26,6 +26,7 @@ from airlab.cloud.auth_common import (
     JSON_CONTENT_TYPE,
     HttpReply,
     RulesBase,
+    _disabled_text,
     _dumps,
     _sign_details,
 )
@@ -221,7 +222,7 @@ class HttpRules(RulesBase):
                 401,
                 "request auth error",
                 "device_disabled",
-                f"device {device.ref} is disabled (禁用): enable it in the console first",
+                _disabled_text(device.ref),
             )
         token = self.registry.issue_token(device.ref, now=self._clock())
         data: dict[str, object] = {"iotId": token.iot_id, "iotToken": token.iot_token}
@@ -314,7 +315,7 @@ class HttpRules(RulesBase):
                 460,
                 "device is disabled",
                 "device_disabled",
-                f"device {device.ref} is disabled (禁用): enable it in the console first",
+                _disabled_text(device.ref),
             )
         if device.activated:
             return fail(
