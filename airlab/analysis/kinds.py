@@ -39,6 +39,7 @@ __all__ = [
     "HTTP_MODULE_ERRORS",
     "KINDS",
     "KIND_OF_NAME",
+    "LOGIN_KINDS",
     "NO_FINAL_COMMANDS",
     "PUBLISH_COMMANDS",
     "PUBLISH_COMPLETIONS",
@@ -48,12 +49,8 @@ __all__ = [
 ]
 
 
-#: Command kinds, in the order a connection goes through them.
-KINDS: list[str] = [
-    "basic",
-    "query",
-    "network",
-    "reset",
+#: The kinds of a login, in order: bearer → HTTP auth → MQTT CONNECT.
+LOGIN_KINDS: tuple[str, ...] = (
     "bearer",
     "http_setup",
     "http_data",
@@ -62,6 +59,15 @@ KINDS: list[str] = [
     "mqtt_config",
     "mqtt_open",
     "mqtt_connect",
+)
+
+#: Command kinds, in the order a connection goes through them.
+KINDS: list[str] = [
+    "basic",
+    "query",
+    "network",
+    "reset",
+    *LOGIN_KINDS,
     "subscribe",
     "unsubscribe",
     "publish_qos0",

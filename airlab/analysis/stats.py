@@ -18,6 +18,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from airlab.analysis.kinds import LOGIN_KINDS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -35,17 +37,7 @@ __all__ = [
 DEFAULT_PERCENTILES = (0.5, 0.9, 0.99)
 
 #: Kinds that make up a connection (bearer → HTTP auth → MQTT CONNECT), in order.
-CONNECTION_KINDS = (
-    "network",
-    "bearer",
-    "http_setup",
-    "http_data",
-    "http_request",
-    "http_read",
-    "mqtt_config",
-    "mqtt_open",
-    "mqtt_connect",
-)
+CONNECTION_KINDS = ("network", *LOGIN_KINDS)
 
 
 def _pname(q: float) -> str:
