@@ -21,6 +21,7 @@ from airlab.cloud.model import DeviceRef
 from airlab.cloud.refusals import explain_refusal, refusal_frame
 from airlab.cloud.registry import Device, Product, Registry
 from airlab.cloud.service_support import ServiceRules
+from airlab.cloud.store.records import PRODUCT_SWITCHES
 from airlab.errors import UsageError
 
 if TYPE_CHECKING:
@@ -326,7 +327,5 @@ def _settings(product: Product) -> dict[str, Any]:
     return {
         "product_key": product.product_key,
         "region": product.region,
-        "dynamic_registration": product.dynamic_registration,
-        "host_check": product.host_check,
-        "tls_required": product.tls_required,
+        **{name: getattr(product, name) for name in PRODUCT_SWITCHES},
     }

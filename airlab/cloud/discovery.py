@@ -53,6 +53,7 @@ from airlab.cloud.registry import (
     message_frame_from_rows,
 )
 from airlab.cloud.service import CloudConsole, CloudEmulator, OnlineDevice
+from airlab.cloud.store.records import PRODUCT_SWITCHES
 from airlab.errors import AirlabError, UsageError
 
 __all__ = [
@@ -324,7 +325,7 @@ class RemoteCloud(CloudConsole):
         return self._product({"product_key": product_key, "tls_required": enabled})
 
     def _product(self, body: dict[str, Any]) -> dict[str, Any]:
-        for name in ("dynamic_registration", "host_check", "tls_required"):
+        for name in PRODUCT_SWITCHES:
             if name in body and not isinstance(body[name], bool):
                 raise UsageError(name, f"must be True or False, not {body[name]!r}")
         product = self._call("POST", "product", body).get("product")

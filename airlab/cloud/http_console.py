@@ -33,6 +33,7 @@ from airlab.at.redact import redact_bytes
 from airlab.cloud.auth_common import _dumps
 from airlab.cloud.model import ConnectionEvent, DeviceRef
 from airlab.cloud.store.reader import mentions_product_key
+from airlab.cloud.store.records import PRODUCT_SWITCHES
 from airlab.errors import UsageError
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ _CONSOLE_ROUTES = {
     "/admin/topic-class": "POST",
     "/admin/new-product": "POST",
 }
-_PRODUCT_SWITCHES = ("dynamic_registration", "host_check", "tls_required")
 _LOG_LIMIT = 10_000
 
 
@@ -187,22 +187,19 @@ def _product_answer(console: Any, request: dict[str, Any]) -> dict[str, Any]:
     pk = request.get("product_key")
     if not isinstance(pk, str) or not pk:
         raise _ConsoleProblem(400, "'product_key' (text) is required")
-    unknown = sorted(set(request) - {"product_key", *_PRODUCT_SWITCHES})
+    unknown = sorted(set(request) - {"product_key", *PRODUCT_SWITCHES})
     if unknown:
         raise _ConsoleProblem(
-            400, f"unknown field(s) {', '.join(unknown)}: use {', '.join(_PRODUCT_SWITCHES)}"
+            400, f"unknown field(s) {', '.join(unknown)}: use {', '.join(PRODUCT_SWITCHES)}"
         )
-    for name in _PRODUCT_SWITCHES:
+    for name in PRODUCT_SWITCHES:
         if name in request and not isinstance(request[name], bool):
             raise _ConsoleProblem(400, f"'{name}' must be true or false")
     try:
         settings = console.product_settings(pk)
-        if "dynamic_registration" in request:
-            settings = console.set_dynamic_registration(pk, request["dynamic_registration"])
-        if "host_check" in request:
-            settings = console.set_host_check(pk, request["host_check"])
-        if "tls_required" in request:
-            settings = console.set_tls_required(pk, request["tls_required"])
+        for name in PRODUCT_SWITCHES:
+            if name in request:
+                settings = getattr(console, f"set_{name}")(pk, request[name])
     except UsageError as exc:
         raise _ConsoleProblem(404, exc.message) from None
     return {"product": dict(settings)}
@@ -524,14 +521,13 @@ def _new_product_answer(
     """``POST /admin/new-product`` (admin only): create a product, answer it with its
     ProductSecret."""
     request = _json_object(body)
-    fields = {"product_key", "product_secret", "region", "dynamic_registration", "host_check",
-              "tls_required", "topic_classes"}  # fmt: skip
+    fields = {"product_key", "product_secret", "region", "topic_classes", *PRODUCT_SWITCHES}
     unknown = sorted(set(request) - fields)
     if unknown:
         raise _ConsoleProblem(400, f"unknown field(s) {', '.join(unknown)}")
     pk = _valid_pk(request.get("product_key"))
     options: dict[str, Any] = {}
-    for name in _PRODUCT_SWITCHES:
+    for name in PRODUCT_SWITCHES:
         if name in request:
             if not isinstance(request[name], bool):
                 raise _ConsoleProblem(400, f"'{name}' must be true or false")

@@ -20,12 +20,25 @@ from airlab.aliyun import TopicClass, validate_topic_class
 from airlab.cloud.model import DeviceRef, Explanation
 from airlab.errors import UsageError
 
-__all__ = ["TOKEN_LIFETIME", "Device", "DeviceLike", "DeviceToken", "Product", "Seat", "Token"]
+__all__ = [
+    "PRODUCT_SWITCHES",
+    "TOKEN_LIFETIME",
+    "Device",
+    "DeviceLike",
+    "DeviceToken",
+    "Product",
+    "Seat",
+    "Token",
+]
 
 TOKEN_LIFETIME = 7 * 24 * 3600.0
 """Seconds an iotToken from ``/auth/devicename`` stays valid (7 days)."""
 
 _ALNUM = string.ascii_letters + string.digits
+
+PRODUCT_SWITCHES = ("dynamic_registration", "host_check", "tls_required")
+"""A product's on/off settings, in order: the :class:`Product` fields, the consoles'
+``set_<name>`` methods and the fields of ``POST /admin/product``."""
 
 
 @dataclass(frozen=True, slots=True)
