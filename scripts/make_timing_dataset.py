@@ -96,14 +96,12 @@ class SimulatedHost:
     """The same host on simulated time: a FleetModem on a VirtualTimeLoop, driven from
     this thread one command at a time; its transcript goes to ``writer`` at the end."""
 
-    def __init__(self, profile: str, seed: int, endpoints, writer) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, profile: str, seed: int, endpoints, writer, runner) -> None:  # type: ignore[no-untyped-def]
         from airlab.fleet import FleetModem
-        from airlab.fleet.clock import VirtualTimeLoop
-        from airlab.mqtt.loopthread import LoopThread
         from airlab.sim.hosts import HostTable
 
         self.writer = writer
-        self.runner = LoopThread("timing-dataset", VirtualTimeLoop).start()
+        self.runner = runner  # the emulator's broker serves on the same loop
         hosts = HostTable.from_endpoints(endpoints)
         # this thread writes the next command when the last one is done: the clock must
         # not run on in between, as nothing on the loop knows that more is coming
@@ -111,7 +109,10 @@ class SimulatedHost:
         self.runner.loop.watch(lambda: self._between_commands)  # type: ignore[union-attr]
 
         def make() -> FleetModem:
-            return FleetModem("dataset", self.runner, hosts=hosts, profile=profile, seed=seed)
+            # the broker answers on this loop: no MQTT answer needs the clock held
+            return FleetModem(
+                "dataset", self.runner, hosts=hosts, profile=profile, seed=seed, held_by=()
+            )
 
         self.modem = self.runner.call(make)
 
@@ -139,9 +140,15 @@ class SimulatedHost:
     def close(self) -> None:
         self._between_commands = False
         self.runner.call(self.modem.close)
-        self.runner.stop()
         for record in self.modem.transcript:
             self.writer.add(record.direction.value, record.data, record.wall, record.mono)
+
+
+def _simulated_loop():  # type: ignore[no-untyped-def]
+    from airlab.fleet.clock import VirtualTimeLoop
+    from airlab.mqtt.loopthread import LoopThread
+
+    return LoopThread("timing-dataset", VirtualTimeLoop).start()
 
 
 def _connect(host, creds, topic_get: str) -> bool:  # type: ignore[no-untyped-def]
@@ -185,13 +192,23 @@ def run(
     )
     base = f"/{TUTORIAL_PRODUCT_KEY}/{TUTORIAL_DEVICE_NAME}/user"
     written: list[Path] = []
-    # on simulated time an hour of uplinks reaches the emulator in seconds: its per-second
-    # throttle (real time) would drop them from its log; the host's transcript is the same
-    limits = {} if clock == "real" else {"uplink_limits": None}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        CloudEmulator(fixture="tutorial", **limits) as cloud,  # type: ignore[arg-type]
-    ):
+    with contextlib.ExitStack() as outer:
+        tmp = outer.enter_context(tempfile.TemporaryDirectory())
+        runner = None
+        if clock == "simulated":  # the emulator's broker and rules on the modem's clock
+            runner = _simulated_loop()
+            outer.callback(runner.stop)
+            loop = runner.loop
+            since, epoch = loop.time(), time.time()
+            cloud = outer.enter_context(
+                CloudEmulator(
+                    fixture="tutorial",
+                    clock=lambda: epoch + (loop.time() - since),
+                    broker_runner=runner,
+                )
+            )
+        else:
+            cloud = outer.enter_context(CloudEmulator(fixture="tutorial"))
         endpoints = cloud.write_endpoints(Path(tmp) / "endpoints.json")
         for name, count in (("connections", connections), ("publishes", publishes)):
             if count <= 0:
@@ -206,7 +223,7 @@ def run(
                 w = stack.enter_context(TranscriptWriter(path, meta=meta))
                 host: Host | SimulatedHost
                 if clock == "simulated":
-                    host = SimulatedHost(profile, seed, cloud.endpoints, w)
+                    host = SimulatedHost(profile, seed, cloud.endpoints, w, runner)
                     stack.callback(host.close)
                 else:
                     port = stack.enter_context(serial.serial_for_url(url, timeout=0.05))

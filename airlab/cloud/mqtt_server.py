@@ -206,6 +206,11 @@ class MqttServer:
         self._records: list[Any] = []  # message records gathered, not yet handed over
         self._then: list[Action] = []  # what to do once they are committed
         self.connect_timeout = core.connect_timeout
+        # records handed to the rules whose commit has not been carried out yet; a loop
+        # on simulated time (a fleet's) must not jump ahead while a writer thread commits
+        self.pending_commits = 0
+        watch = getattr(self.loop, "watch", None)
+        self._unwatch = watch(lambda: self.pending_commits > 0) if watch is not None else None
 
     # ---- listeners -------------------------------------------------------------------
 
@@ -309,6 +314,8 @@ class MqttServer:
             link.close(abort=True)
             link.lost()
         await asyncio.sleep(0)  # let the aborted transports call connection_lost
+        if self._unwatch is not None:
+            self._unwatch()
 
     # ---- console operations (on the loop) ----------------------------------------------
 
@@ -396,7 +403,12 @@ class MqttServer:
             if then is None:
                 log_fn(record)
             else:
-                log_fn(record, self._committed(then))
+                self.pending_commits += 1
+                try:
+                    log_fn(record, self._committed(then))
+                except Exception:
+                    self.pending_commits -= 1
+                    raise
         except Exception:
             log.exception("rules.%s failed", getattr(log_fn, "__name__", "log"))
 
@@ -427,6 +439,7 @@ class MqttServer:
 
     def _carry_out(self, then: tuple[Action, ...] | _Once) -> None:
         """What waited for a commit: a refusal's (once) or a batch's PUBACKs."""
+        self.pending_commits -= 1
         if type(then) is _Once:
             then.run()
         else:

@@ -5,8 +5,10 @@ fleet's clock, not the machine's."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ from airlab.cloud.registry import Registry
 from airlab.cloud.service_support import ServiceRules
 from airlab.fleet import Scenario, run_fleet
 from airlab.fleet.clock import VirtualTimeLoop
-from airlab.mqtt.codec import Connect, encode
+from airlab.mqtt.codec import Connect, Publish, encode
 from airlab.mqtt.loopthread import LoopThread
 
 
@@ -118,6 +120,52 @@ def test_a_silent_device_is_dropped_after_its_keepalive_in_simulated_time(
         log = {e.event: e for e in registry.connection_log()}
         assert log["keepalive"].reason.startswith("Keepalive timeout")
         assert 45.0 <= log["keepalive"].time - log["connect"].time < 46.0
+    finally:
+        unwatch()
+        registry.close()
+
+
+class _SlowDisk(ServiceRules):
+    """The message log committed by a thread of its own that takes 0.2 s (a slow disk)."""
+
+    def log_messages(self, records: Any, on_commit: Any = None) -> None:
+        def commit_later() -> None:
+            time.sleep(0.2)  # the disk's real latency (a peer, not a test wait)
+            ServiceRules.log_messages(self, records, on_commit)
+
+        threading.Thread(target=commit_later, daemon=True).start()
+
+
+def test_a_commit_on_another_thread_holds_simulated_time(virtual: LoopThread) -> None:
+    """A PUBACK goes out only once its record is committed. When a thread of its own
+    commits (a slow disk here, an in-memory registry's writer), the broker on a
+    simulated loop holds the clock until the commit is carried out; before, the clock
+    jumped to the next timer meanwhile, the keepalive drop 45 s on, and the device got
+    no PUBACK."""
+    registry = Registry()
+    load_tutorial(registry)
+    rules = _SlowDisk(registry)
+    cred = direct_mqtt_credentials(
+        TUTORIAL_PRODUCT_KEY, TUTORIAL_DEVICE_NAME, TUTORIAL_DEVICE_SECRET
+    )
+    loop = virtual.loop
+    assert loop is not None
+    holding = [True]
+    unwatch = loop.watch(lambda: holding[0])  # until the PUBLISH is on its way
+    topic = f"/{TUTORIAL_PRODUCT_KEY}/{TUTORIAL_DEVICE_NAME}/user/update"
+    try:
+        with (
+            EmulatedBroker(rules, runner=virtual) as broker,
+            socket.create_connection(("127.0.0.1", broker.mqtt_port or 0), 30) as s,
+        ):
+            s.sendall(encode(Connect(cred.client_id, cred.username, cred.password.encode(),
+                                     keepalive=30)))  # fmt: skip
+            assert s.recv(4) == b"\x20\x02\x00\x00"
+            s.sendall(encode(Publish(topic, b"21.5", 1, 7)))  # readable before it returns
+            holding[0] = False  # from now on only the broker's pending commit holds
+            assert s.recv(4) == b"\x40\x02\x00\x07"  # PUBACK of packet 7, no close
+        registry.flush()
+        assert [m.payload for m in registry.message_log()] == [b"21.5"]
     finally:
         unwatch()
         registry.close()
