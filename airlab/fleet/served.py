@@ -110,7 +110,7 @@ class _PrivateCloud(abc.ABC):
 
 class ServedCloud(_PrivateCloud):
     """``airlab cloud serve`` in a child process (see the module docstring), started and
-    stopped as ``airlab lab`` does it (:func:`airlab.cli.lab.start_cloud_service`: it
+    stopped as ``airlab lab`` does it (:func:`airlab.cloud.child.start_cloud_service`: it
     also ends if this process dies); ``throttle``: keep the platform's per-device
     uplink limits (default on)."""
 
@@ -129,7 +129,7 @@ class ServedCloud(_PrivateCloud):
         return super().__enter__()  # type: ignore[no-any-return]
 
     def _start(self, folder: Path, db: Path) -> dict[str, Any]:
-        from airlab.cli.lab import start_cloud_service
+        from airlab.cloud.child import start_cloud_service
 
         self._service = start_cloud_service(
             folder / "endpoints.json",

@@ -146,7 +146,7 @@ def test_two_fleets_share_one_running_service_and_each_reads_its_own_log(
     from two machines: the second one's endpoints name no registry file, so it reads
     everything through the admin API); each makes its own product and counts only its
     own uplinks and logins."""
-    from airlab.cli.lab import start_cloud_service
+    from airlab.cloud.child import start_cloud_service
 
     endpoints = tmp_path / "endpoints.json"
     service = start_cloud_service(endpoints, tmp_path / "shared.db", fixture="none")
