@@ -31,6 +31,16 @@ from airlab.errors import UsageError
 
 __all__ = ["register"]
 
+_DESCRIPTION = (
+    "Run N simulated Air780EP modems on one event loop, each a device of its own, logging "
+    "in by --methods (direct, http, dynreg) and publishing with AT+MPUB (or AT+MPUBEX) at "
+    "--rate per second for --duration seconds. The emulator is private (a child process; "
+    "with --clock simulated, in this process on the simulated clock) unless "
+    "--endpoints-file names a running service (either engine, any machine). A progress "
+    "line goes to stderr on a terminal, the summary to stdout (--json: one JSON object); "
+    "--out DIR writes commands.csv, connections.csv, messages.csv and summary.json."
+)
+
 
 def register(subparsers: Any) -> None:
     """Add the ``fleet`` group to the ``airlab`` command's subparsers.
@@ -51,7 +61,7 @@ def register(subparsers: Any) -> None:
     run = group.add_parser(
         "run",
         help="run a fleet scenario and print its summary",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description=_DESCRIPTION,
     )
     run.add_argument("--modems", type=int, default=10, help="how many modems (default 10)")
     run.add_argument("--rate", type=float, default=1.0, help="publishes per second per modem")
