@@ -32,13 +32,14 @@ from airlab.errors import UsageError
 __all__ = ["register"]
 
 _DESCRIPTION = (
-    "Run N simulated Air780EP modems on one event loop, each a device of its own, logging "
-    "in by --methods (direct, http, dynreg) and publishing with AT+MPUB (or AT+MPUBEX) at "
-    "--rate per second for --duration seconds. The emulator is private (a child process; "
-    "with --clock simulated, in this process on the simulated clock) unless "
-    "--endpoints-file names a running service (either engine, any machine). A progress "
-    "line goes to stderr on a terminal, the summary to stdout (--json: one JSON object); "
-    "--out DIR writes commands.csv, connections.csv, messages.csv and summary.json."
+    "Run N simulated Air780EP modems on one event loop, each a device of its own, "
+    "logging in by --methods (direct, http, dynreg, mqttreg, regnwl) and publishing "
+    "with AT+MPUB (or AT+MPUBEX) at --rate per second for --duration seconds. The "
+    "emulator is private (a child process; with --clock simulated, in this process on "
+    "the simulated clock) unless --endpoints-file names a running service (either "
+    "engine, any machine). A progress line goes to stderr on a terminal, the summary to "
+    "stdout (--json: one JSON object); --out DIR writes commands.csv, connections.csv, "
+    "messages.csv and summary.json."
 )
 
 
@@ -76,8 +77,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--methods",
         default="direct",
-        help="how the modems log in: direct, http, dynreg, or a mix by weight such as "
-        "direct=3,http=1,dynreg=1 (default direct)",
+        help="how the modems log in: direct, http, dynreg, mqttreg, regnwl, or a mix by "
+        "weight such as direct=3,http=1,dynreg=1 (default direct)",
     )
     run.add_argument("--profile", default="instant", help="latency profile (default instant)")
     run.add_argument("--seed", type=int, default=0, help="seed of the profile's streams")

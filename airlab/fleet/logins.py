@@ -8,7 +8,13 @@
   ``iotToken`` of the reply; every login asks for a fresh token;
 * ``dynreg`` (一型一密 dynamic registration over HTTPS): once, ``POST
   /auth/register/device`` signed with the ProductSecret gives the DeviceSecret; then
-  ``direct`` logins with it.
+  ``direct`` logins with it;
+* ``mqttreg`` (一型一密 over MQTT, ``authType=register``): once, an MQTT connect signed
+  with the ProductSecret; the platform pushes the DeviceSecret on ``/ext/register``
+  (``+MSUB: "/ext/register",…``) and the module hangs up; then ``direct`` logins;
+* ``regnwl`` (免预注册, ``authType=regnwl``): the device is not added beforehand; once,
+  the same MQTT registration gets a clientId and a DeviceToken on ``/ext/regnwl``; every
+  login is then ``authType=connwl`` with that token.
 
 The lines come from :mod:`airlab.at.commands`, the forms and replies from
 :mod:`airlab.aliyun`: the same as :mod:`airlab.session.recipes`, but awaited on the
@@ -38,6 +44,14 @@ from airlab.aliyun import (
     parse_register_reply,
     register_request,
 )
+from airlab.aliyun.dynreg import (
+    REGISTER_PUSH_TOPIC,
+    REGNWL_PUSH_TOPIC,
+    DeviceTokenGrant,
+    connwl_mqtt_credentials,
+    mqtt_register_credentials,
+    parse_register_push,
+)
 from airlab.aliyun.forms import HttpFormRequest
 from airlab.aliyun.mqtt_credentials import MqttCredentials
 from airlab.at.commands import (
@@ -55,6 +69,7 @@ from airlab.fleet.modem import FleetModem
 
 __all__ = [
     "METHODS",
+    "REGISTERING",
     "FleetDevice",
     "assign_methods",
     "log_in",
@@ -63,7 +78,9 @@ __all__ = [
 ]
 
 #: the methods a fleet modem can log in with (see the module docstring)
-METHODS = ("direct", "http", "dynreg")
+METHODS = ("direct", "http", "dynreg", "mqttreg", "regnwl")
+#: the methods that register the device first (the run's product allows it)
+REGISTERING = ("dynreg", "mqttreg", "regnwl")
 _RANDOM_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -75,10 +92,10 @@ def parse_methods(text: str) -> tuple[tuple[str, float], ...]:
     Example:
         >>> parse_methods("http")
         (('http', 1.0),)
-        >>> parse_methods("direct=1,sms=1")
+        >>> parse_methods("direct=1,sms=1")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        airlab.errors.UsageError: methods: unknown method 'sms' (known: direct, http, dynreg)
+        airlab.errors.UsageError: methods: unknown method 'sms' (known: direct, http, ...)
     """
     if not isinstance(text, str) or not text.strip():
         raise UsageError("methods", f"write a method or a mix like direct=3,http=1, not {text!r}")
@@ -124,22 +141,31 @@ def uses_http(method: str) -> bool:
 @dataclass
 class FleetDevice:
     """What one modem knows of its device: the triple (三元组), its login ``method`` and,
-    for ``dynreg``, the ProductSecret (the DeviceSecret is unknown until registered)."""
+    for the registering methods, the ProductSecret (the DeviceSecret, or for ``regnwl``
+    the DeviceToken ``grant``, is unknown until registered)."""
 
     product_key: str
     device_name: str
     device_secret: str | None
     method: str = "direct"
     product_secret: str | None = None
+    grant: DeviceTokenGrant | None = None
 
 
 async def log_in(m: FleetModem, d: FleetDevice, s: Any, seed: str) -> bool:
     """Log ``m`` in as ``d`` with ``d.method``; ``s``: the scenario (``tls``,
     ``keepalive``, ``subscribe``); ``seed``: the run's, for the registration nonce.
     False when any step failed (the modem's transcript says which)."""
-    registering = d.method == "dynreg" and d.device_secret is None
-    if registering and not (await _bearer(m) and await _register(m, d, seed)):
+    registered = True
+    if d.device_secret is None and d.grant is None:  # register once, the first time
+        if d.method == "dynreg":
+            registered = await _bearer(m) and await _register(m, d, seed)
+        elif d.method in ("mqttreg", "regnwl"):
+            registered = await _register_mqtt(m, d, s, seed)
+    if not registered:
         return False
+    if d.grant is not None:  # regnwl: every login with the DeviceToken (authType=connwl)
+        return await _mqtt_login(m, connwl_mqtt_credentials(d.grant), d, s)
     if d.method == "http":
         if d.device_secret is None:  # pragma: no cover - provisioning gives it
             raise UsageError("device_secret", "an http login needs the DeviceSecret")
@@ -214,16 +240,58 @@ async def _post(m: FleetModem, request: HttpFormRequest) -> bytes | None:
         await m.command("AT+HTTPTERM", timeout=10)
 
 
+async def _register_mqtt(m: FleetModem, d: FleetDevice, s: Any, seed: str) -> bool:
+    """一型一密 over MQTT: connect signed with the ProductSecret, read the platform's push
+    (a DeviceSecret for ``mqttreg``, a DeviceToken grant for ``regnwl``), hang up."""
+    if d.product_secret is None:  # pragma: no cover - provisioning gives it
+        raise UsageError("product_secret", "an MQTT registration needs the ProductSecret")
+    regnwl = d.method == "regnwl"
+    creds = mqtt_register_credentials(
+        d.product_key,
+        d.device_name,
+        d.product_secret,
+        random=_nonce(seed, d.device_name),
+        auth_type="regnwl" if regnwl else "register",
+    )
+    topic = REGNWL_PUSH_TOPIC if regnwl else REGISTER_PUSH_TOPIC
+    steps = (
+        (mconfig(creds.client_id, creds.username, creds.password), ()),
+        (mipstart(creds.host, creds.port, tls=s.tls), ("CONNECT OK",)),
+        (mconnect(1, s.keepalive), ("CONNACK OK",)),
+    )
+    for line, urc in steps:
+        ex = await m.command(line, urc=urc, timeout=30)
+        if not ex.ok or (urc and ex.urc not in urc):
+            await m.command("AT+MIPCLOSE", timeout=10)
+            return False
+    push = await m.wait_urc(("+MSUB",), timeout=30)
+    await m.command("AT+MDISCONNECT", timeout=10)  # as the SDKs do: no wait for CLOSED
+    await m.command("AT+MIPCLOSE", timeout=10)
+    if push is None or push.topic != topic or push.payload is None:
+        return False
+    try:
+        result = parse_register_push(topic, push.payload)
+    except AirlabError:
+        return False
+    if isinstance(result, DeviceTokenGrant):
+        d.grant = result
+    else:
+        d.device_secret = result.device_secret
+    return True
+
+
+def _nonce(seed: str, device_name: str) -> str:
+    """The registration's ``random``: seeded, so a run repeats exactly."""
+    stream = random.Random(f"{seed}/{device_name}/register")
+    return "".join(stream.choice(_RANDOM_ALPHABET) for _ in range(15))
+
+
 async def _register(m: FleetModem, d: FleetDevice, seed: str) -> bool:
     """一型一密: the DeviceSecret from ``/auth/register/device`` (kept in ``d``)."""
     if d.product_secret is None:  # pragma: no cover - provisioning gives it
         raise UsageError("product_secret", "a dynreg login needs the ProductSecret")
-    nonce = random.Random(f"{seed}/{d.device_name}/register")
     request = register_request(
-        d.product_key,
-        d.device_name,
-        d.product_secret,
-        random="".join(nonce.choice(_RANDOM_ALPHABET) for _ in range(15)),
+        d.product_key, d.device_name, d.product_secret, random=_nonce(seed, d.device_name)
     )
     body = await _post(m, request)
     if body is None:

@@ -197,6 +197,15 @@ class FleetModem:
         args = got.args if isinstance(got, Urc) else ()
         return Exchange(line, final.result, final.code, name, args, body)
 
+    async def wait_urc(self, names: tuple[str, ...], timeout: float) -> Urc | None:
+        """The next URC named in ``names`` (or a link-down one) after what the last
+        command took; None when none comes within ``timeout`` seconds."""
+        wanted = names + LINK_DOWN
+        got = await self._next(
+            self.loop.time() + timeout, lambda e: isinstance(e, Urc) and e.name in wanted
+        )
+        return got if isinstance(got, Urc) else None
+
     def write(self, data: bytes) -> None:
         """Bytes from the host to the module."""
         wall, mono = self._stamp()

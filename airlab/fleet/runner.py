@@ -48,7 +48,7 @@ from typing import Any
 from airlab.at.commands import mpub, mpubex
 from airlab.cloud.names import new_product_key
 from airlab.fleet.clock import VirtualTimeLoop
-from airlab.fleet.logins import FleetDevice, assign_methods, log_in, uses_http
+from airlab.fleet.logins import REGISTERING, FleetDevice, assign_methods, log_in, uses_http
 from airlab.fleet.modem import Exchange, FleetModem
 from airlab.fleet.results import FleetResult, build_result
 from airlab.fleet.scenario import Scenario
@@ -192,17 +192,20 @@ def _provision(cloud: Any, scenario: Scenario) -> list[FleetDevice]:
     ``scenario.shared`` modems reuse the first ones' devices."""
     product_key = new_product_key()
     methods = assign_methods(scenario.method_shares, scenario.modems - scenario.shared)
-    dynreg = "dynreg" in methods
-    product = cloud.add_product(product_key, dynamic_registration=dynreg)
+    registering = any(m in REGISTERING for m in methods)
+    product = cloud.add_product(product_key, dynamic_registration=registering)
     own = scenario.modems - scenario.shared
     devices = []
     for i in range(own):
-        name = fleet_device_name(i)
-        secret = cloud.add_device(product_key, name)
-        if methods[i] == "dynreg":  # it learns its secret by registering
-            devices.append(FleetDevice(product_key, name, None, "dynreg", product.product_secret))
+        name, method = fleet_device_name(i), methods[i]
+        if method in REGISTERING:  # it learns its secret (or token) by registering
+            if method != "regnwl":  # 免预注册: the platform adds it when it registers
+                cloud.add_device(product_key, name)
+            devices.append(FleetDevice(product_key, name, None, method, product.product_secret))
         else:
-            devices.append(FleetDevice(product_key, name, secret, methods[i]))
+            devices.append(
+                FleetDevice(product_key, name, cloud.add_device(product_key, name), method)
+            )
     return devices + [devices[i % own] for i in range(scenario.shared)]
 
 

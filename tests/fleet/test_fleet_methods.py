@@ -63,10 +63,34 @@ def test_dynamic_registration_happens_once_and_later_logins_are_direct(
     assert all(d.activated for d in cloud.registry.devices())
 
 
+def test_mqtt_registration_then_logins_with_its_secret_or_token(cloud: CloudEmulator) -> None:
+    """一型一密 over MQTT: ``mqttreg`` (pre-registered: the /ext/register push gives the
+    DeviceSecret, then direct logins) and ``regnwl`` (免预注册: the platform adds the
+    device; the /ext/regnwl push gives a DeviceToken for ``authType=connwl`` logins)."""
+    scenario = Scenario(modems=4, rate=2, duration=1, ramp=0, methods="mqttreg=1,regnwl=1")
+    result = run_fleet(scenario, cloud=cloud)
+    s = result.summary
+    assert (s["logins"], s["login_failures"], s["published"], s["acked"]) == (4, 0, 8, 8)
+    connects = result.connections[result.connections["event"] == "connect"]
+    kinds = connects["client_id"].str.extract(r"authType=(\w+)")[0].fillna("direct")
+    assert sorted(kinds.value_counts().items()) == [
+        ("connwl", 2), ("direct", 2), ("register", 2), ("regnwl", 2)
+    ]  # fmt: skip
+    regnwl = sorted(result.table[result.table["method"] == "regnwl"]["modem"].unique())
+    added = {(d.device_name, d.activated) for d in cloud.registry.devices()}
+    assert {(name, True) for name in regnwl} <= added  # the platform added them
+    mconfig = result.table[result.table["name"] == "+MCONFIG"]["command"]
+    assert mconfig.str.match(r'.*,"\*+"$').all()  # secrets and tokens masked
+    secrets = {d.device_secret for d in cloud.registry.devices()}
+    text = result.table.to_csv() + result.connections.to_csv() + result.messages.to_csv()
+    assert not [x for x in secrets if x and x in text]
+
+
 def test_the_same_seed_gives_the_same_sequence_with_every_method() -> None:
     def sequence() -> list[tuple[str, ...]]:
-        scenario = Scenario(modems=3, rate=2, duration=2, ramp=0, profile="tutorial",
-                            methods="direct=1,http=1,dynreg=1", clock="simulated",
+        scenario = Scenario(modems=5, rate=2, duration=2, ramp=0, profile="tutorial",
+                            methods="direct=1,http=1,dynreg=1,mqttreg=1,regnwl=1",
+                            clock="simulated",
                             seed=3)  # fmt: skip
         table = run_fleet(scenario).table
         cols = ["modem", "method", "name", "final", "urc", "outcome", "http_status"]
@@ -74,7 +98,7 @@ def test_the_same_seed_gives_the_same_sequence_with_every_method() -> None:
 
     first = sequence()
     assert first == sequence()
-    assert {row[1] for row in first} == {"direct", "http", "dynreg"}
+    assert {row[1] for row in first} == {"direct", "http", "dynreg", "mqttreg", "regnwl"}
 
 
 def test_mpubex_carries_payloads_longer_than_a_quoted_mpub(cloud: CloudEmulator) -> None:
