@@ -186,19 +186,33 @@ async def log_in(m: FleetModem, d: FleetDevice, s: Any, seed: str) -> bool:
     return await _mqtt_login(m, creds, d, s)
 
 
-async def _mqtt_login(m: FleetModem, creds: MqttCredentials, d: FleetDevice, s: Any) -> bool:
-    steps: list[tuple[str, tuple[str, ...]]] = [
+_Step = tuple[str, tuple[str, ...]]  # a command line and the URCs that end it well
+
+
+def _connect_steps(creds: MqttCredentials, s: Any) -> list[_Step]:
+    """``AT+MCONFIG``, ``AT+(SSL)MIPSTART`` → ``CONNECT OK``, ``AT+MCONNECT`` →
+    ``CONNACK OK``: an MQTT connect with ``creds``."""
+    return [
         (mconfig(creds.client_id, creds.username, creds.password), ()),
         (mipstart(creds.host, creds.port, tls=s.tls), ("CONNECT OK",)),
         (mconnect(1, s.keepalive), ("CONNACK OK",)),
     ]
-    if s.subscribe:
-        steps.append((msub(f"/{d.product_key}/{d.device_name}/user/get", 1), ("SUBACK",)))
+
+
+async def _all_ok(m: FleetModem, steps: list[_Step]) -> bool:
+    """Send ``steps`` in turn while each ends OK (and with one of its URCs)."""
     for line, urc in steps:
         ex = await m.command(line, urc=urc, timeout=30)
         if not ex.ok or (urc and ex.urc not in urc):
             return False
     return True
+
+
+async def _mqtt_login(m: FleetModem, creds: MqttCredentials, d: FleetDevice, s: Any) -> bool:
+    steps = _connect_steps(creds, s)
+    if s.subscribe:
+        steps.append((msub(f"/{d.product_key}/{d.device_name}/user/get", 1), ("SUBACK",)))
+    return await _all_ok(m, steps)
 
 
 async def _bearer(m: FleetModem) -> bool:
@@ -254,16 +268,9 @@ async def _register_mqtt(m: FleetModem, d: FleetDevice, s: Any, seed: str) -> bo
         auth_type="regnwl" if regnwl else "register",
     )
     topic = REGNWL_PUSH_TOPIC if regnwl else REGISTER_PUSH_TOPIC
-    steps = (
-        (mconfig(creds.client_id, creds.username, creds.password), ()),
-        (mipstart(creds.host, creds.port, tls=s.tls), ("CONNECT OK",)),
-        (mconnect(1, s.keepalive), ("CONNACK OK",)),
-    )
-    for line, urc in steps:
-        ex = await m.command(line, urc=urc, timeout=30)
-        if not ex.ok or (urc and ex.urc not in urc):
-            await m.command("AT+MIPCLOSE", timeout=10)
-            return False
+    if not await _all_ok(m, _connect_steps(creds, s)):
+        await m.command("AT+MIPCLOSE", timeout=10)
+        return False
     push = await m.wait_urc(("+MSUB",), timeout=30)
     await m.command("AT+MDISCONNECT", timeout=10)  # as the SDKs do: no wait for CLOSED
     await m.command("AT+MIPCLOSE", timeout=10)
