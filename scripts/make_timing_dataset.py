@@ -198,13 +198,11 @@ def run(
         if clock == "simulated":  # the emulator's broker and rules on the modem's clock
             runner = _simulated_loop()
             outer.callback(runner.stop)
-            loop = runner.loop
-            since, epoch = loop.time(), time.time()
+            from airlab.fleet.clock import wall_clock
+
             cloud = outer.enter_context(
                 CloudEmulator(
-                    fixture="tutorial",
-                    clock=lambda: epoch + (loop.time() - since),
-                    broker_runner=runner,
+                    fixture="tutorial", clock=wall_clock(runner.loop), broker_runner=runner
                 )
             )
         else:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["STALL", "VirtualTimeLoop"]
+__all__ = ["STALL", "VirtualTimeLoop", "wall_clock"]
 
 #: real seconds an awaited answer may take before the virtual clock moves on regardless
 STALL = 5.0
@@ -132,3 +132,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                     self._virtual.busy.remove(awaiting)
 
         return unwatch
+
+
+def wall_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """Epoch seconds that follow ``loop``'s clock from now on (on a
+    :class:`VirtualTimeLoop`, simulated time): what the emulator's rules and logs read
+    when they run on a fleet's loop.
+
+    Example:
+        >>> loop = VirtualTimeLoop()
+        >>> wall = wall_clock(loop)
+        >>> start = wall()
+        >>> loop.run_until_complete(asyncio.sleep(3600))
+        >>> round(wall() - start)
+        3600
+        >>> loop.close()
+    """
+    since, epoch = loop.time(), time.time()
+    return lambda: epoch + (loop.time() - since)

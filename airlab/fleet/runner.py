@@ -152,7 +152,7 @@ def run_fleet(
         )
         future.add_done_callback(lambda _: done.set())
         limit = scenario.ramp + scenario.duration + _GRACE + 60.0
-        if scenario.clock == "simulated":
+        if simulated:
             limit = max(limit, 3600.0)  # real seconds: the run goes as fast as its work
         while not done.wait(progress_every):
             if progress is not None:
@@ -191,10 +191,10 @@ def _provision(cloud: Any, scenario: Scenario) -> list[FleetDevice]:
     device per modem, each with its login method (secrets stay in memory); the last
     ``scenario.shared`` modems reuse the first ones' devices."""
     product_key = new_product_key()
-    methods = assign_methods(scenario.method_shares, scenario.modems - scenario.shared)
+    own = scenario.modems - scenario.shared
+    methods = assign_methods(scenario.method_shares, own)
     registering = any(m in REGISTERING for m in methods)
     product = cloud.add_product(product_key, dynamic_registration=registering)
-    own = scenario.modems - scenario.shared
     devices = []
     for i in range(own):
         name, method = fleet_device_name(i), methods[i]

@@ -27,13 +27,13 @@ import abc
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from airlab.cloud.mqtt_core import UPLINK_LIMITS
 from airlab.cloud.registry import Product, Registry
+from airlab.fleet.clock import wall_clock
 from airlab.mqtt.loopthread import LoopThread
 
 __all__ = ["LoopCloud", "ServedCloud"]
@@ -51,7 +51,7 @@ class _PrivateCloud(abc.ABC):
         self._folder: str | None = None
         self._running = False
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         self._folder = tempfile.mkdtemp(prefix="airlab-fleet-")
         os.chmod(self._folder, 0o700)
         folder = Path(self._folder)
@@ -125,9 +125,6 @@ class ServedCloud(_PrivateCloud):
         process = self._service.process if self._service is not None else None
         return process.pid if process is not None and process.poll() is None else None
 
-    def __enter__(self) -> ServedCloud:
-        return super().__enter__()  # type: ignore[no-any-return]
-
     def _start(self, folder: Path, db: Path) -> dict[str, Any]:
         from airlab.cloud.child import start_cloud_service
 
@@ -160,25 +157,16 @@ class LoopCloud(_PrivateCloud):
         self.throttle = throttle
         self._emulator: Any = None
 
-    def __enter__(self) -> LoopCloud:
-        return super().__enter__()  # type: ignore[no-any-return]
-
     def _start(self, folder: Path, db: Path) -> dict[str, Any]:
         from airlab.cloud.service import CloudEmulator
 
         loop = self.runner.loop
         if loop is None:
             raise RuntimeError("the fleet's loop is not running")
-        since = loop.time()
-        epoch = time.time()
-
-        def wall() -> float:  # epoch seconds on the loop's clock
-            return epoch + (loop.time() - since)
-
         self._emulator = CloudEmulator(
             db,
             fixture=None,
-            clock=wall,
+            clock=wall_clock(loop),
             broker_runner=self.runner,
             uplink_limits=UPLINK_LIMITS if self.throttle else None,
         )
