@@ -170,7 +170,7 @@ class LogWriterMixin(StoreBase):
                 continue
             batch = [item]
             urgent = item[2] is not None
-            if urgent and len(item[1]) == 1:  # a batch (log_messages) is a group already
+            if urgent and len(item[1]) == 1:  # several rows: the broker grouped them already
                 time.sleep(_GROUP_WINDOW)  # one wake-up per group, not one per record
             deadline = time.monotonic() + _LINGER
             while len(batch) < _BATCH:
